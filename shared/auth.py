@@ -1,0 +1,183 @@
+"""App-only tokens for Exchange Online: managed identity (azure-identity), certificate or secret (msal).
+
+Tokens are cached until shortly before they expire. Nothing here logs or embeds a token or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from shared.config import Settings
+
+log = logging.getLogger("mailbox_audit_guard.auth")
+
+# Refresh this long before expiry, so a token never expires between being read and being used.
+REFRESH_MARGIN_SECONDS = 300
+HTTP_TIMEOUT = (10, 30)
+
+
+class TokenError(Exception):
+    """No token could be obtained. The message says why and what to check; it never holds a secret."""
+
+
+class TokenProvider(Protocol):
+    def get_token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+class _CachingProvider:
+    """Caches one token until REFRESH_MARGIN_SECONDS before its expiry; subclasses fetch."""
+
+    description = "token provider"
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_on = 0.0
+
+    def get_token(self) -> str:
+        with self._lock:
+            if self._token is None or time.time() >= self._expires_on - REFRESH_MARGIN_SECONDS:
+                self._token, self._expires_on = self._fetch()
+                log.debug("Obtained an Exchange token from %s (expires in %.0f s)", self.description,
+                          self._expires_on - time.time())
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the cached token and the client behind it, so the next call asks the identity platform anew."""
+        with self._lock:
+            self._token = None
+            self._expires_on = 0.0
+            self._reset()
+
+    def _fetch(self) -> tuple[str, float]:
+        raise NotImplementedError
+
+    def _reset(self) -> None:
+        """Drop library-level caches (msal / azure-identity keep their own)."""
+
+
+class ManagedIdentityTokenProvider(_CachingProvider):
+    """The Function App's managed identity, through azure-identity (IDENTITY_ENDPOINT / IDENTITY_HEADER or IMDS)."""
+
+    def __init__(self, scope: str, client_id: str | None) -> None:
+        super().__init__(scope)
+        self.client_id = client_id
+        kind = f"user-assigned {client_id}" if client_id else "system-assigned"
+        self.description = f"the {kind} managed identity"
+        self._credential: Any = None
+
+    def _fetch(self) -> tuple[str, float]:
+        from azure.core.exceptions import AzureError
+        from azure.identity import ManagedIdentityCredential
+
+        if self._credential is None:
+            kwargs: dict[str, Any] = {"connection_timeout": HTTP_TIMEOUT[0], "read_timeout": HTTP_TIMEOUT[1],
+                                      "retry_total": 2}
+            if self.client_id:
+                kwargs["client_id"] = self.client_id
+            self._credential = ManagedIdentityCredential(**kwargs)
+        try:
+            token = self._credential.get_token(self.scope)
+        except (AzureError, ValueError) as exc:
+            raise TokenError(
+                f"Could not get a token from {self.description} for {self.scope}: {_first_line(exc)}. "
+                "Check that the Function App has this identity assigned (and EXO_CLIENT_ID names it when it is "
+                "user-assigned), or set EXO_AUTH_MODE=certificate/secret when running outside Azure."
+            ) from None
+        return token.token, float(token.expires_on)
+
+    def _reset(self) -> None:
+        if self._credential is not None:
+            self._credential.close()
+        self._credential = None
+
+
+class MsalTokenProvider(_CachingProvider):
+    """An app registration's client secret or certificate, through msal's ConfidentialClientApplication."""
+
+    def __init__(self, scope: str, authority: str, tenant_id: str, client_id: str, credential: Any,
+                 description: str) -> None:
+        super().__init__(scope)
+        self.authority = f"{authority}/{tenant_id}"
+        self.client_id = client_id
+        self.description = description
+        self._credential = credential
+        self._app: Any = None
+
+    def _fetch(self) -> tuple[str, float]:
+        import msal
+        import requests
+
+        try:
+            if self._app is None:
+                # instance_discovery=False: talk to the configured authority only, never to a discovery host.
+                self._app = msal.ConfidentialClientApplication(
+                    self.client_id, client_credential=self._credential, authority=self.authority,
+                    instance_discovery=False, timeout=HTTP_TIMEOUT)
+            result = self._app.acquire_token_for_client(scopes=[self.scope])
+        except (requests.RequestException, ValueError) as exc:
+            self._app = None
+            raise TokenError(
+                f"Could not reach the login service at {self.authority} for {self.description}: "
+                f"{type(exc).__name__}. Check EXO_AUTHORITY / EXO_CLOUD and the network path."
+            ) from None
+        if not isinstance(result, dict) or "access_token" not in result:
+            error = result.get("error", "unknown_error") if isinstance(result, dict) else "no_answer"
+            description = result.get("error_description", "") if isinstance(result, dict) else ""
+            raise TokenError(
+                f"The login service refused a token for {self.description} ({error}): "
+                f"{_first_line(description) or 'no description'}. Check EXO_CLIENT_ID, the credential, and that "
+                "the app has the Exchange.ManageAsApp permission with admin consent."
+            )
+        expires_in = float(result.get("expires_in", 0) or 0)
+        return result["access_token"], time.time() + expires_in
+
+    def _reset(self) -> None:
+        self._app = None
+
+
+def load_certificate_credential(path: str, password: str | None) -> dict[str, str]:
+    """Read a PEM holding a private key and its certificate into msal's credential form (RS256 + x5t)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read()
+        key = serialization.load_pem_private_key(pem, password.encode() if password else None)
+        certificate = x509.load_pem_x509_certificate(pem)
+    except (OSError, ValueError, TypeError) as exc:
+        raise TokenError(
+            f"EXO_CERTIFICATE_PATH: could not read a private key and certificate from the PEM file "
+            f"({type(exc).__name__}); check the file and EXO_CERTIFICATE_PASSWORD."
+        ) from None
+    unencrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    thumbprint = certificate.fingerprint(hashes.SHA1()).hex()  # noqa: S303 (x5t is SHA-1 by definition)
+    return {"private_key": unencrypted, "thumbprint": thumbprint}
+
+
+def token_provider_for(settings: Settings) -> TokenProvider:
+    """Build the provider the settings ask for."""
+    scope = settings.token_scope
+    if settings.auth_mode == "managed_identity":
+        return ManagedIdentityTokenProvider(scope, settings.client_id)
+    assert settings.client_id is not None  # validated by Settings.from_env
+    if settings.auth_mode == "secret":
+        return MsalTokenProvider(scope, settings.authority, settings.tenant_id, settings.client_id,
+                                 settings.client_secret, f"app {settings.client_id} (client secret)")
+    credential = load_certificate_credential(str(settings.certificate_path), settings.certificate_password)
+    return MsalTokenProvider(scope, settings.authority, settings.tenant_id, settings.client_id, credential,
+                             f"app {settings.client_id} (certificate {credential['thumbprint'][:8]}…)")
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0][:300] if text else ""
+

@@ -1,0 +1,131 @@
+"""The command line: `python -m shared check | remediate | revert`, the same code path as the functions.
+
+Exit codes as the original script: 0 compliant, 1 non-compliant, 2 error (configuration errors included).
+`revert` exits 0 when the revert was applied and verified, 2 when it was not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from shared import __version__
+from shared.auth import TokenError, token_provider_for
+from shared.config import ConfigError, Settings
+from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS, RunReport, run_check, run_remediation
+from shared.exchange import ExchangeClient, RetryPolicy
+from shared.models import Outcome, Status
+from shared.redact import RedactingFilter
+from shared.report import render_text, run_document
+
+log = logging.getLogger("mailbox_audit_guard.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared",
+        description="Check, fix and revert Exchange Online mailbox auditing. Settings come from EXO_* variables.")
+    parser.add_argument("--version", action="version", version=f"mailbox-audit-guard {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--control", action="append", choices=IMPLEMENTED_CONTROLS, metavar="ID",
+                        help=f"limit the run to this control (repeatable): {', '.join(IMPLEMENTED_CONTROLS)}")
+    common.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("check", parents=[common], help="read and judge the controls (the original -Monitoring)")
+    fix = commands.add_parser("remediate", parents=[common], help="fix what is non-compliant (-Remediation)")
+    fix.add_argument("--dry-run", action="store_true", help="show what would change, write nothing (-WhatIf)")
+    revert = commands.add_parser("revert", parents=[common],
+                                 help="switch organisation-wide auditing OFF again (-Revert); dangerous")
+    revert.add_argument("--confirm", required=True, metavar="TENANT_ID",
+                        help="the tenant id again, to prove you mean this tenant")
+    revert.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        return _fail(args, str(exc), tenant_id=None)
+    _configure_logging(args.verbose, settings)
+
+    control_ids = tuple(dict.fromkeys(args.control)) if args.control else None
+    if args.command == "revert":
+        if args.confirm.strip().lower() != settings.tenant_id:
+            return _fail(args, "revert refused: --confirm must name the configured tenant id (EXO_TENANT_ID); "
+                         "nothing was sent.", tenant_id=settings.tenant_id)
+        control_ids = control_ids or ("org-audit-enabled",)
+        not_revertible = [cid for cid in control_ids if cid not in REVERTIBLE_CONTROLS]
+        if not_revertible:
+            return _fail(args, f"revert is not available for: {', '.join(not_revertible)}",
+                         tenant_id=settings.tenant_id)
+        print(f"WARNING: about to switch OFF mailbox auditing ({', '.join(control_ids)}) for tenant "
+              f"{settings.tenant_id}. Mailbox actions will no longer be audited.", file=sys.stderr)
+
+    try:
+        tokens = token_provider_for(settings)
+    except TokenError as exc:
+        return _fail(args, str(exc), tenant_id=settings.tenant_id)
+    client = ExchangeClient(settings.exchange_url, settings.tenant_id, tokens,
+                            policy=RetryPolicy(deadline_seconds=settings.operation_deadline_seconds))
+    try:
+        report = _run(args, client, settings, control_ids or IMPLEMENTED_CONTROLS)
+    finally:
+        client.close()
+    code = exit_code(report)
+    if args.json:
+        print(json.dumps(run_document(report, code), indent=2))
+    else:
+        print(render_text(report, code))
+    return code
+
+
+def _run(args: argparse.Namespace, client: ExchangeClient, settings: Settings,
+         control_ids: Sequence[str]) -> RunReport:
+    if args.command == "check":
+        return run_check(client, settings.tenant_id, control_ids)
+    return run_remediation(client, settings.tenant_id, control_ids, dry_run=args.dry_run,
+                           caller=_local_caller(), revert=args.command == "revert")
+
+
+def exit_code(report: RunReport) -> int:
+    """check/remediate: the (read-back) status; revert: 0 only when every revert was applied and verified."""
+    if report.command == "revert" and not report.dry_run:
+        done = {Outcome.APPLIED, Outcome.ALREADY_COMPLIANT}
+        ok = report.remediation and all(step.outcome in done for step in report.remediation)
+        return 0 if ok else Status.ERROR.exit_code
+    return report.status.exit_code
+
+
+def _local_caller() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _fail(args: argparse.Namespace, message: str, *, tenant_id: str | None) -> int:
+    """A run that could not start: clear message on stderr, one JSON document with --json, exit 2."""
+    print(message, file=sys.stderr)
+    if args.json:
+        print(json.dumps({"tool": "mailbox-audit-guard", "tool_version": __version__, "command": args.command,
+                          "tenant_id": tenant_id, "status": str(Status.ERROR), "exit_code": 2,
+                          "error": message, "controls": []}, indent=2))
+    return Status.ERROR.exit_code
+
+
+def _configure_logging(verbose: bool, settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter([settings.client_secret or "", settings.certificate_password or ""]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("mailbox_audit_guard").setLevel(logging.INFO if verbose else logging.WARNING)

@@ -1,0 +1,37 @@
+"""The Microsoft 365 clouds we know: Exchange host, token scope and login authority, in one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """Where one Microsoft 365 cloud keeps Exchange Online and its login service."""
+
+    name: str
+    exchange_host: str
+    authority: str
+
+    @property
+    def exchange_url(self) -> str:
+        return f"https://{self.exchange_host}"
+
+    @property
+    def exchange_resource(self) -> str:
+        """The token audience (`aud`) Exchange expects; the scope is this plus `/.default`."""
+        return f"https://{self.exchange_host}"
+
+    @property
+    def token_scope(self) -> str:
+        return f"{self.exchange_resource}/.default"
+
+
+# Sources: exchange-admin-api.md §1. DoD: the host and audience come from ScubaGear (outlook-dod.office365.us);
+# Microsoft's ConnectionUri names webmail.apps.mil. Override with EXO_ENDPOINT if your tenant answers elsewhere.
+CLOUDS: dict[str, Cloud] = {
+    "global": Cloud("global", "outlook.office365.com", "https://login.microsoftonline.com"),
+    "gcchigh": Cloud("gcchigh", "outlook.office365.us", "https://login.microsoftonline.us"),
+    "dod": Cloud("dod", "outlook-dod.office365.us", "https://login.microsoftonline.us"),
+    "china": Cloud("china", "partner.outlook.cn", "https://login.chinacloudapi.cn"),
+}

@@ -1,0 +1,166 @@
+"""Settings from environment variables, validated once, before anything is sent.
+
+Every problem is reported by the variable's name; secret values are never echoed back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.clouds import CLOUDS, Cloud
+
+AUTH_MODES = ("managed_identity", "certificate", "secret")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}$")
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or wrong; `problems` maps each variable to what is wrong with it."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = dict(problems)
+        lines = [f"{name}: {problem}" for name, problem in self.problems.items()]
+        super().__init__("Configuration error:\n  " + "\n  ".join(lines))
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses: the only hosts allowed plain http."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(value: str, *, allow_loopback_http: bool) -> str | None:
+    """Return what is wrong with a base URL (scheme and host, no query), or None when it is fine."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL, e.g. https://outlook.office365.com"
+    if parts.scheme == "http" and not (allow_loopback_http and is_loopback_host(parts.hostname)):
+        return "must use https (plain http is allowed only for loopback addresses such as 127.0.0.1)"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "must not carry credentials, a query or a fragment"
+    if parts.path not in ("", "/"):
+        return "must be a base URL without a path, e.g. https://outlook.office365.com"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated connection settings for one tenant."""
+
+    tenant_id: str
+    auth_mode: str
+    cloud: Cloud
+    exchange_url: str
+    authority: str
+    organization: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    certificate_path: Path | None = None
+    certificate_password: str | None = field(default=None, repr=False)
+    operation_deadline_seconds: float = 60.0
+
+    @property
+    def token_scope(self) -> str:
+        return self.cloud.token_scope
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the EXO_* variables; raise ConfigError naming every bad one."""
+        env = os.environ if env is None else env
+        problems: dict[str, str] = {}
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        tenant_id = get("EXO_TENANT_ID")
+        if tenant_id is None:
+            problems["EXO_TENANT_ID"] = "required: the tenant's GUID (Entra ID > Overview > Tenant ID)"
+        elif not _GUID.match(tenant_id):
+            problems["EXO_TENANT_ID"] = "must be the tenant GUID, e.g. 0b5c1c1e-1111-2222-3333-444455556666"
+
+        organization = get("EXO_ORGANIZATION")
+        if organization is not None and not _DOMAIN.match(organization):
+            problems["EXO_ORGANIZATION"] = "must be a domain name such as contoso.onmicrosoft.com"
+
+        auth_mode = (get("EXO_AUTH_MODE") or "managed_identity").lower()
+        if auth_mode not in AUTH_MODES:
+            problems["EXO_AUTH_MODE"] = f"must be one of {', '.join(AUTH_MODES)}"
+
+        client_id = get("EXO_CLIENT_ID")
+        if client_id is not None and not _GUID.match(client_id):
+            problems["EXO_CLIENT_ID"] = "must be an application (client) id GUID"
+        elif client_id is None and auth_mode in ("certificate", "secret"):
+            problems["EXO_CLIENT_ID"] = f"required with EXO_AUTH_MODE={auth_mode}: the app registration's client id"
+
+        client_secret = get("EXO_CLIENT_SECRET")
+        if auth_mode == "secret" and client_secret is None:
+            problems["EXO_CLIENT_SECRET"] = "required with EXO_AUTH_MODE=secret"  # noqa: S105
+
+        certificate_path = None
+        raw_cert = get("EXO_CERTIFICATE_PATH")
+        if auth_mode == "certificate":
+            if raw_cert is None:
+                problems["EXO_CERTIFICATE_PATH"] = (
+                    "required with EXO_AUTH_MODE=certificate: a PEM with key and certificate")
+            else:
+                certificate_path = Path(raw_cert)
+                if not certificate_path.is_file():
+                    problems["EXO_CERTIFICATE_PATH"] = "file not found or not readable"
+
+        cloud_name = (get("EXO_CLOUD") or "global").lower()
+        cloud = CLOUDS.get(cloud_name)
+        if cloud is None:
+            problems["EXO_CLOUD"] = f"must be one of {', '.join(CLOUDS)}"
+            cloud = CLOUDS["global"]
+
+        exchange_url = get("EXO_ENDPOINT") or cloud.exchange_url
+        if (problem := check_base_url(exchange_url, allow_loopback_http=True)) is not None:
+            problems["EXO_ENDPOINT"] = problem
+
+        authority = get("EXO_AUTHORITY") or cloud.authority
+        if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
+            problems["EXO_AUTHORITY"] = problem
+
+        deadline = 60.0
+        raw_deadline = get("EXO_OPERATION_DEADLINE_SECONDS")
+        if raw_deadline is not None:
+            try:
+                deadline = float(raw_deadline)
+                if not 1 <= deadline <= 900:
+                    raise ValueError
+            except ValueError:
+                problems["EXO_OPERATION_DEADLINE_SECONDS"] = "must be a number of seconds between 1 and 900"
+
+        if problems:
+            raise ConfigError(problems)
+        assert tenant_id is not None
+        return cls(
+            tenant_id=tenant_id.lower(),
+            auth_mode=auth_mode,
+            cloud=cloud,
+            exchange_url=exchange_url.rstrip("/"),
+            authority=authority.rstrip("/"),
+            organization=organization,
+            client_id=client_id.lower() if client_id else None,
+            client_secret=client_secret,
+            certificate_path=certificate_path,
+            certificate_password=get("EXO_CERTIFICATE_PASSWORD"),
+            operation_deadline_seconds=deadline,
+        )

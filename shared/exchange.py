@@ -1,0 +1,336 @@
+"""Client for the Exchange Online admin REST endpoint (`InvokeCommand`): headers, paging, retries, errors.
+
+It knows the wire protocol only; what the cmdlets mean for auditing lives in `collect` and `remediation`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import tenacity
+
+from shared import __version__
+from shared.auth import TokenError, TokenProvider
+from shared.exchange_errors import (
+    ExchangeAuthError,
+    ExchangeDeadlineExceeded,
+    ExchangeError,
+    ExchangeProtocolError,
+    ExchangeServerError,
+    ExchangeThrottled,
+    ExchangeTransportError,
+    PaginationExpired,
+    classify_error,
+    parse_error_body,
+)
+
+log = logging.getLogger("mailbox_audit_guard.exchange")
+
+ORGANIZATION_ANCHOR_GUID = "bb558c35-97f1-4cb9-8ff7-d53741dc928c"  # the "Microsoft Exchange" system mailbox
+AUDIT_LOG_ANCHOR_GUID = "8cc370d3-822a-4ab8-a926-bb94bd0641a9"  # the audit-log arbitration mailbox
+MAX_PAGE_SIZE = 1000
+RETRYABLE_STATUSES = frozenset({408, 502, 503, 504})
+
+
+def system_anchor(mailbox_guid: str, tenant_id: str) -> str:
+    """The X-AnchorMailbox value that routes an app-only call to a tenant system mailbox."""
+    return f"APP:SystemMailbox{{{mailbox_guid}}}@{tenant_id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a cmdlet's answer, sidecar keys removed.
+
+    `restarted` is True on the first page of a query that had to start again (expired cursor): whoever
+    accumulates pages must then discard what the earlier pages of the same query gave.
+    """
+
+    rows: list[dict[str, Any]]
+    warnings: list[str]
+    number: int
+    restarted: bool = False
+
+
+@dataclass
+class CmdletResult:
+    """Every row and warning of a cmdlet call, for answers small enough to hold at once."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one request. Defaults follow exchange-admin-api.md §3.4."""
+
+    max_attempts: int = 5
+    deadline_seconds: float = 60.0
+    backoff_base_seconds: float = 2.0
+    backoff_cap_seconds: float = 60.0
+    connect_timeout_seconds: float = 10.0
+
+
+class ExchangeClient:
+    """Runs cmdlets through `POST {endpoint}/adminapi/beta/{tenant}/InvokeCommand` with an app-only token.
+
+    The bearer token is only ever sent to `endpoint` (scheme, host and port compared exactly).
+    """
+
+    def __init__(self, endpoint: str, tenant_id: str, tokens: TokenProvider, *,
+                 policy: RetryPolicy | None = None, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.tenant_id = tenant_id
+        self.default_anchor = system_anchor(ORGANIZATION_ANCHOR_GUID, tenant_id)
+        self.invoke_url = f"{self.endpoint}/adminapi/beta/{tenant_id}/InvokeCommand"
+        self.policy = policy or RetryPolicy()
+        self.requests_sent = 0
+        self._tokens = tokens
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._connection_id = str(uuid.uuid4())
+        self._origin = _origin(self.endpoint)
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    def pages(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *, select: Sequence[str] = (),
+              anchor: str | None = None) -> Iterator[Page]:
+        """Yield the answer page by page as it arrives, following `@odata.nextLink` to the end.
+
+        An expired cursor restarts the query once (the restarted first page says so); a nextLink to another
+        host, or one seen before, stops with ExchangeProtocolError.
+        """
+        body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
+        first_url = self.invoke_url + (f"?$select={','.join(select)}" if select else "")
+        headers = {"X-AnchorMailbox": anchor or self.default_anchor, "X-CmdletName": cmdlet}
+        restarted = False
+        while True:
+            url: str | None = first_url
+            seen: set[str] = set()
+            number = 0
+            try:
+                while url:
+                    if url in seen:
+                        raise ExchangeProtocolError(
+                            "the server sent a nextLink it had sent before (a paging loop); the result is incomplete",
+                            cmdlet=cmdlet)
+                    seen.add(url)
+                    payload = self._send(url, body, headers, cmdlet)
+                    number += 1
+                    rows = _rows(payload, cmdlet)
+                    warnings = _warnings(payload)
+                    next_url = self._next_url(payload, cmdlet)
+                    yield Page(rows, warnings, number, restarted and number == 1)
+                    url = next_url
+                return
+            except PaginationExpired:
+                if restarted or number == 0:
+                    raise
+                restarted = True
+                log.warning("%s: paging cursor expired after %d pages; restarting the query once", cmdlet, number)
+
+    def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *, select: Sequence[str] = (),
+               anchor: str | None = None) -> CmdletResult:
+        """Run a cmdlet and collect its whole answer (for small answers such as configuration objects)."""
+        result = CmdletResult()
+        for page in self.pages(cmdlet, parameters, select=select, anchor=anchor):
+            if page.restarted:
+                result = CmdletResult()
+            result.rows.extend(page.rows)
+            result.warnings.extend(page.warnings)
+        return result
+
+    # -- one request, with retries -------------------------------------------------------------------------------
+
+    def _send(self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str) -> dict[str, Any]:
+        """POST one page, retrying what is worth retrying within the policy's attempts and deadline."""
+        policy = self.policy
+        started = time.monotonic()
+        deadline = started + policy.deadline_seconds
+        server_errors_seen = 0
+
+        def retryable(exc: BaseException) -> bool:
+            nonlocal server_errors_seen
+            if isinstance(exc, (ExchangeThrottled, ExchangeTransportError)):
+                return True
+            if isinstance(exc, ExchangeServerError):
+                if exc.status in RETRYABLE_STATUSES:
+                    return True
+                server_errors_seen += 1
+                return server_errors_seen == 1  # a plain 500: once (writes are idempotent, so safe)
+            return False
+
+        backoff = tenacity.wait_random_exponential(multiplier=policy.backoff_base_seconds,
+                                                   max=policy.backoff_cap_seconds)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, ExchangeThrottled) and exc.retry_after is not None:
+                return exc.retry_after
+            return backoff(state)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("%s: attempt %d failed (%s); retrying in %.1f s", cmdlet, state.attempt_number,
+                        type(exc).__name__, state.upcoming_sleep)
+
+        out_of_time = False
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            nonlocal out_of_time
+            if state.attempt_number >= policy.max_attempts:
+                return True
+            # A Retry-After or backoff that would end past the deadline fails now instead of sleeping.
+            out_of_time = state.seconds_since_start + (state.upcoming_sleep or 0) >= policy.deadline_seconds
+            return out_of_time
+
+        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(retryable), stop=stop, wait=wait,
+                                     sleep=self._sleep, before_sleep=before_sleep, reraise=True)
+        try:
+            return retrying(self._attempt, url, body, headers, cmdlet, deadline)
+        except ExchangeError as exc:
+            if not out_of_time:
+                raise
+            raise ExchangeDeadlineExceeded(
+                f"gave up after {time.monotonic() - started:.1f} s of {policy.deadline_seconds:.0f} s allowed; "
+                f"the last attempt said: {exc.summary}", cmdlet=cmdlet, status=exc.status, detail=exc.detail,
+                request_id=exc.request_id) from None
+
+    def _attempt(self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str,
+                 deadline: float) -> dict[str, Any]:
+        """One try; a 401 gets one fresh token and one immediate retry before it counts as an auth error."""
+        response_status, content, response = self._post(url, body, headers, cmdlet, deadline)
+        if response_status == 401:
+            log.info("%s: token rejected (401); fetching a new token and trying once more", cmdlet)
+            self._tokens.invalidate()
+            response_status, content, response = self._post(url, body, headers, cmdlet, deadline)
+        request_id = response.request.headers.get("client-request-id") if response.request else None
+        if response_status == 200:
+            try:
+                payload = json.loads(content.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise ExchangeProtocolError("HTTP 200 with a body that is not JSON", cmdlet=cmdlet,
+                                            request_id=request_id) from None
+            if not isinstance(payload, dict):
+                raise ExchangeProtocolError("HTTP 200 with a JSON body that is not an object", cmdlet=cmdlet,
+                                            request_id=request_id)
+            return payload
+        error = classify_error(response_status, parse_error_body(content), cmdlet=cmdlet, request_id=request_id,
+                               retry_after=_retry_after(response.headers.get("Retry-After")))
+        if isinstance(error, ExchangeAuthError):
+            error.summary = "the token was not accepted, also after fetching a new one"
+            error.args = (error._render(),)
+        raise error
+
+    def _post(self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str,
+              deadline: float) -> tuple[int, bytes, requests.Response]:
+        self._require_exchange_origin(url, cmdlet)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ExchangeDeadlineExceeded("no time left for another attempt", cmdlet=cmdlet)
+        try:
+            token = self._tokens.get_token()
+        except TokenError as exc:
+            raise ExchangeAuthError(str(exc), cmdlet=cmdlet,
+                                    hint="No request was sent to Exchange.") from None
+        request_headers = {
+            **headers,
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            "Prefer": f"odata.maxpagesize={MAX_PAGE_SIZE}",
+            "X-ResponseFormat": "json",
+            "client-request-id": str(uuid.uuid4()),
+            "connection-id": self._connection_id,
+            "X-ClientApplication": f"MailboxAuditGuard/{__version__}",
+            "User-Agent": f"MailboxAuditGuard/{__version__}",
+        }
+        timeout = (min(self.policy.connect_timeout_seconds, remaining), remaining)
+        self.requests_sent += 1
+        try:
+            response = self._session.post(url, data=json.dumps(body).encode("utf-8"), headers=request_headers,
+                                          timeout=timeout, stream=True, allow_redirects=False)
+            try:
+                content = _read_body(response)
+            finally:
+                response.close()
+        except requests.Timeout:
+            raise ExchangeTransportError(f"no answer within {remaining:.0f} s", cmdlet=cmdlet) from None
+        except requests.RequestException as exc:
+            raise ExchangeTransportError(f"connection failed ({type(exc).__name__})", cmdlet=cmdlet) from None
+        return response.status_code, content, response
+
+    # -- paging safety -----------------------------------------------------------------------------------------
+
+    def _next_url(self, payload: Mapping[str, Any], cmdlet: str) -> str | None:
+        link = payload.get("@odata.nextLink")
+        if link in (None, ""):
+            return None
+        if not isinstance(link, str):
+            raise ExchangeProtocolError("the nextLink is not a string; the result is incomplete", cmdlet=cmdlet)
+        url = urljoin(self.invoke_url, link)
+        self._require_exchange_origin(url, cmdlet)
+        return url
+
+    def _require_exchange_origin(self, url: str, cmdlet: str) -> None:
+        """Refuse any URL whose scheme, host or port is not the configured endpoint's: the token stays home."""
+        if _origin(url) != self._origin:
+            parts = urlsplit(url)
+            raise ExchangeProtocolError(
+                f"refused to follow a link to {parts.scheme}://{parts.netloc}: the token is only sent to "
+                f"{self.endpoint}; the result is incomplete", cmdlet=cmdlet)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return (parts.scheme.lower(), "", -1)
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port or default)
+
+
+def _read_body(response: requests.Response) -> bytes:
+    """Raw body bytes; a body falsely labelled gzip is returned as it came rather than failing the read."""
+    raw = response.raw.read(decode_content=False)
+    if "gzip" in response.headers.get("Content-Encoding", "").lower():
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError):
+            return raw
+    return raw
+
+
+def _rows(payload: Mapping[str, Any], cmdlet: str) -> list[dict[str, Any]]:
+    value = payload.get("value")
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise ExchangeProtocolError("the answer has no list of objects in 'value'", cmdlet=cmdlet)
+    # "@" keys are type sidecars (AuditAdmin@odata.type, Guid@data.type), never data.
+    return [{k: v for k, v in row.items() if "@" not in k} for row in value]
+
+
+def _warnings(payload: Mapping[str, Any]) -> list[str]:
+    warnings = payload.get("@adminapi.warnings") or []
+    return [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)]
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+

@@ -1,0 +1,182 @@
+"""Typed errors of the Exchange admin API, and the parser that turns an error answer into one.
+
+Each message says what happened and what an administrator can do about it. No token or secret ever enters one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+WRITE_ROLES_HINT = "Exchange Administrator (to remediate) or Global Reader (to check only)"
+
+
+class ExchangeError(Exception):
+    """A cmdlet call that did not produce a usable answer."""
+
+    hint = "See the message above; the request id helps Microsoft support."
+
+    def __init__(self, summary: str, *, cmdlet: str | None = None, status: int | None = None,
+                 detail: str | None = None, exception_type: str | None = None,
+                 request_id: str | None = None, hint: str | None = None) -> None:
+        self.summary = summary
+        self.cmdlet = cmdlet
+        self.status = status
+        self.detail = detail
+        self.exception_type = exception_type
+        self.request_id = request_id
+        if hint is not None:
+            self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"{self.cmdlet}: " if self.cmdlet else ""
+        status = f" (HTTP {self.status})" if self.status else ""
+        detail = f" Exchange said: {self.detail}" if self.detail else ""
+        request = f" [client-request-id {self.request_id}]" if self.request_id else ""
+        return f"{where}{self.summary}{status}.{detail} {self.hint}{request}".strip()
+
+
+class ExchangeAuthError(ExchangeError):
+    hint = ("The token was rejected: make sure the app (or managed identity) has the Office 365 Exchange Online "
+            "application permission Exchange.ManageAsApp with admin consent, and that the token is for the "
+            "Exchange resource of the right cloud (EXO_CLOUD).")
+
+
+class ExchangePermissionError(ExchangeError):
+    hint = (f"The app has no Entra role that allows this cmdlet: assign {WRITE_ROLES_HINT} to its service "
+            "principal, or add it to an Exchange role group that grants the cmdlet.")
+
+
+class ExchangeNotFound(ExchangeError):
+    hint = "The object does not exist (right after a write this can be replication lag; try again later)."
+
+
+class ExchangeBadRequest(ExchangeError):
+    hint = "Exchange rejected a parameter; the detail above names it. This is not retried."
+
+
+class ExchangeLicenceError(ExchangeBadRequest):
+    hint = "The mailbox lacks the licence this audit action needs (Audit Premium / E5). This is not retried."
+
+
+class ExchangeProxyRequired(ExchangeBadRequest):
+    hint = "The cmdlet must be routed to another server: send it with the audit-log anchor mailbox."
+
+
+class TenantDehydrated(ExchangeBadRequest):
+    hint = "The tenant is dehydrated: run Enable-OrganizationCustomization first (remediation does this)."
+
+
+class PaginationExpired(ExchangeBadRequest):
+    hint = "The paging cursor expired (30 minutes) or was invalid; the query is restarted once."
+
+
+class ExchangeThrottled(ExchangeError):
+    hint = "Exchange is throttling this tenant: try again later, or spread the runs out."
+
+    def __init__(self, summary: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(summary, **kwargs)
+
+
+class ExchangeServerError(ExchangeError):
+    hint = "Exchange Online had a server-side problem; it was retried. Check the Microsoft 365 service health."
+
+
+class ExchangeTransportError(ExchangeError):
+    hint = "The Exchange endpoint could not be reached or did not answer in time; check EXO_ENDPOINT and the network."
+
+
+class ExchangeProtocolError(ExchangeError):
+    hint = "The answer was not usable, so nothing was concluded from it (fail closed)."
+
+
+class ExchangeDeadlineExceeded(ExchangeError):
+    hint = ("The operation did not finish within its deadline (EXO_OPERATION_DEADLINE_SECONDS); Exchange may be "
+            "throttling or slow. Try again later.")
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """What an error answer says, as far as it could be read."""
+
+    code: str | None = None
+    error_id: str | None = None
+    exception_type: str | None = None
+    text: str | None = None
+    readable: bool = False
+
+
+def parse_error_body(body: bytes) -> ErrorInfo:
+    """Read the admin API error envelope; bodies that are not JSON (NUL bytes, HTML, empty) give an empty ErrorInfo.
+
+    The useful text sits in `error.details[0].message` as `ErrorId|ExceptionType|Message`, else in
+    `error.innererror.internalexception`, else in `error.message` (which is usually generic).
+    """
+    text = body.replace(b"\x00", b"").strip()
+    if not text:
+        return ErrorInfo()
+    try:
+        doc = json.loads(text.decode("utf-8", errors="replace"))
+    except ValueError:
+        return ErrorInfo()
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, dict):
+        return ErrorInfo()
+    code = _str(error.get("code"))
+    details = error.get("details")
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        message = _str(details[0].get("message"))
+        if message:
+            parts = message.split("|", 2)
+            if len(parts) == 3:
+                return ErrorInfo(code, parts[0] or None, parts[1] or None, parts[2], True)
+            return ErrorInfo(code, None, None, message, True)
+    inner = error.get("innererror")
+    internal = inner.get("internalexception") if isinstance(inner, dict) else None
+    if isinstance(internal, dict) and _str(internal.get("message")):
+        return ErrorInfo(code, None, _str(internal.get("type")), _str(internal.get("message")), True)
+    return ErrorInfo(code, None, None, _str(error.get("message")), True)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def classify_error(status: int, info: ErrorInfo, *, cmdlet: str, request_id: str | None,
+                   retry_after: float | None) -> ExchangeError:
+    """Map an HTTP status and its error envelope to the typed exception an administrator can act on."""
+    text = info.text or ""
+    lowered = text.lower()
+    exception_type = info.exception_type or ""
+    kwargs: dict[str, Any] = {"cmdlet": cmdlet, "status": status, "detail": _short(text) or None,
+                              "exception_type": info.exception_type, "request_id": request_id}
+    if "maximum number of concurrent requests" in lowered:
+        return ExchangeThrottled("too many concurrent requests for this tenant", retry_after=retry_after, **kwargs)
+    if status == 429:
+        return ExchangeThrottled("throttled by Exchange Online", retry_after=retry_after, **kwargs)
+    if status == 401:
+        return ExchangeAuthError("the token was not accepted", **kwargs)
+    if status == 403:
+        detail = "" if info.readable else " (the answer had no readable body, as Exchange does for missing roles)"
+        return ExchangePermissionError(f"access denied to {cmdlet}{detail}", **kwargs)
+    if status == 404:
+        return ExchangeNotFound("object not found", **kwargs)
+    if "expired or invalid pagination request" in lowered:
+        return PaginationExpired("the paging cursor expired", **kwargs)
+    if "cmdlet needs proxy" in lowered or "CmdletProxyNotAvailable" in exception_type:
+        return ExchangeProxyRequired("the cmdlet needs the audit-log anchor mailbox", **kwargs)
+    if "InvalidOperationInDehydratedContext" in exception_type or "enable-organizationcustomization" in lowered:
+        return TenantDehydrated("the tenant must be customised first", **kwargs)
+    if "appropriate license" in lowered:
+        return ExchangeLicenceError("licence required for an audit action", **kwargs)
+    if 400 <= status < 500:
+        return ExchangeBadRequest("bad request", **kwargs)
+    return ExchangeServerError(f"server error {status}", **kwargs)
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,72 @@
+"""Plain data shared by checks, remediation, reports and telemetry. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """A control's verdict. Ordered by severity: Error above NonCompliant above Compliant."""
+
+    COMPLIANT = "Compliant"
+    NON_COMPLIANT = "NonCompliant"
+    ERROR = "Error"
+
+    @property
+    def exit_code(self) -> int:
+        """The original script's exit codes: 0 compliant, 1 non-compliant, 2 error."""
+        return {Status.COMPLIANT: 0, Status.NON_COMPLIANT: 1, Status.ERROR: 2}[self]
+
+
+def worst(statuses: list[Status]) -> Status:
+    """The overall status of a run; an empty run proves nothing, so it is an Error."""
+    if not statuses:
+        return Status.ERROR
+    return max(statuses, key=lambda s: s.exit_code)
+
+
+class Outcome(StrEnum):
+    """What a remediation did for one control."""
+
+    APPLIED = "Applied"                  # written, and the read-back shows the wanted state
+    ALREADY_COMPLIANT = "AlreadyCompliant"  # already in the wanted state: nothing written
+    DRY_RUN = "DryRun"                   # planned only: nothing written
+    FAILED = "Failed"                    # not written, or written but the read-back disagrees
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """The verdict for one control in one tenant, with the evidence behind it."""
+
+    control_id: str
+    status: Status
+    expected: str
+    actual: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One cmdlet call a remediation plan wants to make."""
+
+    cmdlet: str
+    parameters: dict[str, Any]
+    description: str
+    anchor: str | None = None  # a special X-AnchorMailbox, when the cmdlet needs one
+
+
+@dataclass
+class RemediationResult:
+    """What happened to one control during `remediate` or `revert`."""
+
+    control_id: str
+    action: str            # the planned change in words, e.g. "Set-OrganizationConfig -AuditDisabled $false"
+    outcome: Outcome
+    before: ControlResult
+    after: ControlResult | None
+    message: str
+    writes: list[str] = field(default_factory=list)     # cmdlets actually sent
+    warnings: list[str] = field(default_factory=list)   # what Exchange said back

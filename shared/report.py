@@ -1,0 +1,86 @@
+"""The run's evidence document (JSON) and its plain-text rendering for a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.controls import CATALOGUE
+from shared.engine import RunReport
+from shared.models import ControlResult, RemediationResult
+
+SCHEMA_VERSION = "1"
+
+
+def control_document(result: ControlResult) -> dict[str, Any]:
+    control = CATALOGUE.get(result.control_id)
+    return {
+        "id": result.control_id,
+        "title": control.title if control else None,
+        "status": str(result.status),
+        "expected": result.expected,
+        "actual": result.actual,
+        "message": result.message,
+        "frameworks": dict(control.frameworks) if control else {},
+        "details": result.details,
+    }
+
+
+def remediation_document(result: RemediationResult) -> dict[str, Any]:
+    return {
+        "control_id": result.control_id,
+        "action": result.action,
+        "outcome": str(result.outcome),
+        "before": {"status": str(result.before.status), "actual": result.before.actual},
+        "after": ({"status": str(result.after.status), "actual": result.after.actual}
+                  if result.after is not None else None),
+        "message": result.message,
+        "writes": list(result.writes),
+        "warnings": list(result.warnings),
+    }
+
+
+def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
+    """One JSON document per run: what `--json` prints and what evidence archives keep."""
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "mailbox-audit-guard",
+        "tool_version": report.tool_version,
+        "run_id": report.run_id,
+        "command": report.command,
+        "trigger": report.trigger,
+        "tenant_id": report.tenant_id,
+        "organization": report.organization,
+        "started_at": report.started_at.isoformat(),
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "status": str(report.status),
+        "exit_code": exit_code,
+        "failed_controls": report.failed_controls,
+        "controls": [control_document(result) for result in report.controls],
+        "requests_sent": report.requests_sent,
+    }
+    if report.command != "check":
+        document["dry_run"] = report.dry_run
+        document["caller"] = report.caller
+        document["remediation"] = [remediation_document(result) for result in report.remediation]
+    return document
+
+
+def render_text(report: RunReport, exit_code: int) -> str:
+    """A readable table for people at a terminal."""
+    lines = [f"Mailbox Audit Guard {report.tool_version} · {report.command}"
+             f"{' (dry run)' if report.dry_run else ''} · tenant {report.tenant_id}"
+             f"{f' ({report.organization})' if report.organization else ''}", ""]
+    rows = [("CONTROL", "STATUS", "EXPECTED", "ACTUAL")]
+    rows += [(r.control_id, str(r.status), r.expected, r.actual) for r in report.controls]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+              for row in rows]
+    lines.append("")
+    for result in report.controls:
+        lines.append(f"- {result.control_id}: {result.message}")
+    if report.remediation:
+        lines.append("")
+        for step in report.remediation:
+            lines.append(f"* {step.control_id}: {step.outcome} · {step.action} · {step.message}")
+    lines += ["", f"Overall: {report.status} (exit code {exit_code}) · run {report.run_id}"]
+    return "\n".join(lines)
