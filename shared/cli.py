@@ -13,13 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from shared import __version__
-from shared.auth import TokenError, token_provider_for
 from shared.config import ConfigError, Settings
-from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS, RunReport, run_check, run_remediation
-from shared.exchange import ExchangeClient, RetryPolicy
+from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS, RunReport
 from shared.models import Outcome, Status
 from shared.redact import RedactingFilter
 from shared.report import render_text, run_document
+from shared.service import execute
 
 log = logging.getLogger("mailbox_audit_guard.cli")
 
@@ -67,30 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"WARNING: about to switch OFF mailbox auditing ({', '.join(control_ids)}) for tenant "
               f"{settings.tenant_id}. Mailbox actions will no longer be audited.", file=sys.stderr)
 
-    try:
-        tokens = token_provider_for(settings)
-    except TokenError as exc:
-        return _fail(args, str(exc), tenant_id=settings.tenant_id)
-    client = ExchangeClient(settings.exchange_url, settings.tenant_id, tokens,
-                            policy=RetryPolicy(deadline_seconds=settings.operation_deadline_seconds))
-    try:
-        report = _run(args, client, settings, control_ids or IMPLEMENTED_CONTROLS)
-    finally:
-        client.close()
+    report = execute(args.command, trigger="cli", settings=settings, control_ids=control_ids,
+                     dry_run=getattr(args, "dry_run", False),
+                     caller=_local_caller() if args.command != "check" else None)
     code = exit_code(report)
     if args.json:
         print(json.dumps(run_document(report, code), indent=2))
     else:
         print(render_text(report, code))
     return code
-
-
-def _run(args: argparse.Namespace, client: ExchangeClient, settings: Settings,
-         control_ids: Sequence[str]) -> RunReport:
-    if args.command == "check":
-        return run_check(client, settings.tenant_id, control_ids)
-    return run_remediation(client, settings.tenant_id, control_ids, dry_run=args.dry_run,
-                           caller=_local_caller(), revert=args.command == "revert")
 
 
 def exit_code(report: RunReport) -> int:
@@ -122,10 +106,13 @@ def _fail(args: argparse.Namespace, message: str, *, tenant_id: str | None) -> i
 
 
 def _configure_logging(verbose: bool, settings: Settings) -> None:
+    """Diagnostics to stderr, secrets masked; telemetry events are for Application Insights, not the terminal."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.addFilter(lambda record: not record.name.startswith("mailbox_audit_guard.events"))
     handler.addFilter(RedactingFilter([settings.client_secret or "", settings.certificate_password or ""]))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    logging.getLogger("mailbox_audit_guard").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("mailbox_audit_guard").setLevel(logging.INFO)

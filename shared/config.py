@@ -74,6 +74,7 @@ class Settings:
     certificate_path: Path | None = None
     certificate_password: str | None = field(default=None, repr=False)
     operation_deadline_seconds: float = 60.0
+    retry_backoff_seconds: float = 2.0
 
     @property
     def token_scope(self) -> str:
@@ -138,15 +139,10 @@ class Settings:
         if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
             problems["EXO_AUTHORITY"] = problem
 
-        deadline = 60.0
-        raw_deadline = get("EXO_OPERATION_DEADLINE_SECONDS")
-        if raw_deadline is not None:
-            try:
-                deadline = float(raw_deadline)
-                if not 1 <= deadline <= 900:
-                    raise ValueError
-            except ValueError:
-                problems["EXO_OPERATION_DEADLINE_SECONDS"] = "must be a number of seconds between 1 and 900"
+        deadline = _number(get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS",
+                           problems)
+
+        backoff = _number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", problems)
 
         if problems:
             raise ConfigError(problems)
@@ -163,4 +159,19 @@ class Settings:
             certificate_path=certificate_path,
             certificate_password=get("EXO_CERTIFICATE_PASSWORD"),
             operation_deadline_seconds=deadline,
+            retry_backoff_seconds=backoff,
         )
+
+
+def _number(raw: str | None, default: float, low: float, high: float, name: str, problems: dict[str, str]) -> float:
+    """A number of seconds within [low, high]; a bad value is recorded under its variable's name."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        problems[name] = f"must be a number of seconds between {low:g} and {high:g}"
+        return default
+    return value

@@ -94,10 +94,12 @@ def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str]
 
 
 def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, dry_run: bool,
-                    trigger: str = "cli", caller: str | None = None, revert: bool = False) -> RunReport:
+                    trigger: str = "cli", caller: str | None = None, revert: bool = False,
+                    report: RunReport | None = None) -> RunReport:
     """Fix (or, with revert=True, switch off) each control: plan, write unless dry run, read back."""
     command = "revert" if revert else "remediate"
-    report = RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run, caller=caller)
+    report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run,
+                                 caller=caller)
     for control_id in control_ids:
         handlers = HANDLERS[control_id]
         snapshot, before = _read_and_evaluate(client, control_id)

@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import tenacity
+import urllib3
 
 from shared import __version__
 from shared.auth import TokenError, TokenProvider
@@ -268,7 +269,7 @@ class ExchangeClient:
                 response.close()
         except requests.Timeout:
             raise ExchangeTransportError(f"no answer within {remaining:.0f} s", cmdlet=cmdlet) from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # raw reads raise urllib3's own
             raise ExchangeTransportError(f"connection failed ({type(exc).__name__})", cmdlet=cmdlet) from None
         return response.status_code, content, response
 

@@ -157,6 +157,8 @@ def classify_error(status: int, info: ErrorInfo, *, cmdlet: str, request_id: str
         return ExchangeThrottled("too many concurrent requests for this tenant", retry_after=retry_after, **kwargs)
     if status == 429:
         return ExchangeThrottled("throttled by Exchange Online", retry_after=retry_after, **kwargs)
+    if status == 408:
+        return ExchangeTransportError("the server timed out waiting for the request", **kwargs)
     if status == 401:
         return ExchangeAuthError("the token was not accepted", **kwargs)
     if status == 403:

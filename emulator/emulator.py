@@ -1,0 +1,297 @@
+"""Emulator: wires the tenant, the token service, the listeners and the request log together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import uuid
+from typing import Any
+
+from .certs import TestPKI
+from .exchange import INVOKE_PATH, ExchangeApi, is_write
+from .faults import Fault, FaultSet, FiredFault
+from .identity import IdentityApi, is_token_request
+from .ingestion import IngestionApi
+from .scenario import load_scenario
+from .server import Listener
+from .tenant import TenantState
+from .tokens import AppCertificate, TokenIssuer
+from .wire import RecordedRequest, Request, Response, json_response
+
+log = logging.getLogger("emulator")
+
+AUTH_MODES = ("managed_identity", "secret", "certificate")
+INSTRUMENTATION_KEY = "00000000-0000-0000-0000-000000000001"
+
+
+class Emulator:
+    """Exchange Online admin API + Entra ID + managed identity + App Insights ingestion on loopback sockets.
+
+    `Emulator(scenario)` takes a scenario dict, a JSON file path, or None (a compliant, empty tenant).
+    Use `start()`/`stop()` or `with Emulator(...) as emu:`. URLs, `ca_bundle` and `certificate_path` exist
+    only while started.
+    """
+
+    def __init__(self, scenario: dict[str, Any] | str | os.PathLike[str] | None = None) -> None:
+        self.scenario = load_scenario(scenario)
+        self.lock = threading.RLock()  # guards self.tenant; hold it when changing tenant state from a test
+        self.tenant = TenantState(self.scenario)
+        self.tenant_id: str = self.tenant.tenant_id
+        self.organization: str = self.tenant.organization
+        self.client_id = str(uuid.uuid4())
+        self.client_secret = secrets.token_urlsafe(32)
+        self.managed_identity_client_id = str(uuid.uuid4())
+        self.system_identity_client_id = str(uuid.uuid4())
+        self.identity_header = secrets.token_urlsafe(24)
+        self.app_object_id = str(uuid.uuid4())
+        self.mi_object_ids = {self.managed_identity_client_id: str(uuid.uuid4()),
+                              self.system_identity_client_id: str(uuid.uuid4())}
+        self.issuer = TokenIssuer(self.tenant_id)
+        self.faults = FaultSet()
+        for fault in self.scenario["faults"]:
+            self.faults.add(fault)
+        self._records_lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._telemetry: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._listeners: dict[str, Listener] = {}
+        self._tmpdir: str | None = None
+        self._pki: TestPKI | None = None
+        self.app_certificate: AppCertificate | None = None
+        self._exchange = ExchangeApi(self)
+        self._identity = IdentityApi(self)
+        self._ingestion = IngestionApi(self)
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Bind the four listeners on 127.0.0.1 (ephemeral ports) and serve in background threads."""
+        if self._listeners:
+            raise RuntimeError("emulator already started")
+        if self._stop.is_set():
+            raise RuntimeError("a stopped emulator cannot be restarted; create a new one")
+        self._tmpdir = tempfile.mkdtemp(prefix="mag-emulator-")
+        try:
+            self._pki = TestPKI(self._tmpdir)
+            self.app_certificate = AppCertificate(self._pki.app_certificate_pem)
+            tls = self._pki.server_context()
+            for name, use_tls in (("exchange", True), ("foreign", True), ("msi", False), ("ingestion", False)):
+                listener = Listener(name, self._dispatcher(name), self.wait, tls if use_tls else None)
+                self._listeners[name] = listener
+                listener.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, end open connections (and any hang fault), remove the temporary PKI files."""
+        self._stop.set()
+        listeners, self._listeners = list(self._listeners.values()), {}
+        # In parallel: each shutdown waits for its serve loop's next poll.
+        stoppers = [threading.Thread(target=listener.stop, daemon=True) for listener in listeners]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=5)
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> Emulator:
+        return self if self._listeners else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, seconds: float | None) -> bool:
+        """Sleep up to `seconds` (None: forever) but wake at stop(); True when woken by stop()."""
+        return self._stop.wait(seconds)
+
+    # ---- addresses and credentials --------------------------------------------------------------------------
+
+    def _port(self, name: str) -> int:
+        if name not in self._listeners:
+            raise RuntimeError("emulator is not running; call start() first")
+        return self._listeners[name].port
+
+    @property
+    def exchange_url(self) -> str:
+        return f"https://127.0.0.1:{self._port('exchange')}"
+
+    @property
+    def authority_url(self) -> str:
+        return f"https://localhost:{self._port('exchange')}"
+
+    @property
+    def foreign_url(self) -> str:
+        return f"https://localhost:{self._port('foreign')}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._port('msi')}/msi/token"
+
+    @property
+    def ingestion_url(self) -> str:
+        return f"http://127.0.0.1:{self._port('ingestion')}/"
+
+    @property
+    def connection_string(self) -> str:
+        """APPLICATIONINSIGHTS_CONNECTION_STRING pointing every App Insights endpoint at the ingestion listener."""
+        return (f"InstrumentationKey={INSTRUMENTATION_KEY};IngestionEndpoint={self.ingestion_url};"
+                f"LiveEndpoint={self.ingestion_url}")
+
+    @property
+    def ca_bundle(self) -> str:
+        self._port("exchange")
+        assert self._pki is not None
+        return self._pki.ca_bundle
+
+    @property
+    def certificate_path(self) -> str:
+        """PEM with the app's private key and certificate (azure-identity CertificateCredential format)."""
+        self._port("exchange")
+        assert self._pki is not None
+        return self._pki.certificate_path
+
+    @property
+    def certificate_thumbprint(self) -> str:
+        """SHA-1 thumbprint (hex) of the app certificate, for msal's `client_credential`."""
+        self._port("exchange")
+        assert self.app_certificate is not None
+        return self.app_certificate.thumbprint
+
+    @property
+    def cursor_ttl(self) -> float:
+        """Seconds a paging cursor lives (scenario `cursor_ttl_seconds`, default 1800); settable for tests."""
+        return self._exchange.cursors.ttl
+
+    @cursor_ttl.setter
+    def cursor_ttl(self, seconds: float) -> None:
+        self._exchange.cursors.ttl = seconds
+
+    def env(self, auth_mode: str = "managed_identity") -> dict[str, str]:
+        """Environment variables for the CLI/function app, for one credential type."""
+        if auth_mode not in AUTH_MODES:
+            raise ValueError(f"auth_mode must be one of {', '.join(AUTH_MODES)}")
+        env = {
+            "EXO_TENANT_ID": self.tenant_id,
+            "EXO_ORGANIZATION": self.organization,
+            "EXO_AUTH_MODE": auth_mode,
+            "EXO_ENDPOINT": self.exchange_url,
+            "EXO_AUTHORITY": self.authority_url,
+            "REQUESTS_CA_BUNDLE": self.ca_bundle,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": self.connection_string,
+        }
+        if auth_mode == "managed_identity":
+            env.update(EXO_CLIENT_ID=self.managed_identity_client_id, IDENTITY_ENDPOINT=self.identity_endpoint,
+                       IDENTITY_HEADER=self.identity_header)
+        elif auth_mode == "secret":
+            env.update(EXO_CLIENT_ID=self.client_id, EXO_CLIENT_SECRET=self.client_secret)
+        else:
+            env.update(EXO_CLIENT_ID=self.client_id, EXO_CERTIFICATE_PATH=self.certificate_path)
+        return env
+
+    # ---- faults ----------------------------------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault | dict[str, Any]) -> Fault:
+        """Activate a fault (a Fault or its dict form); returns it so tests can read `matched`/`fired`."""
+        return self.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    @property
+    def fired_faults(self) -> list[FiredFault]:
+        """Every firing of every fault, in order."""
+        return self.faults.fired_log()
+
+    # ---- request log -----------------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request to every listener, in arrival order (a snapshot)."""
+        with self._records_lock:
+            return list(self._requests)
+
+    @property
+    def foreign_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.listener == "foreign"]
+
+    @property
+    def token_requests(self) -> list[RecordedRequest]:
+        """Requests to the token endpoint and the managed-identity endpoint (not discovery)."""
+        return [r for r in self.requests if r.listener in ("exchange", "msi") and is_token_request(r.path)]
+
+    def invocations(self, cmdlet: str | None = None) -> list[RecordedRequest]:
+        """InvokeCommand requests on the Exchange listener, optionally of one cmdlet (case-insensitive)."""
+        return [r for r in self.requests if r.listener == "exchange" and INVOKE_PATH.match(r.path)
+                and (cmdlet is None or (r.cmdlet or "").lower() == cmdlet.lower())]
+
+    def writes(self) -> list[RecordedRequest]:
+        """InvokeCommand requests for Set-*/Enable-* cmdlets, whatever they were answered."""
+        return [r for r in self.invocations() if is_write(r.cmdlet)]
+
+    @property
+    def telemetry(self) -> list[dict[str, Any]]:
+        """Every ingested envelope, flattened over all POSTs."""
+        with self._records_lock:
+            return list(self._telemetry)
+
+    def record_telemetry(self, envelopes: list[dict[str, Any]]) -> None:
+        with self._records_lock:
+            self._telemetry.extend(envelopes)
+
+    def reset_log(self) -> None:
+        """Forget recorded requests, telemetry and fired faults (tenant state and faults stay)."""
+        with self._records_lock:
+            self._requests.clear()
+            self._telemetry.clear()
+        self.faults.clear_log()
+
+    # ---- dispatch --------------------------------------------------------------------------------------------
+
+    def _dispatcher(self, listener: str):
+        def dispatch(request: Request) -> Response:
+            record = self._record(request)
+            try:
+                response = self._route(listener, request)
+            except Exception as exc:  # an emulator bug must still answer, and show up in the test
+                log.exception("emulator failed on %s %s", request.method, request.path)
+                response = json_response(500, {"error": {"code": "EmulatorError", "message": repr(exc)}})
+            record.status = None if response.action == "hang" else response.status
+            return response
+        return dispatch
+
+    def _record(self, request: Request) -> RecordedRequest:
+        body: Any = request.json()
+        if body is None:
+            body = request.raw_body
+        cmdlet = None
+        if isinstance(body, dict) and isinstance(body.get("CmdletInput"), dict):
+            name = body["CmdletInput"].get("CmdletName")
+            cmdlet = (self.tenant.canonical_cmdlet(name) or name) if isinstance(name, str) else None
+        record = RecordedRequest(method=request.method, path=request.path, query=dict(request.query),
+                                 headers=dict(request.headers), body=body, host=request.host,
+                                 listener=request.listener, cmdlet=cmdlet, form=request.form())
+        with self._records_lock:
+            self._requests.append(record)
+        return record
+
+    def _route(self, listener: str, request: Request) -> Response:
+        if listener == "exchange":
+            if INVOKE_PATH.match(request.path):
+                return self._exchange.handle(request)
+            answer = self._identity.handle_authority(request)
+        elif listener == "msi":
+            answer = self._identity.handle_msi(request)
+        elif listener == "ingestion":
+            answer = self._ingestion.handle(request)
+        else:  # foreign: a host that must never be contacted; answer like a lenient server would
+            answer = json_response(200, {"value": [], "@adminapi.warnings": []})
+        return answer or json_response(404, {"error": {"code": "NotFound",
+                                                       "message": f"No route for {request.method} {request.path}"}})

@@ -1,0 +1,171 @@
+"""The remediation endpoint's logic: who is calling, may they, what do they ask. Independent of Azure Functions.
+
+Authorisation has two layers: the function key (checked by the host) and the App Service authentication
+principal with the app role `MailboxAudit.Remediate`. `REMEDIATION_ALLOW_KEY_ONLY=true` drops the second layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from shared.config import ConfigError
+from shared.engine import IMPLEMENTED_CONTROLS, RunReport
+from shared.models import Outcome
+from shared.report import remediation_document
+from shared.service import AppSettings
+
+log = logging.getLogger("mailbox_audit_guard.http")
+
+REMEDIATE_ROLE = "MailboxAudit.Remediate"
+ROLE_CLAIM_URI = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+MAX_BODY_BYTES = 64 * 1024
+MAX_PRINCIPAL_HEADER_BYTES = 16 * 1024
+
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "controls": {"type": "array", "items": {"enum": list(IMPLEMENTED_CONTROLS)}, "minItems": 1,
+                     "uniqueItems": True},
+        "dryRun": {"type": "boolean"},
+    },
+}
+_validator = jsonschema.Draft202012Validator(REQUEST_SCHEMA)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, as App Service authentication (or the function key alone) vouches for it."""
+
+    id: str | None
+    name: str | None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    via: str = "easyauth"
+
+    @property
+    def label(self) -> str:
+        """How the caller is recorded in telemetry and reports."""
+        if self.via == "function-key" and not self.name and not self.id:
+            return "function-key"
+        return f"{self.name or 'unknown'} ({self.id or 'no object id'})"
+
+
+@dataclass(frozen=True)
+class RemediationRequest:
+    controls: tuple[str, ...]
+    dry_run: bool
+
+
+class HttpProblem(Exception):
+    """An answer other than 200, with a message for the caller."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def read_principal(headers: Mapping[str, str]) -> Caller | None:
+    """Decode X-MS-CLIENT-PRINCIPAL; None when absent. Accepts roles as `roles` claims or the `role_typ` URI."""
+    raw = headers.get("x-ms-client-principal")
+    if not raw:
+        return None
+    if len(raw) > MAX_PRINCIPAL_HEADER_BYTES:
+        raise HttpProblem(401, "The client principal header is too large to be genuine.")
+    try:
+        principal = json.loads(base64.b64decode(raw, validate=True))
+        claims = principal.get("claims") or []
+        role_types = {"roles", principal.get("role_typ") or ROLE_CLAIM_URI}
+        roles = frozenset(str(c["val"]) for c in claims if isinstance(c, dict) and c.get("typ") in role_types
+                          and isinstance(c.get("val"), str))
+    except (ValueError, binascii.Error, AttributeError, TypeError, KeyError):
+        raise HttpProblem(401, "The client principal header could not be read.") from None
+    name = headers.get("x-ms-client-principal-name") or _claim(claims, "preferred_username", "name", "appid", "azp")
+    return Caller(id=headers.get("x-ms-client-principal-id") or _claim(claims, "oid",
+                  "http://schemas.microsoft.com/identity/claims/objectidentifier"), name=name, roles=roles)
+
+
+def _claim(claims: list[Any], *types: str) -> str | None:
+    for claim in claims:
+        if isinstance(claim, dict) and claim.get("typ") in types and isinstance(claim.get("val"), str):
+            return claim["val"]
+    return None
+
+
+def authorise(headers: Mapping[str, str], settings: AppSettings) -> Caller:
+    """The caller, when allowed to remediate; otherwise HttpProblem 401 (who are you?) or 403 (not you)."""
+    caller = read_principal(headers) if settings.auth_enabled or not settings.allow_key_only else None
+    if settings.allow_key_only:
+        return Caller(id=caller.id, name=caller.name, roles=caller.roles, via="function-key") if caller else \
+            Caller(id=None, name=None, via="function-key")
+    if not settings.auth_enabled:
+        raise HttpProblem(403, "Remediation needs App Service authentication (Entra ID) on this Function App, "
+                               "so that the caller's identity can be trusted; or set REMEDIATION_ALLOW_KEY_ONLY=true "
+                               "to accept the function key alone (weaker).")
+    if caller is None:
+        raise HttpProblem(401, "Sign in first: no authenticated caller (App Service authentication principal).",
+                          {"WWW-Authenticate": "Bearer"})
+    if REMEDIATE_ROLE not in caller.roles:
+        raise HttpProblem(403, f"The caller lacks the app role {REMEDIATE_ROLE}.")
+    return caller
+
+
+def parse_request(body: bytes) -> RemediationRequest:
+    """Validate the JSON body (all fields optional): controls (list of ids), dryRun (boolean)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise HttpProblem(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if not body.strip():
+        document: Any = {}
+    else:
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise HttpProblem(400, "The request body is not valid JSON.") from None
+    error = jsonschema.exceptions.best_match(_validator.iter_errors(document))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "body"
+        raise HttpProblem(400, f"Invalid request ({where}): {_short(error.message)}. "
+                               f"Expected {{\"controls\": [{', '.join(map(repr, IMPLEMENTED_CONTROLS))}], "
+                               "\"dryRun\": true|false}, all optional.")
+    return RemediationRequest(controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
+                              dry_run=bool(document.get("dryRun", False)))
+
+
+def handle(method: str, headers: Mapping[str, str], body: bytes, env: Mapping[str, str],
+           run: Callable[[RemediationRequest, Caller], RunReport]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Answer one request: (status, JSON document, extra headers). `run` does the remediation itself."""
+    try:
+        if method.upper() != "POST":
+            raise HttpProblem(405, "Use POST.", {"Allow": "POST"})
+        try:
+            settings = AppSettings.from_env(env)
+        except ConfigError as exc:
+            raise HttpProblem(503, str(exc)) from None
+        caller = authorise(headers, settings)
+        request = parse_request(body)
+    except HttpProblem as problem:
+        log.warning("Remediation request refused (%d): %s", problem.status, problem.message)
+        return problem.status, {"error": problem.message}, problem.headers
+    report = run(request, caller)
+    # No remediation step at all means the run could not start (settings, credentials): the service is unusable.
+    return (200 if report.remediation else 503), response_document(report), {}
+
+
+def response_document(report: RunReport) -> dict[str, Any]:
+    steps = [remediation_document(step) for step in report.remediation]
+    completed = all(step.outcome is not Outcome.FAILED for step in report.remediation) and bool(steps)
+    return {"run_id": report.run_id, "caller": report.caller, "tenant_id": report.tenant_id,
+            "dry_run": report.dry_run, "status": str(report.status), "completed": completed, "controls": steps}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

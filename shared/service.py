@@ -1,0 +1,137 @@
+"""One run, start to finish: settings, token, Exchange client, engine, telemetry, flush.
+
+The timer, the HTTP function and the CLI all come through `execute`, so they behave the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared import checks, telemetry
+from shared.auth import TokenError, token_provider_for
+from shared.config import ConfigError, Settings
+from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
+from shared.exchange import ExchangeClient, RetryPolicy
+
+log = logging.getLogger("mailbox_audit_guard.service")
+
+AUDIT_MODES = ("report", "remediate")
+
+_tenant_locks: dict[str, threading.Lock] = {}
+_tenant_locks_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Settings of the function app itself (the Exchange connection lives in `Settings`)."""
+
+    audit_mode: str = "report"
+    allow_key_only: bool = False
+    include_identities: bool = False
+    auth_enabled: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
+        env = os.environ if env is None else env
+        mode = (env.get("AUDIT_MODE") or "report").strip().lower()
+        if mode not in AUDIT_MODES:
+            raise ConfigError({"AUDIT_MODE": f"must be one of {', '.join(AUDIT_MODES)}"})
+        return cls(audit_mode=mode,
+                   allow_key_only=_flag(env, "REMEDIATION_ALLOW_KEY_ONLY"),
+                   include_identities=_flag(env, "TELEMETRY_INCLUDE_IDENTITIES"),
+                   # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
+                   # injected by the platform (and client-sent copies stripped).
+                   auth_enabled=_flag(env, "WEBSITE_AUTH_ENABLED"))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return (env.get(name) or "").strip().lower() in ("1", "true", "yes")
+
+
+def tenant_write_lock(tenant_id: str) -> threading.Lock:
+    """Writes for one tenant never overlap within this process."""
+    with _tenant_locks_guard:
+        return _tenant_locks.setdefault(tenant_id, threading.Lock())
+
+
+def open_client(settings: Settings) -> ExchangeClient:
+    """An Exchange client for the configured tenant (may raise TokenError for an unreadable certificate)."""
+    policy = RetryPolicy(deadline_seconds=settings.operation_deadline_seconds,
+                         backoff_base_seconds=settings.retry_backoff_seconds)
+    return ExchangeClient(settings.exchange_url, settings.tenant_id, token_provider_for(settings), policy=policy)
+
+
+def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None, settings: Settings | None = None,
+            control_ids: Sequence[str] | None = None, dry_run: bool = False,
+            caller: str | None = None) -> RunReport:
+    """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
+
+    Never raises for a tenant or service problem: those become Error verdicts, an exception in telemetry,
+    and a local log line. Telemetry trouble never changes the result.
+    """
+    env = os.environ if env is None else env
+    controls = tuple(control_ids or IMPLEMENTED_CONTROLS)
+    telemetry.configure(env)
+    report = RunReport(command=command, tenant_id=(env.get("EXO_TENANT_ID") or "unknown").strip().lower(),
+                       trigger=trigger, dry_run=dry_run, caller=caller)
+    try:
+        AppSettings.from_env(env)  # a bad app setting fails the run visibly, like a bad connection setting
+        settings = settings or Settings.from_env(env)
+        client = open_client(settings)
+    except (ConfigError, TokenError) as exc:
+        report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls]
+        log.error("Run %s could not start: %s", report.run_id, exc)
+        _record_failure(report, "run could not start")
+        return _publish(report)
+    try:
+        if command == "check":
+            report = run_check(client, settings.tenant_id, controls, trigger=trigger, report=report)
+        else:
+            with tenant_write_lock(settings.tenant_id):
+                report = run_remediation(client, settings.tenant_id, controls, dry_run=dry_run, trigger=trigger,
+                                         caller=caller, revert=command == "revert", report=report)
+    except Exception:
+        _record_failure(report, "run failed unexpectedly")
+        _publish(report)
+        raise
+    finally:
+        client.close()
+    return _publish(report)
+
+
+def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
+    """The timer's job: check every control; with AUDIT_MODE=remediate, fix what is safe unattended.
+
+    Never a revert. An invalid AUDIT_MODE runs the check, which then reports the setting as an Error.
+    """
+    env = os.environ if env is None else env
+    if (env.get("AUDIT_MODE") or "").strip().lower() == "remediate":
+        safe = [cid for cid in IMPLEMENTED_CONTROLS if HANDLERS[cid].safe_unattended]
+        return execute("remediate", trigger="timer", env=env, control_ids=safe, caller="timer:daily_audit_check")
+    return execute("check", trigger="timer", env=env)
+
+
+def _record_failure(report: RunReport, what: str) -> None:
+    """Send the exception being handled, tagged with the run id. Call only inside an `except` block."""
+    telemetry.emit_exception(f"Mailbox audit {report.command} {what}", run_id=report.run_id,
+                             tenant_id=report.tenant_id)
+
+
+def _publish(report: RunReport) -> RunReport:
+    """Log the run locally (always), then send and flush its telemetry (bounded)."""
+    if report.finished_at is None:
+        report.finished_at = datetime.now(UTC)
+    level = logging.INFO if not report.failed_controls else logging.WARNING
+    log.log(level, "Mailbox audit %s %s for tenant %s: %s%s", report.command, report.run_id, report.tenant_id,
+            report.status, f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "")
+    try:
+        telemetry.emit_run(report)
+    finally:
+        telemetry.flush()
+    return report
+

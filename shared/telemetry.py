@@ -1,0 +1,144 @@
+"""The only module that knows Application Insights: the telemetry contract of docs/telemetry.md.
+
+Events leave as log records on the `mailbox_audit_guard.events` logger with the exporter's custom-event marker,
+so they land in `customEvents`. Exporting never holds a run up for long and never changes its result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+
+from shared.controls import CATALOGUE
+from shared.engine import RunReport
+
+LOGGER_NAME = "mailbox_audit_guard"
+events = logging.getLogger(f"{LOGGER_NAME}.events")
+# Contract events are INFO records: pin the level so no logging configuration can silently drop them.
+events.setLevel(logging.INFO)
+log = logging.getLogger(f"{LOGGER_NAME}.telemetry")
+
+CHECK_COMPLETED = "MailboxAuditCheckCompleted"
+CONTROL_RESULT = "MailboxAuditControlResult"
+REMEDIATION = "MailboxAuditRemediation"
+FLUSH_TIMEOUT_SECONDS = 4.0
+EXPORT_READ_TIMEOUT_SECONDS = 5
+
+_configure_lock = threading.Lock()
+_configured_by_us = False
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
+
+
+def worker_configures_telemetry(env: Mapping[str, str]) -> bool:
+    """In Azure the Functions worker sets the exporter up itself when this app setting is true."""
+    return _truthy(env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"))
+
+
+def configure(env: Mapping[str, str] | None = None) -> bool:
+    """Set up exporting once per process, unless the worker does; True when telemetry will be exported.
+
+    Never both: with PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true the worker owns the OpenTelemetry globals.
+    """
+    global _configured_by_us  # noqa: PLW0603 - the OpenTelemetry globals are per process too
+    env = os.environ if env is None else env
+    if worker_configures_telemetry(env):
+        return True
+    connection_string = (env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or "").strip()
+    if not connection_string:
+        return False
+    with _configure_lock:
+        if not _configured_by_us:
+            from azure.monitor.opentelemetry import configure_azure_monitor
+
+            options: dict[str, object] = {}
+            if env.get("TELEMETRY_STORAGE_DIRECTORY"):
+                options["storage_directory"] = env["TELEMETRY_STORAGE_DIRECTORY"]
+            configure_azure_monitor(
+                connection_string=connection_string,
+                logger_name=LOGGER_NAME,
+                sampling_ratio=1.0,  # every run is evidence: never sample it away
+                enable_live_metrics=False,
+                enable_performance_counters=False,
+                read_timeout=EXPORT_READ_TIMEOUT_SECONDS,  # a hanging ingestion endpoint must not hang the run
+                **options,
+            )
+            _configured_by_us = True
+    return True
+
+
+def pseudonymise(identity: str, tenant_id: str, key: str | None) -> str:
+    """A stable, non-reversible stand-in for a mailbox identity: keyed hash, scoped to the tenant."""
+    secret = (key or tenant_id).encode()
+    digest = hmac.new(secret, f"{tenant_id}:{identity.lower()}".encode(), hashlib.sha256).hexdigest()
+    return f"mbx-{digest[:16]}"
+
+
+def _event(name: str, dimensions: Mapping[str, object], measurements: Mapping[str, float] | None = None) -> None:
+    extra: dict[str, object] = {"microsoft.custom_event.name": name}
+    extra.update({key: "" if value is None else str(value) for key, value in dimensions.items()})
+    if measurements:
+        extra["microsoft.custom_measurements"] = json.dumps(dict(measurements))
+    events.info(name, extra=extra)
+
+
+def emit_run(report: RunReport, measurements: Mapping[str, float] | None = None) -> None:
+    """Send one run's events: a result per control, one per remediation, and the completion event last."""
+    common = {"run_id": report.run_id, "tenant_id": report.tenant_id}
+    for result in report.controls:
+        control = CATALOGUE.get(result.control_id)
+        _event(CONTROL_RESULT, {**common, "control_id": result.control_id, "status": result.status,
+                                "expected": result.expected, "actual": result.actual,
+                                "frameworks": control.frameworks_compact if control else "",
+                                "trigger": report.trigger})
+    for step in report.remediation:
+        _event(REMEDIATION, {**common, "control_id": step.control_id, "action": step.action,
+                             "outcome": step.outcome, "caller": report.caller or "",
+                             "before": step.before.actual, "after": step.after.actual if step.after else "unreadable",
+                             "command": report.command, "trigger": report.trigger})
+    duration = ((report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0)
+    _event(CHECK_COMPLETED,
+           {**common, "status": report.status, "failed_controls": ",".join(report.failed_controls),
+            "trigger": report.trigger, "tool_version": report.tool_version, "command": report.command},
+           {"controls_checked": len(report.controls), "duration_seconds": round(duration, 3),
+            **(measurements or {})})
+
+
+def emit_exception(message: str, *, run_id: str, tenant_id: str | None) -> None:
+    """Record the exception being handled, with the run id the alert rules join on. Call inside `except`."""
+    events.exception(message, extra={"run_id": run_id, "tenant_id": tenant_id or ""})
+
+
+def flush(timeout_seconds: float = FLUSH_TIMEOUT_SECONDS) -> bool:
+    """Push buffered telemetry out, waiting at most `timeout_seconds`; False when it did not finish in time.
+
+    The SDK's own flush ignores its timeout, so it runs on a daemon thread that we stop waiting for. What does
+    not get out stays in the exporter's offline storage and is re-sent by a later run.
+    """
+    from opentelemetry import metrics, trace
+    from opentelemetry._logs import get_logger_provider
+
+    def run() -> None:
+        for provider in (trace.get_tracer_provider(), get_logger_provider(), metrics.get_meter_provider()):
+            force_flush = getattr(provider, "force_flush", None)
+            if force_flush is not None:
+                try:
+                    force_flush()
+                except Exception:  # telemetry must never break the run
+                    log.warning("telemetry flush failed", exc_info=True)
+
+    worker = threading.Thread(target=run, name="telemetry-flush", daemon=True)
+    worker.start()
+    worker.join(timeout_seconds)
+    if worker.is_alive():
+        log.warning("Telemetry export did not finish within %.0f s (ingestion down or slow); the run's result "
+                    "stands and unsent data stays in offline storage.", timeout_seconds)
+        return False
+    return True
