@@ -84,3 +84,13 @@ def test_tenant_and_client_ids_are_normalised_to_lower_case():
 def test_secret_is_hidden_from_repr():
     s = settings(EXO_AUTH_MODE="secret", EXO_CLIENT_ID=CLIENT, EXO_CLIENT_SECRET="s3cr3t-canary-value")
     assert "s3cr3t-canary-value" not in repr(s)
+
+
+@pytest.mark.parametrize(("name", "value"), [("EXO_OPERATION_DEADLINE_SECONDS", "0"),
+                                             ("EXO_OPERATION_DEADLINE_SECONDS", "ten"),
+                                             ("EXO_RETRY_BACKOFF_SECONDS", "nan"),
+                                             ("EXO_RETRY_BACKOFF_SECONDS", "1000")])
+def test_timing_settings_are_bounded(name, value):
+    with pytest.raises(ConfigError) as raised:
+        settings(**{name: value})
+    assert name in raised.value.problems
