@@ -1,0 +1,104 @@
+"""The daily timer function against the emulator, with the real exporter posting to a local ingestion endpoint."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from emulator import Fault
+from shared import __version__
+from tests.conftest import TENANT_ID, scenario
+from tests.functions.harness import events, exceptions, run_timer
+
+COMPLETED_DIMENSIONS = {"run_id", "tenant_id", "status", "failed_controls", "trigger", "tool_version", "command"}
+CONTROL_DIMENSIONS = {"run_id", "tenant_id", "control_id", "status", "expected", "actual", "frameworks", "trigger"}
+REMEDIATION_DIMENSIONS = {"run_id", "tenant_id", "control_id", "action", "outcome", "caller", "before", "after",
+                          "command", "trigger"}
+
+
+@pytest.mark.parametrize(("tenant", "status", "failed"), [
+    (scenario(), "Compliant", ""),
+    (scenario(organization_config={"AuditDisabled": True}), "NonCompliant", "org-audit-enabled"),
+    (scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": []}), "Error", "org-audit-enabled"),
+])
+def test_every_run_sends_the_contract_events(start_emulator, tenant, status, failed):
+    emu = start_emulator(tenant)
+    result = run_timer(emu)
+    assert result.returncode == 0, result.stderr
+
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    props = completed["properties"]
+    assert set(props) >= COMPLETED_DIMENSIONS
+    assert all(isinstance(value, str) for value in props.values())
+    assert (props["status"], props["failed_controls"], props["trigger"], props["command"]) == (
+        status, failed, "timer", "check")
+    assert props["tenant_id"] == TENANT_ID and props["tool_version"] == __version__
+    assert completed["measurements"]["controls_checked"] == 1
+    assert completed["measurements"]["duration_seconds"] >= 0
+
+    [control] = events(emu, "MailboxAuditControlResult")
+    assert set(control["properties"]) >= CONTROL_DIMENSIONS
+    assert control["properties"]["run_id"] == props["run_id"]
+    assert control["properties"]["control_id"] == "org-audit-enabled"
+    assert control["properties"]["status"] == status
+    assert control["properties"]["expected"] == "AuditDisabled = False"
+    assert "CIS-v7:6.1.1" in control["properties"]["frameworks"]
+    assert events(emu, "MailboxAuditRemediation") == []
+
+
+def test_an_error_run_also_sends_an_exception_with_the_run_id_when_it_cannot_start(start_emulator):
+    emu = start_emulator()
+    result = run_timer(emu, EXO_TENANT_ID="not-a-guid")
+    assert result.returncode == 0, result.stderr
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    assert completed["properties"]["status"] == "Error"
+    [exception] = exceptions(emu)
+    assert exception["properties"]["run_id"] == completed["properties"]["run_id"]
+    assert emu.invocations() == []
+
+
+def test_remediate_mode_fixes_unattended_and_records_who(start_emulator):
+    emu = start_emulator(scenario(organization_config={"AuditDisabled": True}))
+    assert run_timer(emu, AUDIT_MODE="remediate").returncode == 0
+    assert emu.tenant.organization_config["AuditDisabled"] is False
+    [step] = events(emu, "MailboxAuditRemediation")
+    props = step["properties"]
+    assert set(props) >= REMEDIATION_DIMENSIONS
+    assert (props["outcome"], props["caller"], props["command"]) == ("Applied", "timer:daily_audit_check",
+                                                                      "remediate")
+    assert (props["before"], props["after"]) == ("AuditDisabled = True", "AuditDisabled = False")
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    assert completed["properties"]["status"] == "Compliant"
+
+
+def test_bad_audit_mode_is_an_error_run_not_a_silent_check(start_emulator):
+    emu = start_emulator()
+    run_timer(emu, AUDIT_MODE="fix-everything")
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    assert completed["properties"]["status"] == "Error"
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("status", listener="ingestion", status=503, times=-1),
+    Fault("hang", listener="ingestion", times=-1, seconds=60),
+])
+def test_ingestion_down_or_hanging_does_not_change_the_result_or_hold_the_run(start_emulator, fault):
+    emu = start_emulator(scenario(organization_config={"AuditDisabled": True}))
+    emu.add_fault(fault)
+    started = time.monotonic()
+    result = run_timer(emu, timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 20, f"the invocation was held up {elapsed:.1f} s by telemetry"
+    # The run is still logged locally with its verdict.
+    assert "NonCompliant" in result.stderr
+
+
+def test_default_telemetry_carries_no_token_or_secret(start_emulator):
+    emu = start_emulator(scenario(organization_config={"AuditDisabled": True}))
+    run_timer(emu, AUDIT_MODE="remediate", auth_mode="secret")
+    tokens = {r.headers["authorization"][7:] for r in emu.requests if "authorization" in r.headers}
+    sent = repr(emu.telemetry)
+    for secret in tokens | {emu.client_secret, emu.identity_header}:
+        assert secret not in sent
