@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit clean
+.PHONY: demo test lint unit infra tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,18 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint
+# Test-only tools outside the venv (checkov, Kusto language service, Azurite, Chromium); idempotent, fast when present.
+tools: $(STAMP)
+	bash tools/install-infra-tools.sh
+
+test: lint tools
 	$(PY) -m pytest
+
+infra: tools
+	$(PY) -m pytest tests/infra -q
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .tools tools/node_modules

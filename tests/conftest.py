@@ -71,10 +71,14 @@ def clean_env() -> dict[str, str]:
 
 
 def run_cli(emu: Any, *args: str, auth_mode: str = "secret", env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `python -m shared ...` in a child process against the emulator, as a person would."""
-    child_env = {**clean_env(), **(emu.env(auth_mode) if emu is not None else {}), **(env or {})}
-    child_env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+            timeout: float = 60, keep_telemetry: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `python -m shared ...` in a child process against the emulator, as a person would.
+
+    Telemetry is off unless `keep_telemetry` (then `env` should carry the hermetic exporter settings)."""
+    child_env = {**clean_env(), **(emu.env(auth_mode) if emu is not None else {})}
+    if not keep_telemetry:
+        child_env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    child_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "shared", *args], cwd=REPO, env=child_env, capture_output=True,
                           text=True, timeout=timeout, check=False)
 

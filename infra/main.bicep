@@ -1,0 +1,141 @@
+// Mailbox Audit Guard: everything `azd up` provisions. Subscription scope: creates the resource group, then the
+// modules deploy into it. No secrets anywhere: the app reaches storage, App Insights and Exchange Online with its
+// user-assigned managed identity. See infra/README.md.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; part of every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region. Must offer the Flex Consumption plan.')
+param location string
+
+@minLength(36)
+@maxLength(36)
+@description('Microsoft 365 tenant (GUID) whose Exchange Online is checked: EXO_TENANT_ID.')
+param exoTenantId string
+
+@description('Optional initial domain, e.g. contoso.onmicrosoft.com: EXO_ORGANIZATION.')
+param exoOrganization string = ''
+
+@allowed(['global', 'gcchigh', 'dod', 'china'])
+@description('Microsoft 365 cloud of the tenant: EXO_CLOUD.')
+param exoCloud string = 'global'
+
+@description('NCRONTAB (6 fields, UTC) of the daily check: AUDIT_SCHEDULE.')
+param auditSchedule string = '0 0 6 * * *'
+
+@allowed(['report', 'remediate'])
+@description('report: check only. remediate: the daily run also fixes what is safe unattended: AUDIT_MODE.')
+param auditMode string = 'report'
+
+@description('Client id of the Entra app registration that protects POST /api/remediate (App Service authentication). Empty: no Easy Auth.')
+param remediationClientId string = ''
+
+@description('E-mail addresses that receive every alert.')
+param alertEmailAddresses array = []
+
+@description('Days Log Analytics keeps the telemetry.')
+param logRetentionDays int = 90
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName, application: 'mailbox-audit-guard' }
+var evidenceContainerName = 'evidence'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    workspaceName: 'log-${resourceToken}'
+    appInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionDays
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: 'app-package-${resourceToken}'
+    evidenceContainerName: evidenceContainerName
+    dataPrincipalId: identity.outputs.principalId
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    appName: 'func-${resourceToken}'
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    exoTenantId: exoTenantId
+    exoOrganization: exoOrganization
+    exoCloud: exoCloud
+    auditSchedule: auditSchedule
+    auditMode: auditMode
+    evidenceContainerName: evidenceContainerName
+    remediationClientId: remediationClientId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'mag-${environmentName}'
+    appInsightsId: monitoring.outputs.appInsightsId
+    emailAddresses: alertEmailAddresses
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    displayName: 'Mailbox Audit Guard (${environmentName})'
+    appInsightsId: monitoring.outputs.appInsightsId
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+output IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName

@@ -1,0 +1,135 @@
+// Action group (e-mail) and the six log search alerts. Each query lives in infra/alerts/<name>.kql and is
+// loaded verbatim, so the text the tests validate is the text that gets deployed. Runbooks: infra/README.md.
+// Event rules look back twice their frequency so that late-ingested telemetry is still seen; autoMitigate
+// keeps one alert open (one e-mail) while rows keep matching, and resolves it afterwards.
+param location string
+param tags object
+param namePrefix string
+param appInsightsId string
+@description('E-mail addresses that receive every alert.')
+param emailAddresses array
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: '${namePrefix}-alerts'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'mbxaudit'
+    enabled: true
+    emailReceivers: [for (address, i) in emailAddresses: {
+      name: 'email-${i + 1}'
+      emailAddress: address
+      useCommonAlertSchema: true
+    }]
+  }
+}
+
+module nonCompliance 'log-alert.bicep' = {
+  name: 'alert-non-compliance'
+  params: {
+    name: '${namePrefix}-non-compliance'
+    displayName: 'Mailbox auditing non-compliant'
+    description: 'A run found mailbox auditing settings out of line (failed_controls lists them). Open the workbook or the evidence report, then fix: POST /api/remediate, or `python -m shared remediate`. If a change was made on purpose, record the exception.'
+    severity: 1
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/non-compliance.kql')
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT2H'
+    dimensions: ['tenant_id']
+  }
+}
+
+module checkFailed 'log-alert.bicep' = {
+  name: 'alert-check-failed'
+  params: {
+    name: '${namePrefix}-check-failed'
+    displayName: 'Mailbox audit check failed'
+    description: 'A run ended with status Error or raised an exception, so compliance is unknown (fail closed). Look up the run_id in the exceptions table; usual causes are missing Exchange permissions for the identity, throttling or an Exchange outage. Fix the cause and run the check again.'
+    severity: 2
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/check-failed.kql')
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT2H'
+    dimensions: ['tenant_id']
+  }
+}
+
+module heartbeat 'log-alert.bicep' = {
+  name: 'alert-heartbeat'
+  params: {
+    name: '${namePrefix}-heartbeat'
+    displayName: 'No completed mailbox audit check for 25 hours'
+    description: 'The daily check has not completed for more than 25 hours (or never since deployment), so nobody is watching mailbox auditing. Check that the function app is running, its last invocations and App Insights ingestion (identity role Monitoring Metrics Publisher), then run the check by hand.'
+    severity: 1
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/heartbeat.kql')
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    overrideQueryTimeRange: 'P2D'
+  }
+}
+
+module remediationApplied 'log-alert.bicep' = {
+  name: 'alert-remediation-applied'
+  params: {
+    name: '${namePrefix}-remediation-applied'
+    displayName: 'Mailbox audit remediation applied'
+    description: 'This tool changed an Exchange Online audit setting (before/after and caller are in the alert). Informational: confirm the change was expected and keep the alert with the change record.'
+    severity: 3
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/remediation-applied.kql')
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT2H'
+    dimensions: ['tenant_id']
+  }
+}
+
+module remediationFailed 'log-alert.bicep' = {
+  name: 'alert-remediation-failed'
+  params: {
+    name: '${namePrefix}-remediation-failed'
+    displayName: 'Mailbox audit remediation failed'
+    description: 'A remediation could not be applied or verified, so the setting is probably still non-compliant. Check the identity has the Exchange Administrator role (grant-permissions without --read-only), look up the run_id in exceptions, then retry or fix the setting by hand.'
+    severity: 2
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/remediation-failed.kql')
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT2H'
+    dimensions: ['tenant_id']
+  }
+}
+
+module revert 'log-alert.bicep' = {
+  name: 'alert-revert'
+  params: {
+    name: '${namePrefix}-revert'
+    displayName: 'Mailbox auditing switched off by this tool'
+    description: 'Someone ran revert, which disables mailbox auditing (outcome Applied: auditing is OFF now). Verify at once with the caller named in the alert that this was an approved change; if not, run remediate to switch auditing back on and treat it as a security incident.'
+    severity: 0
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/revert.kql')
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    dimensions: ['tenant_id']
+  }
+}
+
+output actionGroupId string = actionGroup.id

@@ -1,0 +1,126 @@
+"""The names the alert and workbook queries depend on are the documented telemetry contract (docs/telemetry.md).
+
+Static half: every event name and `customDimensions.<name>` a query uses is listed in docs/telemetry.md for an event
+that query reads. Live half: run the timer function and the CLI against the emulator, capture the telemetry they
+really emit and compare it with `query_contract()`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import ALL_QUERIES, INFRA, REPO
+
+DOC = REPO / "docs" / "telemetry.md"
+EVENT_NAME = re.compile(r'\bname\s*==\s*"(\w+)"')
+DIMENSION = re.compile(r"customDimensions\.(\w+)")
+MEASUREMENT = re.compile(r"customMeasurements\.(\w+)")
+
+
+def documented_events() -> dict[str, tuple[set[str], set[str]]]:
+    """event name -> (customDimensions, customMeasurements) from the customEvents table in docs/telemetry.md."""
+    events = {}
+    for line in DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and (match := re.fullmatch(r"`(\w+)`", cells[0])):
+            events[match.group(1)] = (set(re.findall(r"`(\w+)`", cells[2])), set(re.findall(r"`(\w+)`", cells[3])))
+    return events
+
+
+def documented_exception_dimensions() -> set[str]:
+    line = next(line for line in DOC.read_text().splitlines() if "as `exceptions`" in line)
+    pairs = re.findall(r"customDimensions\.(\w+)`|\(and `(\w+)`\)", line)
+    return {name for pair in pairs for name in pair if name}
+
+
+def query_contract(path: Path) -> tuple[set[str], set[str], set[str]]:
+    """(event names, customDimensions, customMeasurements) one query uses, comments ignored."""
+    text = re.sub(r"//[^\n]*", "", path.read_text())
+    return set(EVENT_NAME.findall(text)), set(DIMENSION.findall(text)), set(MEASUREMENT.findall(text))
+
+
+def test_the_contract_table_was_read() -> None:
+    events = documented_events()
+    assert set(events) == {"MailboxAuditCheckCompleted", "MailboxAuditControlResult", "MailboxAuditRemediation"}
+    assert {"run_id", "tenant_id", "status", "command"} <= events["MailboxAuditCheckCompleted"][0]
+    assert documented_exception_dimensions() == {"run_id", "tenant_id"}
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_query_uses_only_documented_events_and_dimensions(query: Path) -> None:
+    events = documented_events()
+    names, dimensions, measurements = query_contract(query)
+    assert names, f"{query.name} reads no named event"
+    assert names <= set(events), f"undocumented events: {names - set(events)}"
+    allowed_dimensions = set().union(*(events[name][0] for name in names))
+    if re.search(r"\bexceptions\b", query.read_text()):
+        allowed_dimensions |= documented_exception_dimensions()
+    assert dimensions <= allowed_dimensions, f"undocumented for {sorted(names)}: {dimensions - allowed_dimensions}"
+    allowed_measurements = set().union(*(events[name][1] for name in names))
+    assert measurements <= allowed_measurements, f"undocumented: {measurements - allowed_measurements}"
+
+
+@pytest.fixture(scope="module")
+def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """Event or table name -> every customDimensions key the app really sent, over runs that exercise each rule:
+    a non-compliant timer run that remediates, a run that cannot start (exception), a failed remediation and a
+    CLI revert, all through the real exporter into the emulator's ingestion endpoint."""
+    from emulator import Emulator, Fault
+    from tests.conftest import TENANT_ID, run_cli, scenario
+    from tests.functions.harness import function_env, run_timer
+
+    seen: dict[str, set[str]] = {}
+    values: dict[str, set[str]] = {}
+
+    def collect(emu: Emulator) -> None:
+        for envelope in emu.telemetry:
+            data = envelope.get("data", {})
+            base = data.get("baseData", {})
+            key = base.get("name") if data.get("baseType") == "EventData" else data.get("baseType")
+            props = base.get("properties", {})
+            seen.setdefault(key, set()).update(props)
+            for name in ("status", "outcome", "command"):
+                if name in props:
+                    values.setdefault(f"{key}.{name}", set()).add(props[name])
+
+    with Emulator(scenario(organization_config={"AuditDisabled": True})) as emu:
+        run_timer(emu, AUDIT_MODE="remediate")
+        run_timer(emu, EXO_TENANT_ID="not-a-guid")
+        emu.add_fault(Fault("ignore_writes", cmdlet="Set-OrganizationConfig", times=-1))
+        with emu.lock:
+            emu.tenant.organization_config["AuditDisabled"] = True
+        run_timer(emu, AUDIT_MODE="remediate")
+        emu.clear_faults()
+        with emu.lock:
+            emu.tenant.organization_config["AuditDisabled"] = False
+        env = function_env(emu, auth_mode="secret")
+        run_cli(emu, "revert", "--confirm", TENANT_ID, env={
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+            **{k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))}},
+            keep_telemetry=True)
+        collect(emu)
+    seen["_values"] = {f"{k}={v}" for k, vs in values.items() for v in vs}
+    return seen
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_live_contract_queries_match_emitted_telemetry(query: Path, emitted: dict[str, set[str]]) -> None:
+    """Every event and dimension a query reads is one the app really sends."""
+    names, dimensions, _ = query_contract(query)
+    assert names <= set(emitted), f"never emitted: {names - set(emitted)}"
+    sent = set().union(*(emitted[name] for name in names))
+    if re.search(r"\bexceptions\b", query.read_text()):
+        sent |= emitted.get("ExceptionData", set())
+    assert dimensions <= sent, f"{query.name} reads dimensions the app never sends: {dimensions - sent}"
+
+
+def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]]) -> None:
+    values = emitted["_values"]
+    for expected in ("MailboxAuditCheckCompleted.status=NonCompliant", "MailboxAuditCheckCompleted.status=Error",
+                     "MailboxAuditRemediation.outcome=Applied", "MailboxAuditRemediation.outcome=Failed",
+                     "MailboxAuditRemediation.command=revert", "MailboxAuditRemediation.command=remediate"):
+        assert expected in values
+    assert "run_id" in emitted["ExceptionData"]
