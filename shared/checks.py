@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.collect import OrgConfig
-from shared.controls import CATALOGUE, ORG_AUDIT_ENABLED
+from shared.collect import MISSING, AdminAuditLogConfig, OrgConfig
+from shared.controls import AUDIT_LOG_SEARCH, CATALOGUE, ORG_AUDIT_ENABLED
 from shared.models import ControlResult, Status
 
 UAL_IS_SEPARATE = ("Audit-by-default and unified audit log ingestion are independent switches: this result says "
@@ -47,3 +47,29 @@ def evaluate_org_audit(config: OrgConfig) -> ControlResult:
             details)
     return ControlResult(control.id, Status.COMPLIANT, control.expected, actual,
                          "Audit-by-default is on for the organisation. " + UAL_IS_SEPARATE, details)
+
+
+def evaluate_audit_log_search(config: AdminAuditLogConfig) -> ControlResult:
+    """`UnifiedAuditLogIngestionEnabled` true (read on the Exchange host, never on Security & Compliance)."""
+    control = AUDIT_LOG_SEARCH
+    details = {"UnifiedAuditLogIngestionEnabled": config.ual_enabled if isinstance(config.ual_enabled, bool)
+               else None,
+               "AdminAuditLogEnabled": config.admin_enabled if isinstance(config.admin_enabled, bool) else None,
+               "AdminAuditLogAgeLimit": config.admin_age_limit}
+    value = config.ual_enabled
+    if not isinstance(value, bool):
+        return ControlResult(control.id, Status.ERROR, control.expected,
+                             "missing" if value is MISSING else f"UnifiedAuditLogIngestionEnabled = {value!r}",
+                             "UnifiedAuditLogIngestionEnabled is missing or not a boolean; compliance is unknown.",
+                             details)
+    actual = f"UnifiedAuditLogIngestionEnabled = {powershell_bool(value)}"
+    separate = ("Audit log ingestion and audit-by-default (org-audit-enabled) are independent switches; "
+                "both must be on.")
+    if not value:
+        return ControlResult(control.id, Status.NON_COMPLIANT, control.expected, actual,
+                             "Audit log search is OFF: audit records are not ingested or searchable, and the "
+                             "Management Activity API returns nothing. Fix: Set-AdminAuditLogConfig "
+                             f"-UnifiedAuditLogIngestionEnabled $true. {separate}", details)
+    return ControlResult(control.id, Status.COMPLIANT, control.expected, actual,
+                         "Audit log ingestion is on (read on the Exchange endpoint; the Security & Compliance "
+                         f"endpoint always shows False). {separate}", details)

@@ -1,4 +1,4 @@
-"""The Microsoft 365 clouds we know: Exchange host, token scope and login authority, in one table."""
+"""The Microsoft 365 clouds we know: Exchange host, token scope, login authority and Graph host, in one table."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ class Cloud:
     name: str
     exchange_host: str
     authority: str
+    graph_host: str = "graph.microsoft.com"
 
     @property
     def exchange_url(self) -> str:
@@ -26,12 +27,23 @@ class Cloud:
     def token_scope(self) -> str:
         return f"{self.exchange_resource}/.default"
 
+    @property
+    def graph_url(self) -> str:
+        """Microsoft Graph's base URL in this cloud (without the version segment)."""
+        return f"https://{self.graph_host}"
+
+    @property
+    def graph_scope(self) -> str:
+        """The token scope for Microsoft Graph in this cloud (used by grant-permissions only)."""
+        return f"https://{self.graph_host}/.default"
+
 
 # Sources: exchange-admin-api.md §1. DoD: the host and audience come from ScubaGear (outlook-dod.office365.us);
 # Microsoft's ConnectionUri names webmail.apps.mil. Override with EXO_ENDPOINT if your tenant answers elsewhere.
+# Graph hosts: Microsoft Graph national cloud deployments (GCC uses the global host).
 CLOUDS: dict[str, Cloud] = {
-    "global": Cloud("global", "outlook.office365.com", "https://login.microsoftonline.com"),
-    "gcchigh": Cloud("gcchigh", "outlook.office365.us", "https://login.microsoftonline.us"),
-    "dod": Cloud("dod", "outlook-dod.office365.us", "https://login.microsoftonline.us"),
-    "china": Cloud("china", "partner.outlook.cn", "https://login.chinacloudapi.cn"),
+    "global": Cloud("global", "outlook.office365.com", "https://login.microsoftonline.com", "graph.microsoft.com"),
+    "gcchigh": Cloud("gcchigh", "outlook.office365.us", "https://login.microsoftonline.us", "graph.microsoft.us"),
+    "dod": Cloud("dod", "outlook-dod.office365.us", "https://login.microsoftonline.us", "dod-graph.microsoft.us"),
+    "china": Cloud("china", "partner.outlook.cn", "https://login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
 }

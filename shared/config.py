@@ -10,10 +10,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.clouds import CLOUDS, Cloud
+from shared.exception_register import ExceptionFileError, ExceptionRegister, load_register
 
 AUTH_MODES = ("managed_identity", "certificate", "secret")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -175,3 +177,57 @@ def _number(raw: str | None, default: float, low: float, high: float, name: str,
         problems[name] = f"must be a number of seconds between {low:g} and {high:g}"
         return default
     return value
+
+
+BASELINES = ("cis", "cis-v4", "microsoft-default")
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    """What the mailbox-level controls expect: baseline, retention minimum, scope, exceptions, write pace."""
+
+    baseline: str = "cis"
+    min_retention_days: int = 90
+    include_shared: bool = False
+    check_explicit_enable: bool = False
+    exceptions: ExceptionRegister = field(default_factory=ExceptionRegister)
+    writes_per_second: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, today: date | None = None) -> AuditPolicy:
+        """Read the MAILBOX_AUDIT_* settings and the exception register; ConfigError names every bad one."""
+        env = os.environ if env is None else env
+        today = today or datetime.now(UTC).date()
+        problems: dict[str, str] = {}
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        baseline = (get("MAILBOX_AUDIT_BASELINE") or "cis").lower()
+        if baseline not in BASELINES:
+            problems["MAILBOX_AUDIT_BASELINE"] = f"must be one of {', '.join(BASELINES)}"
+        days = _number(get("MAILBOX_AUDIT_MIN_RETENTION_DAYS"), 90, 1, 3650, "MAILBOX_AUDIT_MIN_RETENTION_DAYS",
+                       problems)
+        if days != int(days):
+            problems["MAILBOX_AUDIT_MIN_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
+        pace = _number(get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50,
+                       "MAILBOX_REMEDIATION_WRITES_PER_SECOND", problems)
+        flags = {}
+        for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"):
+            raw = (get(name) or "false").lower()
+            if raw not in ("true", "false", "1", "0", "yes", "no"):
+                problems[name] = "must be true or false"
+            flags[name] = raw in ("true", "1", "yes")
+        register = ExceptionRegister()
+        if (path := get("AUDIT_EXCEPTIONS_FILE")) is not None:
+            try:
+                register = load_register(path, today)
+            except ExceptionFileError as exc:
+                problems["AUDIT_EXCEPTIONS_FILE"] = f"{exc}; fix the file or unset the variable"
+        if problems:
+            raise ConfigError(problems)
+        return cls(baseline=baseline, min_retention_days=int(days),
+                   include_shared=flags["MAILBOX_AUDIT_INCLUDE_SHARED"],
+                   check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
+                   exceptions=register, writes_per_second=pace)

@@ -1,6 +1,6 @@
 """Wires controls to their reads, checks and plans, and runs check / remediate / revert for one tenant.
 
-The CLI and the Azure Functions call these; they own no logic of their own.
+The CLI and the Azure Functions call these (through `service`); they own no logic of their own.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import __version__, checks, collect, remediation
+from shared import __version__, bypass_checks, checks, collect, mailbox_checks, remediation
+from shared.collect import RunContext
+from shared.config import AuditPolicy
 from shared.controls import CATALOGUE
 from shared.exchange import ExchangeClient
 from shared.exchange_errors import ExchangeError
@@ -25,19 +27,44 @@ log = logging.getLogger("mailbox_audit_guard.engine")
 class ControlHandlers:
     """How one control is read, judged, fixed and (optionally) reverted."""
 
-    read: Callable[[ExchangeClient], Any]
-    evaluate: Callable[[Any], ControlResult]
-    plan_fix: Callable[[Any], list[Action]]
-    plan_revert: Callable[[Any], list[Action]] | None = None
-    safe_unattended: bool = True  # may the daily timer fix it without a person asking?
+    read: Callable[[RunContext], Any]
+    evaluate: Callable[[Any, AuditPolicy], ControlResult]
+    plan_fix: Callable[[Any, AuditPolicy], list[Action]]
+    plan_revert: Callable[[Any, AuditPolicy], list[Action]] | None = None
+    # May the daily timer fix it without a person asking? Not for changes with trade-offs: adding actions
+    # freezes DefaultAuditSet, and removing a bypass may break a deliberate (if unwritten) exemption.
+    safe_unattended: bool = True
 
 
 HANDLERS: dict[str, ControlHandlers] = {
     "org-audit-enabled": ControlHandlers(
         read=collect.read_org_config,
-        evaluate=checks.evaluate_org_audit,
+        evaluate=lambda snapshot, _policy: checks.evaluate_org_audit(snapshot),
         plan_fix=remediation.plan_org_audit_fix,
         plan_revert=remediation.plan_org_audit_revert,
+    ),
+    "audit-log-search": ControlHandlers(
+        read=collect.read_admin_audit_log_config,
+        evaluate=lambda snapshot, _policy: checks.evaluate_audit_log_search(snapshot),
+        plan_fix=remediation.plan_audit_log_search_fix,
+        plan_revert=remediation.plan_audit_log_search_revert,
+    ),
+    "audit-bypass": ControlHandlers(
+        read=collect.read_bypass_scan,
+        evaluate=bypass_checks.evaluate_bypass,
+        plan_fix=remediation.plan_bypass_fix,
+        safe_unattended=False,
+    ),
+    "mailbox-audit-actions": ControlHandlers(
+        read=collect.read_mailbox_scan,
+        evaluate=mailbox_checks.evaluate_mailbox_actions,
+        plan_fix=remediation.plan_mailbox_actions_fix,
+        safe_unattended=False,
+    ),
+    "mailbox-audit-retention": ControlHandlers(
+        read=collect.read_mailbox_scan,
+        evaluate=mailbox_checks.evaluate_mailbox_retention,
+        plan_fix=remediation.plan_mailbox_retention_fix,
     ),
 }
 IMPLEMENTED_CONTROLS: tuple[str, ...] = tuple(control_id for control_id in CATALOGUE if control_id in HANDLERS)
@@ -71,49 +98,53 @@ class RunReport:
         return [result.control_id for result in self.controls if result.status is not Status.COMPLIANT]
 
 
-def _read_and_evaluate(client: ExchangeClient, control_id: str) -> tuple[Any, ControlResult]:
+def _read_and_evaluate(context: RunContext, control_id: str) -> tuple[Any, ControlResult]:
     """Read one control and judge it; any failure to read becomes an Error verdict (fail closed)."""
     handlers = HANDLERS[control_id]
     try:
-        snapshot = handlers.read(client)
+        snapshot = handlers.read(context)
     except ExchangeError as exc:
         log.warning("%s: could not read: %s", control_id, exc)
         return None, checks.error_result(control_id, str(exc))
-    return snapshot, handlers.evaluate(snapshot)
+    return snapshot, handlers.evaluate(snapshot, context.policy)
 
 
-def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, trigger: str = "cli",
-              report: RunReport | None = None) -> RunReport:
+def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, policy: AuditPolicy,
+              trigger: str = "cli", report: RunReport | None = None) -> RunReport:
     """Check each control; the overall status is the worst of them."""
     report = report or RunReport(command="check", tenant_id=tenant_id, trigger=trigger)
+    context = RunContext(client, policy)
     for control_id in control_ids:
-        snapshot, result = _read_and_evaluate(client, control_id)
+        snapshot, result = _read_and_evaluate(context, control_id)
         report.organization = report.organization or getattr(snapshot, "name", None)
         report.controls.append(result)
     return _finish(report, client)
 
 
-def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, dry_run: bool,
-                    trigger: str = "cli", caller: str | None = None, revert: bool = False,
+def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, policy: AuditPolicy,
+                    dry_run: bool, trigger: str = "cli", caller: str | None = None, revert: bool = False,
                     report: RunReport | None = None) -> RunReport:
     """Fix (or, with revert=True, switch off) each control: plan, write unless dry run, read back."""
     command = "revert" if revert else "remediate"
     report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run,
                                  caller=caller)
+    context = RunContext(client, policy)
     for control_id in control_ids:
         handlers = HANDLERS[control_id]
-        snapshot, before = _read_and_evaluate(client, control_id)
+        snapshot, before = _read_and_evaluate(context, control_id)
         report.organization = report.organization or getattr(snapshot, "name", None)
         planner = handlers.plan_revert if revert else handlers.plan_fix
         assert planner is not None, f"{control_id} has no revert"
-        plan = planner(snapshot) if before.status is not Status.ERROR else []
+        plan = planner(snapshot, policy) if before.status is not Status.ERROR else []
 
         def read_back(cid: str = control_id) -> ControlResult:
-            return _read_and_evaluate(client, cid)[1]
+            context.cache.clear()  # the writes changed the tenant: read it afresh
+            return _read_and_evaluate(context, cid)[1]
 
         outcome = remediation.apply_plan(
             client, before, plan, dry_run=dry_run, read_back=read_back,
-            reached=_reverted if revert else _compliant, verb="revert" if revert else "fix")
+            reached=_reverted if revert else _compliant, verb="revert" if revert else "fix",
+            writes_per_second=policy.writes_per_second)
         log_level = logging.WARNING if outcome.outcome is Outcome.FAILED else logging.INFO
         log.log(log_level, "%s %s: %s (%s)", command, control_id, outcome.outcome, outcome.message)
         report.remediation.append(outcome)

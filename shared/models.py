@@ -56,6 +56,7 @@ class Action:
     parameters: dict[str, Any]
     description: str
     anchor: str | None = None  # a special X-AnchorMailbox, when the cmdlet needs one
+    target: str | None = None  # the mailbox or association a per-object write is for
 
 
 @dataclass
@@ -70,3 +71,4 @@ class RemediationResult:
     message: str
     writes: list[str] = field(default_factory=list)     # cmdlets actually sent
     warnings: list[str] = field(default_factory=list)   # what Exchange said back
+    details: dict[str, Any] = field(default_factory=dict)  # per-object results of per-object plans

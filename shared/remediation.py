@@ -1,56 +1,138 @@
-"""Remediation: plans are pure; applying them writes, then reads back to verify. Dry run writes nothing."""
+"""Remediation: plans are pure; applying them writes, then reads back to verify. Dry run writes nothing.
+
+Organisation-level plans run in order and stop at the first failure. Per-object plans (one write per mailbox or
+bypass association) carry on past a failed object, so one licence error does not stop the others, and are paced
+to stay under Exchange's throttling.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
-from shared.collect import OrgConfig
-from shared.exchange import ExchangeClient
-from shared.exchange_errors import ExchangeBadRequest, ExchangeError
+from shared.bypass_checks import BypassScan
+from shared.collect import AdminAuditLogConfig, OrgConfig
+from shared.config import AuditPolicy
+from shared.controls import LOGON_TYPES
+from shared.exchange import AUDIT_LOG_ANCHOR_GUID, ExchangeClient, system_anchor
+from shared.exchange_errors import ExchangeBadRequest, ExchangeError, ExchangeLicenceError
+from shared.mailbox_checks import MailboxScan
 from shared.models import Action, ControlResult, Outcome, RemediationResult, Status
 
 log = logging.getLogger("mailbox_audit_guard.remediation")
 
 NOT_MODIFIED_MARKER = "have been modified"  # "...completed successfully but no settings of 'X' have been modified."
 ALREADY_CUSTOMISED_MARKER = "already enabled for customization"
+HASHTABLE = "#Exchange.GenericHashTable"
+MAX_LISTED_FAILURES = 200
+
+# Plans are pure and tenant-agnostic: this marker asks the applier for the tenant's audit-log anchor mailbox.
+AUDIT_LOG_ANCHOR = "audit-log-anchor"
 
 CUSTOMISE = Action("Enable-OrganizationCustomization", {}, "Enable-OrganizationCustomization (dehydrated tenant)")
 
 
 # -- plans (pure) -------------------------------------------------------------------------------------------------
 
-def plan_org_audit_fix(config: OrgConfig) -> list[Action]:
+def plan_org_audit_fix(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
     """Turn audit-by-default on; a dehydrated tenant needs customisation first."""
     if config.audit_disabled is False:
         return []
     write = Action("Set-OrganizationConfig", {"AuditDisabled": False}, "Set-OrganizationConfig -AuditDisabled $false")
-    return [*_customise_first(config), write]
+    return [*_customise_first(config.is_dehydrated), write]
 
 
-def plan_org_audit_revert(config: OrgConfig) -> list[Action]:
+def plan_org_audit_revert(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
     """The original script's -Revert: switch audit-by-default OFF. Dangerous; callers guard it."""
     if config.audit_disabled is True:
         return []
     write = Action("Set-OrganizationConfig", {"AuditDisabled": True}, "Set-OrganizationConfig -AuditDisabled $true")
-    return [*_customise_first(config), write]
+    return [*_customise_first(config.is_dehydrated), write]
 
 
-def _customise_first(config: OrgConfig) -> list[Action]:
-    return [CUSTOMISE] if config.is_dehydrated is True else []
+def plan_audit_log_search_fix(config: AdminAuditLogConfig, policy: AuditPolicy | None = None) -> list[Action]:
+    """Enable UAL ingestion, with the audit-log anchor mailbox (without it, enabling fails: "Cmdlet needs proxy")."""
+    if config.ual_enabled is True:
+        return []
+    write = Action("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True},
+                   "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true", anchor=AUDIT_LOG_ANCHOR)
+    return [*_customise_first(config.is_dehydrated), write]
+
+
+def plan_audit_log_search_revert(config: AdminAuditLogConfig, policy: AuditPolicy | None = None) -> list[Action]:
+    if config.ual_enabled is False:
+        return []
+    write = Action("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": False},
+                   "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $false", anchor=AUDIT_LOG_ANCHOR)
+    return [*_customise_first(config.is_dehydrated), write]
+
+
+def plan_bypass_fix(scan: BypassScan, policy: AuditPolicy | None = None) -> list[Action]:
+    """Switch bypass off for every association that has no valid written exception."""
+    return [Action("Set-MailboxAuditBypassAssociation",
+                   {"Identity": finding["guid"] or finding["identity"], "AuditBypassEnabled": False},
+                   "Set-MailboxAuditBypassAssociation -AuditBypassEnabled $false", target=finding["identity"])
+            for finding in scan.findings]
+
+
+def plan_mailbox_actions_fix(scan: MailboxScan, policy: AuditPolicy) -> list[Action]:
+    """Add only the missing actions (hashtable Add), per mailbox; shared mailboxes are report-only."""
+    actions = []
+    for finding in scan.action_findings:
+        if finding["report_only"]:
+            continue
+        parameters: dict[str, Any] = {"Identity": finding["identity"]}
+        if not finding["audit_enabled"]:
+            parameters["AuditEnabled"] = True
+        if policy.baseline == "microsoft-default":
+            if finding["frozen"]:
+                parameters["DefaultAuditSet"] = list(LOGON_TYPES)
+        else:
+            for logon, missing in finding["missing"].items():
+                # Never add Send to AuditDelegate: the service rejects it (no baseline asks for it either).
+                add = [action for action in missing if not (logon == "Delegate" and action == "Send")]
+                if add:
+                    parameters[f"Audit{logon}"] = {"@odata.type": HASHTABLE, "Add": add}
+        if len(parameters) > 1:
+            changed = ", ".join(name for name in parameters if name != "Identity")
+            actions.append(Action("Set-Mailbox", parameters, f"Set-Mailbox ({changed})", target=finding["identity"]))
+    return actions
+
+
+def plan_mailbox_retention_fix(scan: MailboxScan, policy: AuditPolicy) -> list[Action]:
+    limit = f"{policy.min_retention_days}.00:00:00"
+    return [Action("Set-Mailbox", {"Identity": finding["identity"], "AuditLogAgeLimit": limit},
+                   f"Set-Mailbox -AuditLogAgeLimit {limit}", target=finding["identity"])
+            for finding in scan.retention_findings]
+
+
+def _customise_first(is_dehydrated: Any) -> list[Action]:
+    return [CUSTOMISE] if is_dehydrated is True else []
+
+
+def describe(plan: list[Action]) -> str:
+    """The plan in words; per-object plans are summarised rather than listed."""
+    if not plan:
+        return "none"
+    if all(step.target for step in plan):
+        kinds = sorted({step.description for step in plan})
+        return f"{len(plan)} × " + "; ".join(kinds) if len(kinds) == 1 else f"{len(plan)} per-object writes"
+    return "; ".join(step.description for step in plan)
 
 
 # -- apply and verify (I/O) ---------------------------------------------------------------------------------------
 
 def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action], *, dry_run: bool,
-               read_back: Callable[[], ControlResult], reached: Callable[[ControlResult], bool],
-               verb: str) -> RemediationResult:
+               read_back: Callable[[], ControlResult], reached: Callable[[ControlResult], bool], verb: str,
+               writes_per_second: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> RemediationResult:
     """Run a plan for one control and verify it by reading the control again.
 
     `reached` says whether a verdict is the state the plan aims for (Compliant for a fix, NonCompliant for a
     revert). The outcome is Applied only when the read-back says so.
     """
-    action = "; ".join(step.description for step in plan) or "none"
+    action = describe(plan)
     if before.status is Status.ERROR:
         return RemediationResult(before.control_id, action, Outcome.FAILED, before, None,
                                  f"Nothing was written: the current state could not be read. {before.message}")
@@ -58,27 +140,39 @@ def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action]
         return RemediationResult(before.control_id, "none", Outcome.ALREADY_COMPLIANT, before, before,
                                  f"Already in the wanted state ({before.actual}); nothing was written.")
     if dry_run:
+        targets = [step.target for step in plan if step.target]
         return RemediationResult(before.control_id, action, Outcome.DRY_RUN, before, None,
-                                 f"Dry run: would {verb} with: {action}. Nothing was written.")
+                                 f"Dry run: would {verb} with: {action}. Nothing was written.",
+                                 details={"would_change": targets[:MAX_LISTED_FAILURES]} if targets else {})
 
     result = RemediationResult(before.control_id, action, Outcome.FAILED, before, None, "")
-    failure = _run_steps(client, plan, result)
+    anchor = system_anchor(AUDIT_LOG_ANCHOR_GUID, client.tenant_id)
+    plan = [_with_anchor(step, anchor) for step in plan]
+    if all(step.target for step in plan):
+        failure = _run_per_object(client, plan, result, 1.0 / writes_per_second, sleep)
+    else:
+        failure = _run_in_order(client, plan, result)
     try:
         result.after = read_back()
     except ExchangeError as exc:  # read_back normally folds errors into an Error verdict; be safe anyway
-        result.after = None
         failure = failure or f"the read-back failed: {exc}"
     if failure is None and result.after is not None and reached(result.after):
         result.outcome = Outcome.APPLIED
         result.message = f"Applied and verified by reading back: {result.after.actual}."
     else:
         after_text = result.after.actual if result.after is not None else "unreadable"
-        result.message = (f"Not verified: {failure}" if failure else
+        result.message = (f"Not verified: {failure} The read-back shows {after_text}." if failure else
                           f"The write was accepted but the read-back shows {after_text}, not the wanted state.")
     return result
 
 
-def _run_steps(client: ExchangeClient, plan: list[Action], result: RemediationResult) -> str | None:
+def _with_anchor(step: Action, anchor: str) -> Action:
+    if step.anchor != AUDIT_LOG_ANCHOR:
+        return step
+    return Action(step.cmdlet, step.parameters, step.description, anchor=anchor, target=step.target)
+
+
+def _run_in_order(client: ExchangeClient, plan: list[Action], result: RemediationResult) -> str | None:
     """Send each step in order; stop at the first failure and return what it was (None when all succeeded)."""
     for step in plan:
         try:
@@ -95,6 +189,35 @@ def _run_steps(client: ExchangeClient, plan: list[Action], result: RemediationRe
             return str(exc)
         result.writes.append(step.cmdlet)
         result.warnings.extend(answer.warnings)
+    return None
+
+
+def _run_per_object(client: ExchangeClient, plan: list[Action], result: RemediationResult, interval: float,
+                    sleep: Callable[[float], None]) -> str | None:
+    """One write per object, paced; a failed object is recorded and the rest carry on."""
+    fixed = unchanged = 0
+    failed: list[dict[str, str]] = []
+    for index, step in enumerate(plan):
+        if index:
+            sleep(interval)
+        try:
+            answer = client.invoke(step.cmdlet, step.parameters, anchor=step.anchor)
+        except ExchangeError as exc:
+            reason = "licence" if isinstance(exc, ExchangeLicenceError) else (exc.detail or exc.summary)
+            if len(failed) < MAX_LISTED_FAILURES:
+                failed.append({"identity": step.target or "", "reason": reason})
+            log.warning("%s for %s failed: %s", step.cmdlet, step.target, exc)
+            continue
+        result.writes.append(step.cmdlet)
         if any(NOT_MODIFIED_MARKER in warning for warning in answer.warnings):
-            log.info("%s: Exchange reports nothing was modified", step.cmdlet)
+            unchanged += 1  # Exchange says it already was so: AlreadyCompliant for this object
+        else:
+            fixed += 1
+    failures = len(plan) - fixed - unchanged
+    result.details = {"mailboxes_fixed": fixed, "already_compliant": unchanged, "mailboxes_failed": failed,
+                      "failed_total": failures}
+    if failures:
+        licence = sum(1 for entry in failed if entry["reason"] == "licence")
+        return (f"{failures} of {len(plan)} writes failed"
+                f"{f' ({licence} for lack of an Audit Premium licence; not retried)' if licence else ''}.")
     return None

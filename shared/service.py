@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from shared import checks, telemetry
 from shared.auth import TokenError, token_provider_for
-from shared.config import ConfigError, Settings
+from shared.config import AuditPolicy, ConfigError, Settings
 from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
 from shared.exchange import ExchangeClient, RetryPolicy
 
@@ -82,6 +82,7 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
     try:
         AppSettings.from_env(env)  # a bad app setting fails the run visibly, like a bad connection setting
         settings = settings or Settings.from_env(env)
+        policy = AuditPolicy.from_env(env)
         client = open_client(settings)
     except (ConfigError, TokenError) as exc:
         report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls]
@@ -90,11 +91,12 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         return _publish(report)
     try:
         if command == "check":
-            report = run_check(client, settings.tenant_id, controls, trigger=trigger, report=report)
+            report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
         else:
             with tenant_write_lock(settings.tenant_id):
-                report = run_remediation(client, settings.tenant_id, controls, dry_run=dry_run, trigger=trigger,
-                                         caller=caller, revert=command == "revert", report=report)
+                report = run_remediation(client, settings.tenant_id, controls, policy=policy, dry_run=dry_run,
+                                         trigger=trigger, caller=caller, revert=command == "revert",
+                                         report=report)
     except Exception:
         _record_failure(report, "run failed unexpectedly")
         _publish(report)

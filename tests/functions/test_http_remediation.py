@@ -12,6 +12,7 @@ from tests.functions.harness import call_http, events
 
 NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True})
 EASY_AUTH = {"WEBSITE_AUTH_ENABLED": "true"}
+ORG_ONLY = '{"controls": ["org-audit-enabled"]}'
 
 
 def principal_headers(*roles: str, claim_type: str = "roles") -> dict[str, str]:
@@ -28,7 +29,7 @@ AUTHORISED = principal_headers("MailboxAudit.Remediate")
 @pytest.mark.parametrize("claim_type", ["roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"])
 def test_authorised_caller_applies_and_verifies(start_emulator, claim_type):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, "{}", headers=principal_headers("MailboxAudit.Remediate", claim_type=claim_type),
+    answer = call_http(emu, ORG_ONLY, headers=principal_headers("MailboxAudit.Remediate", claim_type=claim_type),
                        **EASY_AUTH)
     assert answer["status"] == 200 and answer["mimetype"] == "application/json"
     body = answer["body"]
@@ -52,7 +53,7 @@ def test_authorised_caller_applies_and_verifies(start_emulator, claim_type):
 ])
 def test_unauthorised_callers_write_nothing(start_emulator, headers, status):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, "{}", headers=headers, **EASY_AUTH)
+    answer = call_http(emu, ORG_ONLY, headers=headers, **EASY_AUTH)
     assert answer["status"] == status
     assert "error" in answer["body"]
     assert tenant_traffic(emu) == []
@@ -61,14 +62,14 @@ def test_unauthorised_callers_write_nothing(start_emulator, headers, status):
 
 def test_forged_principal_without_app_service_authentication_is_refused(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, "{}", headers=AUTHORISED)
+    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED)
     assert answer["status"] == 403
     assert emu.writes() == []
 
 
 def test_key_only_mode_records_the_function_key_as_caller(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, "{}", REMEDIATION_ALLOW_KEY_ONLY="true")
+    answer = call_http(emu, ORG_ONLY, REMEDIATION_ALLOW_KEY_ONLY="true")
     assert answer["status"] == 200
     assert answer["body"]["caller"] == "function-key"
 
@@ -87,7 +88,7 @@ def test_malformed_and_oversized_bodies_write_nothing(start_emulator, body, stat
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_other_methods_are_405(start_emulator, method):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, "{}", method=method, headers=AUTHORISED, **EASY_AUTH)
+    answer = call_http(emu, ORG_ONLY, method=method, headers=AUTHORISED, **EASY_AUTH)
     assert answer["status"] == 405
     assert answer["headers"].get("Allow") == "POST"
     assert tenant_traffic(emu) == []
@@ -95,7 +96,7 @@ def test_other_methods_are_405(start_emulator, method):
 
 def test_dry_run_writes_nothing(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, '{"dryRun": true}', headers=AUTHORISED, **EASY_AUTH)
+    answer = call_http(emu, '{"dryRun": true, "controls": ["org-audit-enabled"]}', headers=AUTHORISED, **EASY_AUTH)
     assert answer["status"] == 200
     assert answer["body"]["controls"][0]["outcome"] == "DryRun"
     assert emu.writes() == []
@@ -105,7 +106,7 @@ def test_dry_run_writes_nothing(start_emulator):
 
 def test_two_concurrent_requests_make_one_write_and_agree(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    answers = call_http(emu, "{}", headers=AUTHORISED, concurrent=2, **EASY_AUTH)
+    answers = call_http(emu, ORG_ONLY, headers=AUTHORISED, concurrent=2, **EASY_AUTH)
     assert [answer["status"] for answer in answers] == [200, 200]
     outcomes = sorted(answer["body"]["controls"][0]["outcome"] for answer in answers)
     assert outcomes == ["AlreadyCompliant", "Applied"]
@@ -115,6 +116,6 @@ def test_two_concurrent_requests_make_one_write_and_agree(start_emulator):
 
 def test_unconfigured_app_answers_503_not_500(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, "{}", headers=AUTHORISED, EXO_TENANT_ID="", **EASY_AUTH)
+    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, EXO_TENANT_ID="", **EASY_AUTH)
     assert answer["status"] == 503
     assert tenant_traffic(emu) == []

@@ -9,12 +9,13 @@ from tests.conftest import TENANT_ID, cli_json, run_cli, scenario, tenant_traffi
 from tests.integration.helpers import bearer_tokens
 
 NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True})
+ORG = ("--control", "org-audit-enabled")
 
 
 @pytest.mark.parametrize("auth_mode", ["managed_identity", "certificate", "secret"])
 def test_check_reports_each_state_with_the_original_exit_codes(start_emulator, auth_mode):
     emu = start_emulator(NON_COMPLIANT)
-    result = run_cli(emu, "check", "--json", auth_mode=auth_mode)
+    result = run_cli(emu, "check", *ORG, "--json", auth_mode=auth_mode)
     assert result.returncode == 1, result.stderr
     document = cli_json(result)
     assert document["status"] == "NonCompliant"
@@ -25,11 +26,11 @@ def test_check_reports_each_state_with_the_original_exit_codes(start_emulator, a
     assert control["frameworks"]["CIS-v7"] == "6.1.1"
     with emu.lock:
         emu.tenant.organization_config["AuditDisabled"] = False
-    assert run_cli(emu, "check", auth_mode=auth_mode).returncode == 0
+    assert run_cli(emu, "check", *ORG, auth_mode=auth_mode).returncode == 0
 
 
 def test_text_output_is_a_readable_table(start_emulator):
-    result = run_cli(start_emulator(NON_COMPLIANT), "check")
+    result = run_cli(start_emulator(NON_COMPLIANT), "check", *ORG)
     assert result.returncode == 1
     assert "org-audit-enabled" in result.stdout and "NonCompliant" in result.stdout
     assert "Overall: NonCompliant (exit code 1)" in result.stdout
@@ -37,7 +38,7 @@ def test_text_output_is_a_readable_table(start_emulator):
 
 def test_remediate_fixes_verifies_and_is_idempotent(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    first = run_cli(emu, "remediate", "--json")
+    first = run_cli(emu, "remediate", *ORG, "--json")
     assert first.returncode == 0, first.stderr
     [step] = cli_json(first)["remediation"]
     assert step["outcome"] == "Applied"
@@ -47,7 +48,7 @@ def test_remediate_fixes_verifies_and_is_idempotent(start_emulator):
     assert calls == ["Get-OrganizationConfig", "Set-OrganizationConfig", "Get-OrganizationConfig"]
     assert emu.invocations("Set-OrganizationConfig")[0].body["CmdletInput"]["Parameters"] == {"AuditDisabled": False}
 
-    second = run_cli(emu, "remediate", "--json")
+    second = run_cli(emu, "remediate", *ORG, "--json")
     assert second.returncode == 0
     assert cli_json(second)["remediation"][0]["outcome"] == "AlreadyCompliant"
     assert len(emu.invocations("Set-OrganizationConfig")) == 1
@@ -55,7 +56,7 @@ def test_remediate_fixes_verifies_and_is_idempotent(start_emulator):
 
 def test_dry_run_writes_nothing(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    result = run_cli(emu, "remediate", "--dry-run", "--json")
+    result = run_cli(emu, "remediate", *ORG, "--dry-run", "--json")
     assert result.returncode == 1
     assert cli_json(result)["remediation"][0]["outcome"] == "DryRun"
     assert emu.writes() == []
@@ -64,7 +65,7 @@ def test_dry_run_writes_nothing(start_emulator):
 
 def test_dehydrated_tenant_is_customised_before_the_write(start_emulator):
     emu = start_emulator(scenario(organization_config={"AuditDisabled": True, "IsDehydrated": True}))
-    result = run_cli(emu, "remediate", "--json")
+    result = run_cli(emu, "remediate", *ORG, "--json")
     assert result.returncode == 0, result.stdout
     assert [call.cmdlet for call in emu.writes()] == ["Enable-OrganizationCustomization", "Set-OrganizationConfig"]
 
@@ -72,7 +73,7 @@ def test_dehydrated_tenant_is_customised_before_the_write(start_emulator):
 def test_a_write_that_does_not_stick_is_reported_as_failed(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
     emu.add_fault(Fault("ignore_writes", cmdlet="Set-OrganizationConfig", times=-1))
-    result = run_cli(emu, "remediate", "--json")
+    result = run_cli(emu, "remediate", *ORG, "--json")
     assert result.returncode == 1
     step = cli_json(result)["remediation"][0]
     assert step["outcome"] == "Failed"
@@ -81,7 +82,7 @@ def test_a_write_that_does_not_stick_is_reported_as_failed(start_emulator):
 
 def test_revert_needs_the_tenant_id_confirmed_and_sends_nothing_otherwise(start_emulator):
     emu = start_emulator()
-    result = run_cli(emu, "revert", "--confirm", "11111111-1111-1111-1111-111111111111")
+    result = run_cli(emu, "revert", *ORG, "--confirm", "11111111-1111-1111-1111-111111111111")
     assert result.returncode == 2
     assert "--confirm" in result.stderr
     assert tenant_traffic(emu) == []
@@ -89,7 +90,7 @@ def test_revert_needs_the_tenant_id_confirmed_and_sends_nothing_otherwise(start_
 
 def test_revert_switches_auditing_off_with_a_loud_warning(start_emulator):
     emu = start_emulator()
-    result = run_cli(emu, "revert", "--confirm", TENANT_ID.upper(), "--json")
+    result = run_cli(emu, "revert", *ORG, "--confirm", TENANT_ID.upper(), "--json")
     assert result.returncode == 0, result.stderr
     assert "WARNING" in result.stderr and "OFF" in result.stderr
     assert emu.tenant.organization_config["AuditDisabled"] is True
@@ -99,12 +100,12 @@ def test_revert_switches_auditing_off_with_a_loud_warning(start_emulator):
 def test_revert_that_cannot_be_verified_exits_2(start_emulator):
     emu = start_emulator()
     emu.add_fault(Fault("ignore_writes", cmdlet="Set-OrganizationConfig", times=-1))
-    assert run_cli(emu, "revert", "--confirm", TENANT_ID).returncode == 2
+    assert run_cli(emu, "revert", *ORG, "--confirm", TENANT_ID).returncode == 2
 
 
 def test_configuration_error_exits_2_naming_the_variable_and_sends_nothing(start_emulator):
     emu = start_emulator()
-    result = run_cli(emu, "check", "--json", env={"EXO_ENDPOINT": "http://example.com"})
+    result = run_cli(emu, "check", *ORG, "--json", env={"EXO_ENDPOINT": "http://example.com"})
     assert result.returncode == 2
     assert "EXO_ENDPOINT" in result.stderr
     assert cli_json(result)["status"] == "Error"
@@ -122,7 +123,7 @@ def test_unreadable_state_is_an_error_never_compliant(start_emulator, tenant, fa
     emu = start_emulator(tenant)
     if fault:
         emu.add_fault(fault)
-    result = run_cli(emu, "check", "--json", env={"EXO_RETRY_BACKOFF_SECONDS": "0.05"})
+    result = run_cli(emu, "check", *ORG, "--json", env={"EXO_RETRY_BACKOFF_SECONDS": "0.05"})
     assert result.returncode == 2
     document = cli_json(result)
     assert document["status"] == "Error"
@@ -132,7 +133,7 @@ def test_unreadable_state_is_an_error_never_compliant(start_emulator, tenant, fa
 
 def test_token_endpoint_refusal_is_an_error_with_a_hint(start_emulator):
     emu = start_emulator()
-    result = run_cli(emu, "check", "--json", env={"EXO_CLIENT_SECRET": "wrong-secret-value"})
+    result = run_cli(emu, "check", *ORG, "--json", env={"EXO_CLIENT_SECRET": "wrong-secret-value"})
     assert result.returncode == 2
     message = cli_json(result)["controls"][0]["message"]
     assert "invalid_client" in message and "EXO_CLIENT_ID" in message
@@ -145,7 +146,7 @@ def test_no_token_or_secret_appears_in_any_output(start_emulator, auth_mode):
     emu.add_fault(Fault("status", cmdlet="Get-OrganizationConfig", status=401))  # forces a token refresh
     outputs = []
     for args in (("check", "-v"), ("remediate", "--dry-run", "-v"), ("remediate", "-v", "--json")):
-        result = run_cli(emu, *args, auth_mode=auth_mode)
+        result = run_cli(emu, *args, *ORG, auth_mode=auth_mode)
         outputs.append(result.stdout + result.stderr)
     secrets = bearer_tokens(emu) | {emu.client_secret, emu.identity_header}
     assert len(bearer_tokens(emu)) >= 2

@@ -3,7 +3,7 @@
 import pytest
 
 from shared.checks import evaluate_org_audit
-from shared.collect import _MISSING, OrgConfig
+from shared.collect import MISSING, OrgConfig
 from shared.models import Status
 
 
@@ -30,6 +30,6 @@ def test_anything_but_a_boolean_is_an_error_never_compliant(value):
 
 
 def test_missing_property_is_an_error():
-    result = evaluate_org_audit(org(_MISSING))
+    result = evaluate_org_audit(org(MISSING))
     assert result.status is Status.ERROR
     assert result.actual == "missing"

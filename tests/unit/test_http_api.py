@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from shared.engine import IMPLEMENTED_CONTROLS
 from shared.http_api import REMEDIATE_ROLE, ROLE_CLAIM_URI, HttpProblem, authorise, parse_request, read_principal
 from shared.service import AppSettings
 
@@ -68,9 +69,9 @@ def test_key_only_mode_accepts_the_key_alone_and_records_it():
 
 
 @pytest.mark.parametrize(("body", "controls", "dry_run"), [
-    (b"", ("org-audit-enabled",), False),
-    (b"{}", ("org-audit-enabled",), False),
-    (b'{"dryRun": true}', ("org-audit-enabled",), True),
+    (b"", IMPLEMENTED_CONTROLS, False),
+    (b"{}", IMPLEMENTED_CONTROLS, False),
+    (b'{"dryRun": true}', IMPLEMENTED_CONTROLS, True),
     (b'{"controls": ["org-audit-enabled"], "dryRun": false}', ("org-audit-enabled",), False),
 ])
 def test_valid_bodies(body, controls, dry_run):

@@ -1,0 +1,653 @@
+"""The evidence report for people and auditors: Markdown and one self-contained HTML file.
+
+Both renderers are pure functions of the JSON document `shared.report.run_document` builds (plus the `details` the
+controls add). They share one intermediate form (headings, fact lists, tables, notes), so the two formats carry the
+same information. Every value from the document is treated as untrusted text: mailbox names and Exchange messages
+are escaped, never interpreted. Missing keys are tolerated and shown as "unknown" or left out.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_ROWS = 500  # longer lists are cut; the JSON evidence keeps every row
+
+# ---------------------------------------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A status or outcome: shown as symbol + text + colour, so colour is never the only signal."""
+
+    text: str
+    tone: str  # ok | bad | err | info | neutral
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Label/value pairs inside a cell, e.g. framework mappings or missing actions per logon type."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Link:
+    """Text that points to a section of the same report (a fragment link in HTML, plain text in Markdown)."""
+
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A remark that belongs next to a value (rendered smaller, prefixed "Note:")."""
+
+    text: str
+
+
+Part = str | Badge | Pairs | Link | Note
+Cell = Part | tuple[Part, ...]
+
+
+@dataclass
+class Table:
+    caption: str
+    columns: list[str]
+    rows: list[list[Cell]]
+    total: int = 0  # rows before the cap; more than len(rows) means some were left out
+    row_header: bool = True
+
+
+@dataclass
+class Facts:
+    caption: str
+    rows: list[tuple[str, Cell]]
+
+
+@dataclass
+class Paragraph:
+    text: Cell
+    kind: str = "p"  # p | note | verdict
+
+
+@dataclass
+class Bullets:
+    caption: str
+    items: list[str]
+
+
+@dataclass
+class Section:
+    level: int
+    title: str
+    anchor: str
+    blocks: list[Block] = field(default_factory=list)
+    badge: Badge | None = None
+
+
+Block = Table | Facts | Paragraph | Bullets | Section
+
+# ------------------------------------------------------------------------------------------------------ vocabulary
+
+STATUS_TONES = {"Compliant": "ok", "NonCompliant": "bad", "Error": "err"}
+OUTCOME_TONES = {"Applied": "ok", "AlreadyCompliant": "ok", "DryRun": "info", "Failed": "err"}
+TONE_SYMBOLS = {"ok": "✓", "bad": "✗", "err": "⚠", "info": "○", "neutral": "•"}
+
+FRAMEWORK_LABELS = {
+    "CIS-v7": "CIS v7", "CIS-v4": "CIS v4", "CISA": "CISA SCuBA", "ISO27001-2022": "ISO 27001:2022",
+    "ISO27001-2013": "ISO 27001:2013", "BIO": "BIO", "NIS2": "NIS2", "AVG": "AVG/GDPR",
+}
+
+FACT_LABELS = {
+    "UnifiedAuditLogIngestionEnabled": "UnifiedAuditLogIngestionEnabled (audit log search)",
+    "AdminAuditLogEnabled": "AdminAuditLogEnabled (context only; CIS does not require it)",
+    "AdminAuditLogAgeLimit": "AdminAuditLogAgeLimit (context only)",
+    "associations_total": "Bypass associations read",
+    "bypass_enabled": "Associations with AuditBypassEnabled = True",
+    "baseline": "Baseline",
+    "mailboxes_scanned": "Mailboxes scanned",
+    "mailboxes_noncompliant": "Non-compliant mailboxes",
+    "not_explicitly_enabled": "Mailboxes not explicitly audit-enabled (server-side filter)",
+    "minimum_days": "Minimum AuditLogAgeLimit (days)",
+    "organization": "Organisation",
+    "is_dehydrated": "Dehydrated tenant (IsDehydrated)",
+    "mailboxes_fixed": "Mailboxes fixed",
+}
+
+BASELINES = {
+    "cis": "cis: the CIS v5–v7 6.1.2 action lists",
+    "cis-v4": "cis-v4: the CIS v4 E3 or E5 lists, chosen per mailbox by licence (M365Auditing)",
+    "microsoft-default": "microsoft-default: compliant while DefaultAuditSet holds Admin, Delegate and Owner",
+}
+
+INDEPENDENT_SWITCHES = (
+    "org-audit-enabled (audit-by-default) and audit-log-search (unified audit log ingestion) are independent "
+    "switches: a Compliant result for one says nothing about the other. Audit records are searchable only while "
+    "audit-log-search is Compliant.")
+
+CONTROL_NOTES = {
+    "org-audit-enabled": INDEPENDENT_SWITCHES,
+    "audit-log-search": INDEPENDENT_SWITCHES + " The value is read on the Exchange Online endpoint; the Security & "
+                                              "Compliance endpoint always reports False.",
+    "audit-bypass": "A bypass association exempts an account from mailbox auditing altogether. CIS allows it only with "
+                    "a written exception (the register named by AUDIT_EXCEPTIONS_FILE).",
+    "mailbox-audit-actions": "AuditEnabled is shown as Exchange returns it: with audit-by-default on it reads True for "
+                             "every mailbox the default covers, so on its own it proves nothing. Frozen: logon types "
+                             "no longer in DefaultAuditSet; actions Microsoft adds later do not reach them.",
+    "mailbox-audit-retention": "AuditLogAgeLimit 00:00:00 purges the mailbox's own audit records (a known "
+                               "anti-forensics step, MITRE T1070): reported as possible tampering.",
+}
+
+# ------------------------------------------------------------------------------------------------------ formatting
+
+
+def _text(value: Any, none: str = "unknown") -> str:
+    """One value as an administrator reads it: PowerShell booleans, whole numbers without '.0'."""
+    if value is None:
+        return none
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{key}: {_text(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(_text(item) for item in value) or "none"
+    return str(value)
+
+
+def _yes_no(value: Any, yes: str = "Yes", no: str = "No") -> str:
+    return "unknown" if value is None else (yes if value else no)
+
+
+def _status(value: Any) -> Badge:
+    text = _text(value)
+    return Badge(text, STATUS_TONES.get(text, "neutral"))
+
+
+def _outcome(value: Any) -> Badge:
+    text = _text(value)
+    return Badge(text, OUTCOME_TONES.get(text, "neutral"))
+
+
+def _frameworks(frameworks: Any) -> Cell:
+    if not isinstance(frameworks, Mapping) or not frameworks:
+        return "none recorded"
+    order = [key for key in FRAMEWORK_LABELS if key in frameworks]
+    order += [key for key in frameworks if key not in FRAMEWORK_LABELS]
+    items = []
+    for key in order:
+        ref = _text(frameworks[key])
+        if key in ("NIS2", "AVG") and ref.isdigit():
+            ref = f"art. {ref}"
+        items.append((FRAMEWORK_LABELS.get(key, str(key)), ref))
+    return Pairs(tuple(items))
+
+
+def _timestamp(value: Any) -> str:
+    if not isinstance(value, str):
+        return _text(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return f"{moment:%Y-%m-%d %H:%M:%S} (time zone not recorded)"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _duration(started: Any, finished: Any) -> str | None:
+    try:
+        seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return f"{seconds:.1f} s"
+
+
+def exit_meaning(command: Any, exit_code: Any) -> str:
+    """What the run's exit code means, in the original script's terms."""
+    if command == "revert":
+        return {0: "the revert was applied and verified by reading back",
+                2: "the revert was not applied, or could not be verified"}.get(exit_code, "not a documented exit code")
+    meaning = {0: "compliant: every control meets its expected value",
+               1: "non-compliant: at least one control does not meet its expected value",
+               2: "error: at least one control could not be read, so compliance is unknown (fail closed)",
+               }.get(exit_code, "not a documented exit code")
+    if command == "remediate" and exit_code in (0, 1, 2):
+        meaning += " (as read back after the remediation)"
+    return meaning
+
+
+def _slug(text: str, taken: set[str]) -> str:
+    base = "control-" + (re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x")
+    slug, n = base, 1
+    while slug in taken:
+        n += 1
+        slug = f"{base}-{n}"
+    taken.add(slug)
+    return slug
+
+
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+# --------------------------------------------------------------------------------------------- building the model
+
+Column = tuple[str, Callable[[Mapping[str, Any]], Cell]]
+
+
+def _get(key: str, none: str = "unknown") -> Callable[[Mapping[str, Any]], Cell]:
+    return lambda row: _text(row.get(key), none)
+
+
+def _mailbox(row: Mapping[str, Any]) -> Cell:
+    identity, upn = _text(row.get("identity")), row.get("upn")
+    return (identity, str(upn)) if upn not in (None, "", identity) else identity
+
+
+def _missing(row: Mapping[str, Any]) -> Cell:
+    missing = row.get("missing")
+    if not isinstance(missing, Mapping):
+        return _text(missing, "none")
+    items = tuple((str(kind), _text(actions)) for kind, actions in missing.items() if actions)
+    return Pairs(items) if items else "none"
+
+
+def _entry(row: Mapping[str, Any]) -> Cell:
+    entry = row.get("entry")
+    if isinstance(entry, Mapping):
+        return Pairs(tuple((str(key), _text(value)) for key, value in entry.items())) if entry else "empty entry"
+    return _text(entry)
+
+
+FINDING_COLUMNS: dict[str, list[Column]] = {
+    "audit-bypass": [("Identity", _get("identity")), ("Name", _get("name")), ("Guid", _get("guid"))],
+    "mailbox-audit-actions": [
+        ("Mailbox", _mailbox), ("Type", _get("type")), ("AuditEnabled", _get("audit_enabled")),
+        ("Missing actions", _missing), ("Frozen logon types", _get("frozen", "none")),
+        ("Audit Premium (M365Auditing)", lambda r: _yes_no(r.get("premium"))),
+        ("Report only", lambda r: _yes_no(r.get("report_only"))),
+    ],
+    "mailbox-audit-retention": [
+        ("Mailbox", _mailbox), ("Type", _get("type")), ("AuditLogAgeLimit", _get("age_limit")),
+        ("Days", _get("days")),
+        ("Possible tampering", lambda r: _yes_no(r.get("tampering"), "Yes: limit is zero, records purged", "No")),
+    ],
+}
+LIST_COLUMNS: dict[str, list[Column]] = {
+    "exceptions_used": [("Identity", _get("identity")), ("Reason", _get("reason")),
+                        ("Approved by", _get("approved_by")), ("Expires", _get("expires"))],
+    "exceptions_rejected": [("Entry", _entry), ("Why it does not count", _get("problem"))],
+    "mailboxes_failed": [("Mailbox", _get("identity")), ("Reason", _get("reason"))],
+}
+LIST_CAPTIONS = {
+    "findings": "Findings",
+    "exceptions_used": "Exceptions used (written exceptions that excuse a finding)",
+    "exceptions_rejected": "Exceptions rejected (they do not count)",
+    "mailboxes_failed": "Mailboxes that could not be fixed",
+}
+
+
+def _table(caption: str, columns: list[Column], rows: list[Mapping[str, Any]]) -> Table:
+    kept = rows[:MAX_ROWS]
+    return Table(f"{caption} ({len(rows)})", [label for label, _ in columns],
+                 [[getter(row) for _, getter in columns] for row in kept], total=len(rows))
+
+
+def _generic_columns(rows: list[Mapping[str, Any]]) -> list[Column]:
+    keys: list[str] = []
+    for row in rows[:MAX_ROWS]:
+        keys += [str(key) for key in row if str(key) not in keys]
+    return [(key, _get(key, "")) for key in keys]
+
+
+def _details_blocks(control_id: str, details: Any) -> list[Block]:
+    """Facts, findings, exceptions and warnings of one control; unknown keys are shown generically."""
+    if not isinstance(details, Mapping):
+        return [] if details in (None, "") else [Facts("Details", [("details", _text(details))])]
+    facts: list[tuple[str, Cell]] = []
+    lists: list[Block] = []
+    for raw_key, value in details.items():
+        key = str(raw_key)
+        if key == "warnings":
+            continue
+        if key == "baseline" and isinstance(value, str):
+            facts.append((FACT_LABELS[key], BASELINES.get(value, value)))
+        elif key in LIST_CAPTIONS or (isinstance(value, list) and _dicts(value)):
+            rows = _dicts(value)
+            columns = (FINDING_COLUMNS.get(control_id) if key == "findings" else LIST_COLUMNS.get(key))
+            if not rows:
+                lists.append(Paragraph(f"{LIST_CAPTIONS.get(key, key)}: none."))
+            else:
+                lists.append(_table(LIST_CAPTIONS.get(key, key), columns or _generic_columns(rows), rows))
+        elif isinstance(value, Mapping):
+            facts.append((FACT_LABELS.get(key, key),
+                          Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none"))
+        else:
+            facts.append((FACT_LABELS.get(key, key), _text(value)))
+    blocks: list[Block] = [Facts("Values read", facts)] if facts else []
+    blocks += lists
+    warnings = details.get("warnings")
+    if isinstance(warnings, list) and warnings:
+        blocks.append(Bullets("Warnings", [_text(w) for w in warnings]))
+    return blocks
+
+
+def _side(state: Any) -> Cell:
+    if not isinstance(state, Mapping):
+        return "not read back"
+    return (_status(state.get("status")), _text(state.get("actual")))
+
+
+def _remediation_blocks(items: list[Mapping[str, Any]]) -> list[Block]:
+    table = _table("Remediation in this run", [
+        ("Before", lambda r: _side(r.get("before"))), ("Action", _get("action")),
+        ("Outcome", lambda r: _outcome(r.get("outcome"))), ("After", lambda r: _side(r.get("after"))),
+        ("Message", _get("message", "")),
+        ("Writes", lambda r: tuple(_text(w) for w in r.get("writes") or []) or "none"),
+    ], items)
+    table.row_header = False
+    blocks: list[Block] = [table]
+    for item in items:
+        details = item.get("details")
+        if isinstance(details, Mapping):
+            if "mailboxes_fixed" in details:
+                blocks.append(Facts("Remediation result", [(FACT_LABELS["mailboxes_fixed"],
+                                                            _text(details.get("mailboxes_fixed")))]))
+            failed = _dicts(details.get("mailboxes_failed"))
+            if failed:
+                blocks.append(_table(LIST_CAPTIONS["mailboxes_failed"], LIST_COLUMNS["mailboxes_failed"], failed))
+        warnings = item.get("warnings")
+        if isinstance(warnings, list) and warnings:
+            blocks.append(Bullets("What Exchange said during the remediation", [_text(w) for w in warnings]))
+    return blocks
+
+
+def _run_facts(doc: Mapping[str, Any]) -> Facts:
+    command = _text(doc.get("command"))
+    if doc.get("dry_run") is True:
+        command += " (dry run: nothing was written)"
+    rows: list[tuple[str, Cell]] = [
+        ("Tenant", _text(doc.get("tenant_id"))),
+        ("Organisation", _text(doc.get("organization"))),
+        ("Started", _timestamp(doc.get("started_at"))),
+        ("Finished", _timestamp(doc.get("finished_at")) if doc.get("finished_at") else "not recorded"),
+    ]
+    if duration := _duration(doc.get("started_at"), doc.get("finished_at")):
+        rows.append(("Duration", duration))
+    rows += [
+        ("Tool", f"{_text(doc.get('tool'), 'mailbox-audit-guard')} {_text(doc.get('tool_version'))}"),
+        ("Run id", _text(doc.get("run_id"))),
+        ("Command", command),
+        ("Trigger", _text(doc.get("trigger"))),
+    ]
+    if "caller" in doc or doc.get("command") in ("remediate", "revert"):
+        rows.append(("Caller", _text(doc.get("caller"), "not recorded")))
+    rows += [
+        ("Overall status", (_status(doc.get("status")),
+                            f"exit code {_text(doc.get('exit_code'))}: "
+                            f"{exit_meaning(doc.get('command'), doc.get('exit_code'))}")),
+        ("Controls not compliant", _text(doc.get("failed_controls"), "none")),
+        ("Requests sent to Exchange", _text(doc.get("requests_sent"))),
+        ("Evidence schema version", _text(doc.get("schema_version"))),
+    ]
+    return Facts("Run", rows)
+
+
+def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
+    """The report as a title and blocks, independent of the output format."""
+    organization = doc.get("organization") or doc.get("tenant_id") or "unknown tenant"
+    title = f"Mailbox audit evidence: {organization}"
+    controls = _dicts(doc.get("controls"))
+    remediation = _dicts(doc.get("remediation"))
+    taken: set[str] = set()
+    anchors = [_slug(str(control.get("id", "")), taken) for control in controls]
+
+    verdict = Paragraph((Badge(f"Overall status: {_text(doc.get('status'))}",
+                               STATUS_TONES.get(str(doc.get("status")), "neutral")),
+                         f"Exit code {_text(doc.get('exit_code'))}: "
+                         f"{exit_meaning(doc.get('command'), doc.get('exit_code'))}."), kind="verdict")
+    blocks: list[Block] = [verdict, _run_facts(doc)]
+    if isinstance(doc.get("warnings"), list) and doc["warnings"]:
+        blocks.append(Bullets("Run warnings", [_text(w) for w in doc["warnings"]]))
+
+    summary = Table("Result per control", ["Control", "Status", "Expected", "Actual", "Message",
+                                           "Framework mappings"], [], total=len(controls))
+    for control, anchor in zip(controls, anchors, strict=True):
+        message: list[Part] = [_text(control.get("message"), "")]
+        if note := CONTROL_NOTES.get(str(control.get("id"))):
+            message.append(Note(note if control.get("id") != "audit-log-search" else INDEPENDENT_SWITCHES))
+        name = Link(_text(control.get("title"), "(untitled control)"), anchor)
+        summary.rows.append([(name, _text(control.get("id"))),
+                             _status(control.get("status")), _text(control.get("expected")),
+                             _text(control.get("actual")), tuple(message), _frameworks(control.get("frameworks"))])
+    blocks.append(Section(2, "Summary", "summary",
+                          [summary] if controls else [Paragraph("This run has no control results.")]))
+
+    details = Section(2, "Details per control", "details")
+    for control, anchor in zip(controls, anchors, strict=True):
+        control_id = str(control.get("id"))
+        section = Section(3, f"{control_id}: {_text(control.get('title'), '(untitled control)')}", anchor,
+                          badge=_status(control.get("status")))
+        section.blocks.append(Facts("Result", [("Expected", _text(control.get("expected"))),
+                                               ("Actual", _text(control.get("actual"))),
+                                               ("Message", _text(control.get("message"), ""))]))
+        if note := CONTROL_NOTES.get(control_id):
+            section.blocks.append(Paragraph(Note(note), kind="note"))
+        section.blocks += _details_blocks(control_id, control.get("details"))
+        if steps := [step for step in remediation if str(step.get("control_id")) == control_id]:
+            section.blocks += _remediation_blocks(steps)
+        details.blocks.append(section)
+    known = {str(control.get("id")) for control in controls}
+    if others := [step for step in remediation if str(step.get("control_id")) not in known]:
+        details.blocks.append(Section(3, "Remediation of controls without a result", _slug("other", taken),
+                                      _remediation_blocks(others)))
+    if controls or others:
+        blocks.append(details)
+    return title, blocks
+
+
+# -------------------------------------------------------------------------------------------------------- Markdown
+
+_MD_ESCAPE = re.compile(r"([\\`*_\[\]<>|~&#!])")
+_MD_BLOCK_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+def md_escape(text: str) -> str:
+    """Inline-safe Markdown: punctuation backslash-escaped, pipes escaped, newlines as <br>."""
+    return _NEWLINES.sub("<br>", _MD_ESCAPE.sub(r"\\\1", text))
+
+
+def _md_block_text(text: str) -> str:
+    return _MD_BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), md_escape(text), count=1)
+
+
+def _md_part(part: Part) -> str:
+    if isinstance(part, Badge):
+        return f"**{TONE_SYMBOLS[part.tone]} {md_escape(part.text)}**"
+    if isinstance(part, Pairs):
+        return "<br>".join(f"{md_escape(label)}: {md_escape(value)}" for label, value in part.items)
+    if isinstance(part, Note):
+        return f"_Note: {md_escape(part.text)}_"
+    if isinstance(part, Link):
+        return md_escape(part.text)
+    return md_escape(part)
+
+
+def _md_cell(cell: Cell) -> str:
+    parts = cell if isinstance(cell, tuple) else (cell,)
+    return "<br>".join(_md_part(part) for part in parts if part != "") or " "
+
+
+def _md_row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_blocks(blocks: list[Block], out: list[str]) -> None:
+    for block in blocks:
+        if isinstance(block, Section):
+            badge = f" ({_md_part(block.badge)})" if block.badge else ""
+            out += ["#" * block.level + " " + md_escape(block.title) + badge, ""]
+            _md_blocks(block.blocks, out)
+        elif isinstance(block, Paragraph):
+            text = _md_cell(block.text)
+            out += [("> " if block.kind == "note" else "") + (text if isinstance(block.text, tuple | Badge | Note)
+                                                                  else _md_block_text(str(block.text))), ""]
+        elif isinstance(block, Bullets):
+            out += [f"**{md_escape(block.caption)}**", ""]
+            out += [f"- {_md_block_text(item)}" for item in block.items] + [""]
+        elif isinstance(block, Facts):
+            out += [f"**{md_escape(block.caption)}**", "", _md_row(["Item", "Value"]), _md_row(["---", "---"])]
+            out += [_md_row([md_escape(label), _md_cell(value)]) for label, value in block.rows] + [""]
+        elif isinstance(block, Table):
+            out += [f"**{md_escape(block.caption)}**", "", _md_row(md_escape(c) for c in block.columns),
+                    _md_row("---" for _ in block.columns)]
+            out += [_md_row(_md_cell(cell) for cell in row) for row in block.rows] + [""]
+            if block.total > len(block.rows):
+                out += [f"… and {block.total - len(block.rows)} more; the JSON evidence has all.", ""]
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    """The evidence report as GitHub-flavoured Markdown."""
+    title, blocks = build(document)
+    out = [f"# {md_escape(title)}", ""]
+    _md_blocks(blocks, out)
+    out.append(_footer(document))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _footer(doc: Mapping[str, Any]) -> str:
+    return (f"Generated by {_text(doc.get('tool'), 'mailbox-audit-guard')} {_text(doc.get('tool_version'))} from the "
+            f"run's JSON evidence (schema {_text(doc.get('schema_version'))}), which is the record; this report "
+            "is a rendering of it.")
+
+
+# ------------------------------------------------------------------------------------------------------------ HTML
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_part(part: Part) -> str:
+    if isinstance(part, Badge):
+        return (f'<span class="badge {part.tone}"><span aria-hidden="true">{TONE_SYMBOLS[part.tone]} </span>'
+                f"{_e(part.text)}</span>")
+    if isinstance(part, Pairs):
+        return '<dl class="pairs">' + "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>"
+                                              for label, value in part.items) + "</dl>"
+    if isinstance(part, Note):
+        return f'<p class="note"><strong>Note:</strong> {_e(part.text)}</p>'
+    if isinstance(part, Link):
+        return f'<a class="line" href="#{_e(part.anchor)}">{_e(part.text)}</a>'
+    return _e(part)
+
+
+def _html_cell(cell: Cell) -> str:
+    if not isinstance(cell, tuple):
+        return _html_part(cell)
+    return "".join(_html_part(part) if not isinstance(part, str) else f'<span class="line">{_e(part)}</span>'
+                   for part in cell if part != "")
+
+
+def _html_blocks(blocks: list[Block], out: list[str]) -> None:
+    for block in blocks:
+        if isinstance(block, Section):
+            badge = f" {_html_part(block.badge)}" if block.badge else ""
+            cls = "control" if block.level == 3 else "part"
+            out.append(f'<section class="{cls}" id="{block.anchor}" aria-labelledby="{block.anchor}-h">'
+                       f'<h{block.level} id="{block.anchor}-h">{_e(block.title)}{badge}</h{block.level}>')
+            _html_blocks(block.blocks, out)
+            out.append("</section>")
+        elif isinstance(block, Paragraph):
+            if block.kind == "note" and isinstance(block.text, Note):
+                out.append(_html_part(block.text))
+            else:
+                out.append(f'<p class="{block.kind}">{_html_cell(block.text)}</p>')
+        elif isinstance(block, Bullets):
+            out.append(f'<h4>{_e(block.caption)}</h4><ul class="warnings">'
+                       + "".join(f"<li>{_e(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Facts):
+            out.append(f'<table class="facts"><caption>{_e(block.caption)}</caption><tbody>'
+                       + "".join(f'<tr><th scope="row">{_e(label)}</th><td>{_html_cell(value)}</td></tr>'
+                                 for label, value in block.rows) + "</tbody></table>")
+        elif isinstance(block, Table):
+            head = "".join(f'<th scope="col">{_e(column)}</th>' for column in block.columns)
+            rows = []
+            for row in block.rows:
+                cells = [f'<th scope="row">{_html_cell(cell)}</th>' if i == 0 and block.row_header
+                         else f"<td>{_html_cell(cell)}</td>" for i, cell in enumerate(row)]
+                rows.append("<tr>" + "".join(cells) + "</tr>")
+            out.append(f"<table><caption>{_e(block.caption)}</caption><thead><tr>{head}</tr></thead>"
+                       f"<tbody>{''.join(rows)}</tbody></table>")
+            if block.total > len(block.rows):
+                out.append(f'<p class="more">… and {block.total - len(block.rows)} more; '
+                           "the JSON evidence has all.</p>")
+
+
+CSS = """
+:root{color-scheme:light}
+*{box-sizing:border-box}
+body{margin:0 auto;max-width:1240px;padding:24px 28px;color:#1f2328;background:#fff;
+ font:14px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans","Liberation Sans",Arial,sans-serif}
+h1{font-size:24px;margin:0 0 12px}
+h2{font-size:19px;margin:28px 0 10px;padding-bottom:4px;border-bottom:2px solid #d0d7de}
+h3{font-size:16px;margin:22px 0 8px}
+h4{font-size:14px;margin:14px 0 6px}
+section.control{border-top:1px solid #d0d7de;padding-top:4px}
+table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:13px}
+caption{text-align:left;font-weight:600;padding:4px 0;caption-side:top}
+th,td{border:1px solid #d0d7de;padding:5px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+thead th{background:#eef1f4}
+tbody th{background:#f6f8fa;font-weight:600}
+tbody tr:nth-child(even) td{background:#fbfcfd}
+table.facts{width:auto;min-width:60%}
+table.facts th{width:16em}
+.line{display:block}
+dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:0 8px;margin:0}
+dl.pairs dt{font-weight:600}
+dl.pairs dd{margin:0}
+.badge{display:inline-block;padding:0 7px;border:1px solid;border-radius:4px;font-weight:700;white-space:nowrap}
+.ok{background:#dff3e4;color:#14532d;border-color:#1a7f37}
+.bad{background:#fde2e1;color:#82071e;border-color:#cf222e}
+.err{background:#fff1c2;color:#6b3d00;border-color:#bf8700}
+.info{background:#e3edfc;color:#0a3069;border-color:#0969da}
+.neutral{background:#eef1f4;color:#1f2328;border-color:#8c959f}
+p.verdict{font-size:16px;padding:10px 12px;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa}
+p.verdict .badge{font-size:16px;margin-right:8px}
+.note{font-size:12.5px;color:#3d444d;margin:6px 0;padding:6px 9px;border-left:4px solid #0969da;background:#f1f6fe}
+td .note{margin:6px 0 0}
+.more{font-style:italic}
+ul.warnings{margin:4px 0 12px;padding-left:22px}
+footer{margin-top:28px;padding-top:8px;border-top:1px solid #d0d7de;font-size:12px;color:#57606a}
+@page{size:A4 landscape;margin:12mm}
+@media print{
+ body{max-width:none;padding:0;font-size:10pt}
+ table{font-size:9pt}
+ thead{display:table-header-group}
+ tr,.badge,.note{break-inside:avoid}
+ h2,h3,h4,caption{break-after:avoid}
+ a{color:inherit;text-decoration:none}
+ *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+}
+"""
+
+
+def render_html(document: dict[str, Any]) -> str:
+    """The evidence report as one self-contained HTML file: inline CSS, no scripts, nothing loaded from elsewhere."""
+    title, blocks = build(document)
+    started = _timestamp(document.get("started_at"))
+    out = ['<!DOCTYPE html>', '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           '<meta name="generator" content="mailbox-audit-guard">',
+           f"<title>{_e(title)} · {_e(started)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+           f"<header><h1>{_e(title)}</h1></header>", "<main>"]
+    _html_blocks(blocks, out)
+    out += ["</main>", f"<footer><p>{_e(_footer(document))}</p></footer>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"
