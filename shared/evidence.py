@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 MAX_ROWS = 500  # longer lists are cut; the JSON evidence keeps every row
+MAX_LINES = 10  # the same for lists inside one cell (e.g. the writes of a per-mailbox remediation)
 
 # ---------------------------------------------------------------------------------------------------------- model
 
@@ -44,13 +45,20 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Code:
+    """An identifier (control id, cmdlet), shown in a monospace font."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Note:
     """A remark that belongs next to a value (rendered smaller, prefixed "Note:")."""
 
     text: str
 
 
-Part = str | Badge | Pairs | Link | Note
+Part = str | Badge | Pairs | Link | Code | Note
 Cell = Part | tuple[Part, ...]
 
 
@@ -61,6 +69,7 @@ class Table:
     rows: list[list[Cell]]
     total: int = 0  # rows before the cap; more than len(rows) means some were left out
     row_header: bool = True
+    widths: tuple[int, ...] = ()  # column width hints in per cent (HTML only)
 
 
 @dataclass
@@ -159,6 +168,15 @@ def _text(value: Any, none: str = "unknown") -> str:
     if isinstance(value, list | tuple | set):
         return ", ".join(_text(item) for item in value) or "none"
     return str(value)
+
+
+def _lines(values: Any) -> Cell:
+    """A list shown one item a line, at most MAX_LINES of them."""
+    items = [_text(value) for value in values] if isinstance(values, list | tuple) else []
+    if not items:
+        return "none"
+    more = len(items) - MAX_LINES
+    return tuple(items[:MAX_LINES]) + ((f"… and {more} more; the JSON evidence has all",) if more > 0 else ())
 
 
 def _yes_no(value: Any, yes: str = "Yes", no: str = "No") -> str:
@@ -307,11 +325,12 @@ def _generic_columns(rows: list[Mapping[str, Any]]) -> list[Column]:
     return [(key, _get(key, "")) for key in keys]
 
 
-def _details_blocks(control_id: str, details: Any) -> list[Block]:
-    """Facts, findings, exceptions and warnings of one control; unknown keys are shown generically."""
+def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]]) -> list[Block]:
+    """The result with the values read, then findings, exceptions and warnings; unknown keys shown generically."""
+    facts: list[tuple[str, Cell]] = list(result)
     if not isinstance(details, Mapping):
-        return [] if details in (None, "") else [Facts("Details", [("details", _text(details))])]
-    facts: list[tuple[str, Cell]] = []
+        return [Facts("Result and values read", facts + ([] if details in (None, "", {}) else
+                                                          [("details", _text(details))]))]
     lists: list[Block] = []
     for raw_key, value in details.items():
         key = str(raw_key)
@@ -331,7 +350,7 @@ def _details_blocks(control_id: str, details: Any) -> list[Block]:
                           Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none"))
         else:
             facts.append((FACT_LABELS.get(key, key), _text(value)))
-    blocks: list[Block] = [Facts("Values read", facts)] if facts else []
+    blocks: list[Block] = [Facts("Result and values read", facts)]
     blocks += lists
     warnings = details.get("warnings")
     if isinstance(warnings, list) and warnings:
@@ -350,9 +369,9 @@ def _remediation_blocks(items: list[Mapping[str, Any]]) -> list[Block]:
         ("Before", lambda r: _side(r.get("before"))), ("Action", _get("action")),
         ("Outcome", lambda r: _outcome(r.get("outcome"))), ("After", lambda r: _side(r.get("after"))),
         ("Message", _get("message", "")),
-        ("Writes", lambda r: tuple(_text(w) for w in r.get("writes") or []) or "none"),
+        ("Writes", lambda r: _lines(r.get("writes"))),
     ], items)
-    table.row_header = False
+    table.row_header, table.widths = False, (16, 17, 10, 16, 19, 22)
     blocks: list[Block] = [table]
     for item in items:
         details = item.get("details")
@@ -390,9 +409,6 @@ def _run_facts(doc: Mapping[str, Any]) -> Facts:
     if "caller" in doc or doc.get("command") in ("remediate", "revert"):
         rows.append(("Caller", _text(doc.get("caller"), "not recorded")))
     rows += [
-        ("Overall status", (_status(doc.get("status")),
-                            f"exit code {_text(doc.get('exit_code'))}: "
-                            f"{exit_meaning(doc.get('command'), doc.get('exit_code'))}")),
         ("Controls not compliant", _text(doc.get("failed_controls"), "none")),
         ("Requests sent to Exchange", _text(doc.get("requests_sent"))),
         ("Evidence schema version", _text(doc.get("schema_version"))),
@@ -418,13 +434,14 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
         blocks.append(Bullets("Run warnings", [_text(w) for w in doc["warnings"]]))
 
     summary = Table("Result per control", ["Control", "Status", "Expected", "Actual", "Message",
-                                           "Framework mappings"], [], total=len(controls))
+                                           "Framework mappings"], [], total=len(controls),
+                    widths=(13, 10, 14, 14, 30, 19))
     for control, anchor in zip(controls, anchors, strict=True):
         message: list[Part] = [_text(control.get("message"), "")]
-        if note := CONTROL_NOTES.get(str(control.get("id"))):
-            message.append(Note(note if control.get("id") != "audit-log-search" else INDEPENDENT_SWITCHES))
+        if control.get("id") in ("org-audit-enabled", "audit-log-search"):
+            message.append(Note(INDEPENDENT_SWITCHES))
         name = Link(_text(control.get("title"), "(untitled control)"), anchor)
-        summary.rows.append([(name, _text(control.get("id"))),
+        summary.rows.append([(name, Code(_text(control.get("id")))),
                              _status(control.get("status")), _text(control.get("expected")),
                              _text(control.get("actual")), tuple(message), _frameworks(control.get("frameworks"))])
     blocks.append(Section(2, "Summary", "summary",
@@ -435,12 +452,11 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
         control_id = str(control.get("id"))
         section = Section(3, f"{control_id}: {_text(control.get('title'), '(untitled control)')}", anchor,
                           badge=_status(control.get("status")))
-        section.blocks.append(Facts("Result", [("Expected", _text(control.get("expected"))),
-                                               ("Actual", _text(control.get("actual"))),
-                                               ("Message", _text(control.get("message"), ""))]))
         if note := CONTROL_NOTES.get(control_id):
             section.blocks.append(Paragraph(Note(note), kind="note"))
-        section.blocks += _details_blocks(control_id, control.get("details"))
+        result = [("Expected", _text(control.get("expected"))), ("Actual", _text(control.get("actual"))),
+                  ("Message", _text(control.get("message"), ""))]
+        section.blocks += _details_blocks(control_id, control.get("details"), result)
         if steps := [step for step in remediation if str(step.get("control_id")) == control_id]:
             section.blocks += _remediation_blocks(steps)
         details.blocks.append(section)
@@ -458,6 +474,7 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
 _MD_ESCAPE = re.compile(r"([\\`*_\[\]<>|~&#!])")
 _MD_BLOCK_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+_MD_CODE_SAFE = re.compile(r"[A-Za-z0-9 ._:$@/-]+")
 
 
 def md_escape(text: str) -> str:
@@ -478,6 +495,8 @@ def _md_part(part: Part) -> str:
         return f"_Note: {md_escape(part.text)}_"
     if isinstance(part, Link):
         return md_escape(part.text)
+    if isinstance(part, Code):
+        return f"`{part.text}`" if _MD_CODE_SAFE.fullmatch(part.text) else md_escape(part.text)
     return md_escape(part)
 
 
@@ -497,9 +516,9 @@ def _md_blocks(blocks: list[Block], out: list[str]) -> None:
             out += ["#" * block.level + " " + md_escape(block.title) + badge, ""]
             _md_blocks(block.blocks, out)
         elif isinstance(block, Paragraph):
-            text = _md_cell(block.text)
-            out += [("> " if block.kind == "note" else "") + (text if isinstance(block.text, tuple | Badge | Note)
-                                                                  else _md_block_text(str(block.text))), ""]
+            parts = block.text if isinstance(block.text, tuple) else (block.text,)
+            text = " ".join(_md_block_text(part) if isinstance(part, str) else _md_part(part) for part in parts)
+            out += [("> " if block.kind == "note" else "") + text, ""]
         elif isinstance(block, Bullets):
             out += [f"**{md_escape(block.caption)}**", ""]
             out += [f"- {_md_block_text(item)}" for item in block.items] + [""]
@@ -531,28 +550,46 @@ def _footer(doc: Mapping[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------------------------ HTML
 
+_LONG_TOKEN = re.compile(r"\S{41,}")
+
+
 def _e(text: Any) -> str:
+    """Escaped for an attribute value or RCDATA (<title>)."""
     return html.escape(str(text), quote=True)
+
+
+def _t(text: Any) -> str:
+    """Escaped text content; very long unbroken tokens get break opportunities so tables keep their width."""
+    out, last = [], 0
+    text = str(text)
+    for match in _LONG_TOKEN.finditer(text):
+        token = match.group()
+        out += [_e(text[last:match.start()]), "<wbr>".join(_e(token[i:i + 20]) for i in range(0, len(token), 20))]
+        last = match.end()
+    out.append(_e(text[last:]))
+    return "".join(out)
 
 
 def _html_part(part: Part) -> str:
     if isinstance(part, Badge):
         return (f'<span class="badge {part.tone}"><span aria-hidden="true">{TONE_SYMBOLS[part.tone]} </span>'
-                f"{_e(part.text)}</span>")
+                f"{_t(part.text)}</span>")
     if isinstance(part, Pairs):
-        return '<dl class="pairs">' + "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>"
+        return '<dl class="pairs">' + "".join(f"<dt>{_t(label)}</dt><dd>{_t(value)}</dd>"
                                               for label, value in part.items) + "</dl>"
     if isinstance(part, Note):
-        return f'<p class="note"><strong>Note:</strong> {_e(part.text)}</p>'
+        return f'<p class="note"><strong>Note:</strong> {_t(part.text)}</p>'
     if isinstance(part, Link):
-        return f'<a class="line" href="#{_e(part.anchor)}">{_e(part.text)}</a>'
-    return _e(part)
+        return f'<a class="line" href="#{_e(part.anchor)}">{_t(part.text)}</a>'
+    if isinstance(part, Code):
+        return f'<code class="line">{_t(part.text)}</code>'
+    return _t(part)
 
 
 def _html_cell(cell: Cell) -> str:
     if not isinstance(cell, tuple):
         return _html_part(cell)
-    return "".join(_html_part(part) if not isinstance(part, str) else f'<span class="line">{_e(part)}</span>'
+    return "".join(_html_part(part) if not isinstance(part, str) else f'<span class="line">{_t(part)}</span>'
                    for part in cell if part != "")
 
 
@@ -561,8 +598,8 @@ def _html_blocks(blocks: list[Block], out: list[str]) -> None:
         if isinstance(block, Section):
             badge = f" {_html_part(block.badge)}" if block.badge else ""
             cls = "control" if block.level == 3 else "part"
-            out.append(f'<section class="{cls}" id="{block.anchor}" aria-labelledby="{block.anchor}-h">'
-                       f'<h{block.level} id="{block.anchor}-h">{_e(block.title)}{badge}</h{block.level}>')
+            out.append(f'<section class="{cls}" id="{_e(block.anchor)}" aria-labelledby="{_e(block.anchor)}-h">'
+                       f'<h{block.level} id="{_e(block.anchor)}-h">{_t(block.title)}{badge}</h{block.level}>')
             _html_blocks(block.blocks, out)
             out.append("</section>")
         elif isinstance(block, Paragraph):
@@ -571,20 +608,22 @@ def _html_blocks(blocks: list[Block], out: list[str]) -> None:
             else:
                 out.append(f'<p class="{block.kind}">{_html_cell(block.text)}</p>')
         elif isinstance(block, Bullets):
-            out.append(f'<h4>{_e(block.caption)}</h4><ul class="warnings">'
-                       + "".join(f"<li>{_e(item)}</li>" for item in block.items) + "</ul>")
+            out.append(f'<h4>{_t(block.caption)}</h4><ul class="warnings">'
+                       + "".join(f"<li>{_t(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Facts):
-            out.append(f'<table class="facts"><caption>{_e(block.caption)}</caption><tbody>'
-                       + "".join(f'<tr><th scope="row">{_e(label)}</th><td>{_html_cell(value)}</td></tr>'
+            out.append(f'<table class="facts"><caption>{_t(block.caption)}</caption><tbody>'
+                       + "".join(f'<tr><th scope="row">{_t(label)}</th><td>{_html_cell(value)}</td></tr>'
                                  for label, value in block.rows) + "</tbody></table>")
         elif isinstance(block, Table):
-            head = "".join(f'<th scope="col">{_e(column)}</th>' for column in block.columns)
+            head = "".join(f'<th scope="col">{_t(column)}</th>' for column in block.columns)
             rows = []
             for row in block.rows:
                 cells = [f'<th scope="row">{_html_cell(cell)}</th>' if i == 0 and block.row_header
                          else f"<td>{_html_cell(cell)}</td>" for i, cell in enumerate(row)]
                 rows.append("<tr>" + "".join(cells) + "</tr>")
-            out.append(f"<table><caption>{_e(block.caption)}</caption><thead><tr>{head}</tr></thead>"
+            cols = ("<colgroup>" + "".join(f'<col style="width:{int(w)}%">' for w in block.widths) + "</colgroup>"
+                    if block.widths else "")
+            out.append(f"<table><caption>{_t(block.caption)}</caption>{cols}<thead><tr>{head}</tr></thead>"
                        f"<tbody>{''.join(rows)}</tbody></table>")
             if block.total > len(block.rows):
                 out.append(f'<p class="more">… and {block.total - len(block.rows)} more; '
@@ -600,14 +639,14 @@ h1{font-size:24px;margin:0 0 12px}
 h2{font-size:19px;margin:28px 0 10px;padding-bottom:4px;border-bottom:2px solid #d0d7de}
 h3{font-size:16px;margin:22px 0 8px}
 h4{font-size:14px;margin:14px 0 6px}
-section.control{border-top:1px solid #d0d7de;padding-top:4px}
+section.control~section.control{border-top:1px solid #d0d7de;padding-top:4px}
+code{font:12.5px/1.4 ui-monospace,"DejaVu Sans Mono","Liberation Mono",Consolas,monospace;color:#3d444d}
 table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:13px}
 caption{text-align:left;font-weight:600;padding:4px 0;caption-side:top}
-th,td{border:1px solid #d0d7de;padding:5px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #d0d7de;padding:5px 7px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 thead th{background:#eef1f4}
 tbody th{background:#f6f8fa;font-weight:600}
 tbody tr:nth-child(even) td{background:#fbfcfd}
-table.facts{width:auto;min-width:60%}
 table.facts th{width:16em}
 .line{display:block}
 dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:0 8px;margin:0}
@@ -647,7 +686,7 @@ def render_html(document: dict[str, Any]) -> str:
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            '<meta name="generator" content="mailbox-audit-guard">',
            f"<title>{_e(title)} · {_e(started)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-           f"<header><h1>{_e(title)}</h1></header>", "<main>"]
+           f"<header><h1>{_t(title)}</h1></header>", "<main>"]
     _html_blocks(blocks, out)
-    out += ["</main>", f"<footer><p>{_e(_footer(document))}</p></footer>", "</body>", "</html>"]
+    out += ["</main>", f"<footer><p>{_t(_footer(document))}</p></footer>", "</body>", "</html>"]
     return "\n".join(out) + "\n"

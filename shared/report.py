@@ -36,6 +36,7 @@ def remediation_document(result: RemediationResult) -> dict[str, Any]:
         "message": result.message,
         "writes": list(result.writes),
         "warnings": list(result.warnings),
+        "details": result.details,
     }
 
 

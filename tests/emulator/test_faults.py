@@ -147,4 +147,4 @@ def test_unknown_fault_kinds_and_listeners_are_refused():
     with pytest.raises(ValueError, match="kind"):
         Fault("explode")
     with pytest.raises(ValueError, match="listener"):
-        Fault("status", listener="graph")
+        Fault("status", listener="sharepoint")
