@@ -34,6 +34,7 @@ class Pairs:
     """Label/value pairs inside a cell, e.g. framework mappings or missing actions per logon type."""
 
     items: tuple[tuple[str, str], ...]
+    flow: bool = False  # one "label value" line each, wrapping at spaces, instead of two aligned columns
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def _frameworks(frameworks: Any) -> Cell:
         if key in ("NIS2", "AVG") and ref.isdigit():
             ref = f"art. {ref}"
         items.append((FRAMEWORK_LABELS.get(key, str(key)), ref))
-    return Pairs(tuple(items))
+    return Pairs(tuple(items), flow=True)
 
 
 def _timestamp(value: Any) -> str:
@@ -304,6 +305,10 @@ LIST_COLUMNS: dict[str, list[Column]] = {
     "exceptions_rejected": [("Entry", _entry), ("Why it does not count", _get("problem"))],
     "mailboxes_failed": [("Mailbox", _get("identity")), ("Reason", _get("reason"))],
 }
+TABLE_WIDTHS: dict[str, tuple[int, ...]] = {
+    "mailbox-audit-actions": (24, 10, 9, 30, 11, 9, 7),
+    "exceptions_rejected": (60, 40),
+}
 LIST_CAPTIONS = {
     "findings": "Findings",
     "exceptions_used": "Exceptions used (written exceptions that excuse a finding)",
@@ -312,10 +317,12 @@ LIST_CAPTIONS = {
 }
 
 
-def _table(caption: str, columns: list[Column], rows: list[Mapping[str, Any]]) -> Table:
+def _table(caption: str, columns: list[Column], rows: list[Mapping[str, Any]], *, row_header: bool = True,
+           widths: tuple[int, ...] = ()) -> Table:
     kept = rows[:MAX_ROWS]
     return Table(f"{caption} ({len(rows)})", [label for label, _ in columns],
-                 [[getter(row) for _, getter in columns] for row in kept], total=len(rows))
+                 [[getter(row) for _, getter in columns] for row in kept], total=len(rows), row_header=row_header,
+                 widths=widths if len(widths) == len(columns) else ())
 
 
 def _generic_columns(rows: list[Mapping[str, Any]]) -> list[Column]:
@@ -344,7 +351,10 @@ def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]
             if not rows:
                 lists.append(Paragraph(f"{LIST_CAPTIONS.get(key, key)}: none."))
             else:
-                lists.append(_table(LIST_CAPTIONS.get(key, key), columns or _generic_columns(rows), rows))
+                width_key = control_id if key == "findings" else key
+                lists.append(_table(LIST_CAPTIONS.get(key, key), columns or _generic_columns(rows), rows,
+                                    row_header=key != "exceptions_rejected",
+                                    widths=TABLE_WIDTHS.get(width_key, ()) if columns else ()))
         elif isinstance(value, Mapping):
             facts.append((FACT_LABELS.get(key, key),
                           Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none"))
@@ -365,14 +375,17 @@ def _side(state: Any) -> Cell:
 
 
 def _remediation_blocks(items: list[Mapping[str, Any]]) -> list[Block]:
-    table = _table("Remediation in this run", [
+    return [_table("Remediation in this run", [
         ("Before", lambda r: _side(r.get("before"))), ("Action", _get("action")),
         ("Outcome", lambda r: _outcome(r.get("outcome"))), ("After", lambda r: _side(r.get("after"))),
         ("Message", _get("message", "")),
         ("Writes", lambda r: _lines(r.get("writes"))),
-    ], items)
-    table.row_header, table.widths = False, (16, 17, 10, 16, 19, 22)
-    blocks: list[Block] = [table]
+    ], items, row_header=False, widths=(15, 15, 14, 15, 19, 22)), *_remediation_extras(items)]
+
+
+def _remediation_extras(items: list[Mapping[str, Any]]) -> list[Block]:
+    """Per-mailbox results and what Exchange said, below the remediation table."""
+    blocks: list[Block] = []
     for item in items:
         details = item.get("details")
         if isinstance(details, Mapping):
@@ -433,17 +446,18 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
     if isinstance(doc.get("warnings"), list) and doc["warnings"]:
         blocks.append(Bullets("Run warnings", [_text(w) for w in doc["warnings"]]))
 
-    summary = Table("Result per control", ["Control", "Status", "Expected", "Actual", "Message",
-                                           "Framework mappings"], [], total=len(controls),
-                    widths=(13, 10, 14, 14, 30, 19))
+    summary = Table("Result per control", ["Control", "Status", "Expected and actual", "Message",
+                                           "Framework mappings"], [], total=len(controls), widths=(12, 12, 26, 31, 19))
     for control, anchor in zip(controls, anchors, strict=True):
         message: list[Part] = [_text(control.get("message"), "")]
         if control.get("id") in ("org-audit-enabled", "audit-log-search"):
             message.append(Note(INDEPENDENT_SWITCHES))
         name = Link(_text(control.get("title"), "(untitled control)"), anchor)
         summary.rows.append([(name, Code(_text(control.get("id")))),
-                             _status(control.get("status")), _text(control.get("expected")),
-                             _text(control.get("actual")), tuple(message), _frameworks(control.get("frameworks"))])
+                             _status(control.get("status")),
+                             Pairs((("Expected", _text(control.get("expected"))),
+                                    ("Actual", _text(control.get("actual"))))),
+                             tuple(message), _frameworks(control.get("frameworks"))])
     blocks.append(Section(2, "Summary", "summary",
                           [summary] if controls else [Paragraph("This run has no control results.")]))
 
@@ -575,8 +589,11 @@ def _html_part(part: Part) -> str:
         return (f'<span class="badge {part.tone}"><span aria-hidden="true">{TONE_SYMBOLS[part.tone]} </span>'
                 f"{_t(part.text)}</span>")
     if isinstance(part, Pairs):
-        return '<dl class="pairs">' + "".join(f"<dt>{_t(label)}</dt><dd>{_t(value)}</dd>"
-                                              for label, value in part.items) + "</dl>"
+        if part.flow:
+            return '<dl class="flow">' + " ".join(f"<div><dt>{_t(label)}</dt> <dd>{_t(value)}</dd></div>"
+                                                 for label, value in part.items) + "</dl>"
+        return '<dl class="pairs">' + " ".join(f"<dt>{_t(label)}</dt> <dd>{_t(value)}</dd>"
+                                               for label, value in part.items) + "</dl>"
     if isinstance(part, Note):
         return f'<p class="note"><strong>Note:</strong> {_t(part.text)}</p>'
     if isinstance(part, Link):
@@ -589,8 +606,8 @@ def _html_part(part: Part) -> str:
 def _html_cell(cell: Cell) -> str:
     if not isinstance(cell, tuple):
         return _html_part(cell)
-    return "".join(_html_part(part) if not isinstance(part, str) else f'<span class="line">{_t(part)}</span>'
-                   for part in cell if part != "")
+    return " ".join(_html_part(part) if not isinstance(part, str) else f'<span class="line">{_t(part)}</span>'
+                    for part in cell if part != "")
 
 
 def _html_blocks(blocks: list[Block], out: list[str]) -> None:
@@ -623,7 +640,8 @@ def _html_blocks(blocks: list[Block], out: list[str]) -> None:
                 rows.append("<tr>" + "".join(cells) + "</tr>")
             cols = ("<colgroup>" + "".join(f'<col style="width:{int(w)}%">' for w in block.widths) + "</colgroup>"
                     if block.widths else "")
-            out.append(f"<table><caption>{_t(block.caption)}</caption>{cols}<thead><tr>{head}</tr></thead>"
+            fixed = ' class="fixed"' if block.widths else ""
+            out.append(f"<table{fixed}><caption>{_t(block.caption)}</caption>{cols}<thead><tr>{head}</tr></thead>"
                        f"<tbody>{''.join(rows)}</tbody></table>")
             if block.total > len(block.rows):
                 out.append(f'<p class="more">… and {block.total - len(block.rows)} more; '
@@ -652,6 +670,11 @@ table.facts th{width:16em}
 dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:0 8px;margin:0}
 dl.pairs dt{font-weight:600}
 dl.pairs dd{margin:0}
+dl.flow{margin:0}
+dl.flow dt{display:inline;font-weight:600}
+dl.flow dd{display:inline;margin:0}
+table.fixed{table-layout:fixed}
+td .badge,th .badge{font-size:12px}
 .badge{display:inline-block;padding:0 7px;border:1px solid;border-radius:4px;font-weight:700;white-space:nowrap}
 .ok{background:#dff3e4;color:#14532d;border-color:#1a7f37}
 .bad{background:#fde2e1;color:#82071e;border-color:#cf222e}

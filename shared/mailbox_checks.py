@@ -5,6 +5,7 @@ The scan accumulates as pages stream in and keeps only findings, so memory follo
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,13 @@ MAX_EXAMPLES = 20
 _TIMESPAN = re.compile(r"^(?:(\d{1,5})\.)?(\d{1,2}):([0-5]\d):([0-5]\d)(?:\.\d{1,7})?$")
 
 
+@functools.cache
+def _required_lowered(baseline: str, premium: bool) -> dict[str, dict[str, str]]:
+    """Per logon type: lower-cased required action -> its canonical spelling (computed once per baseline)."""
+    return {logon: {action.lower(): action for action in actions}
+            for logon, actions in baseline_actions(baseline, premium).items()}
+
+
 def timespan_days(value: Any) -> float | None:
     """Days in a .NET TimeSpan string (`d.hh:mm:ss` or `hh:mm:ss`); None when it is not one."""
     if not isinstance(value, str) or not (match := _TIMESPAN.match(value.strip())):
@@ -33,12 +41,16 @@ def timespan_days(value: Any) -> float | None:
     return days + (hours * 3600 + minutes * 60 + seconds) / 86400
 
 
-def _string_list(value: Any) -> list[str] | None:
+def _lowered(value: Any) -> set[str] | None:
+    """A list of strings as a lower-cased set (null means empty); None when it is not a list of strings."""
     if value is None:
-        return []
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return value
-    return None
+        return set()
+    if not isinstance(value, list):
+        return None
+    try:
+        return {item.lower() for item in value}
+    except (AttributeError, TypeError):  # a non-string item
+        return None
 
 
 @dataclass
@@ -74,34 +86,32 @@ class MailboxScan:
             self.users += 1
         else:
             self.shared += 1
-        lists = {logon: _string_list(row.get(f"Audit{logon}")) for logon in LOGON_TYPES}
-        default_set = _string_list(row.get("DefaultAuditSet"))
-        capabilities = _string_list(row.get("PersistedCapabilities"))
+        audited = {logon: _lowered(row.get(f"Audit{logon}")) for logon in LOGON_TYPES}
+        managed = _lowered(row.get("DefaultAuditSet"))
+        capabilities = _lowered(row.get("PersistedCapabilities"))
         audit_enabled = row.get("AuditEnabled")
         days = timespan_days(row.get("AuditLogAgeLimit"))
-        if (any(value is None for value in lists.values()) or default_set is None or capabilities is None
+        if (None in audited.values() or managed is None or capabilities is None
                 or not isinstance(audit_enabled, bool) or days is None):
             self._unreadable(upn or identity)
             return
         base = {"identity": identity, "upn": upn, "type": kind}
-        premium = PREMIUM_CAPABILITY.lower() in {c.lower() for c in capabilities}
         if kind == USER or self.policy.include_shared:
-            self._judge_actions(base, audit_enabled, lists, default_set, premium, report_only=kind != USER)
+            self._judge_actions(base, audit_enabled, audited, managed, PREMIUM_CAPABILITY.lower() in capabilities,
+                                report_only=kind != USER)
         if days < self.policy.min_retention_days:
             self.retention_findings.append({**base, "age_limit": row["AuditLogAgeLimit"], "days": round(days, 3),
                                             "tampering": days == 0})
 
-    def _judge_actions(self, base: dict[str, Any], audit_enabled: bool, lists: dict[str, list[str] | None],
-                       default_set: list[str], premium: bool, *, report_only: bool) -> None:
-        managed = {logon.lower() for logon in default_set}
+    def _judge_actions(self, base: dict[str, Any], audit_enabled: bool, audited: dict[str, set[str] | None],
+                       managed: set[str], premium: bool, *, report_only: bool) -> None:
         frozen = [logon for logon in LOGON_TYPES if logon.lower() not in managed]
         missing: dict[str, list[str]] = {}
         if self.policy.baseline != "microsoft-default":
-            for logon, required in baseline_actions(self.policy.baseline, premium).items():
-                have = {action.lower() for action in lists[logon] or []}
-                gap = sorted(action for action in required if action.lower() not in have)
+            for logon, required in _required_lowered(self.policy.baseline, premium).items():
+                gap = required.keys() - (audited[logon] or set())
                 if gap:
-                    missing[logon] = gap
+                    missing[logon] = sorted(required[action] for action in gap)
         failing = not audit_enabled or bool(missing) or (self.policy.baseline == "microsoft-default" and frozen)
         if failing:
             self.action_findings.append({**base, "audit_enabled": audit_enabled, "missing": missing,

@@ -206,7 +206,9 @@ def _run_per_object(client: ExchangeClient, plan: list[Action], result: Remediat
             reason = "licence" if isinstance(exc, ExchangeLicenceError) else (exc.detail or exc.summary)
             if len(failed) < MAX_LISTED_FAILURES:
                 failed.append({"identity": step.target or "", "reason": reason})
-            log.warning("%s for %s failed: %s", step.cmdlet, step.target, exc)
+            # No identity in the log line: logs reach Application Insights; the evidence report names the object.
+            log.warning("%s failed for one object (%d of %d): %s", step.cmdlet, index + 1, len(plan),
+                        type(exc).__name__)
             continue
         result.writes.append(step.cmdlet)
         if any(NOT_MODIFIED_MARKER in warning for warning in answer.warnings):

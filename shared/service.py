@@ -88,7 +88,7 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls]
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
-        return _publish(report)
+        return _publish(report, env)
     try:
         if command == "check":
             report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
@@ -99,11 +99,11 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
                                          report=report)
     except Exception:
         _record_failure(report, "run failed unexpectedly")
-        _publish(report)
+        _publish(report, env)
         raise
     finally:
         client.close()
-    return _publish(report)
+    return _publish(report, env)
 
 
 def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
@@ -124,7 +124,7 @@ def _record_failure(report: RunReport, what: str) -> None:
                              tenant_id=report.tenant_id)
 
 
-def _publish(report: RunReport) -> RunReport:
+def _publish(report: RunReport, env: Mapping[str, str]) -> RunReport:
     """Log the run locally (always), then send and flush its telemetry (bounded)."""
     if report.finished_at is None:
         report.finished_at = datetime.now(UTC)
@@ -132,7 +132,8 @@ def _publish(report: RunReport) -> RunReport:
     log.log(level, "Mailbox audit %s %s for tenant %s: %s%s", report.command, report.run_id, report.tenant_id,
             report.status, f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "")
     try:
-        telemetry.emit_run(report)
+        telemetry.emit_run(report, include_identities=_flag(env, "TELEMETRY_INCLUDE_IDENTITIES"),
+                           pseudonym_key=env.get("TELEMETRY_PSEUDONYM_KEY") or None)
     finally:
         telemetry.flush()
     return report

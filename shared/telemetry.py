@@ -27,6 +27,7 @@ CHECK_COMPLETED = "MailboxAuditCheckCompleted"
 CONTROL_RESULT = "MailboxAuditControlResult"
 REMEDIATION = "MailboxAuditRemediation"
 FLUSH_TIMEOUT_SECONDS = 4.0
+SAMPLE_SIZE = 10
 EXPORT_READ_TIMEOUT_SECONDS = 5
 
 _configure_lock = threading.Lock()
@@ -75,7 +76,12 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
 
 
 def pseudonymise(identity: str, tenant_id: str, key: str | None) -> str:
-    """A stable, non-reversible stand-in for a mailbox identity: keyed hash, scoped to the tenant."""
+    """A stable stand-in for a mailbox identity: HMAC-SHA256, scoped to the tenant.
+
+    With TELEMETRY_PSEUDONYM_KEY set (e.g. a Key Vault reference) it cannot be reversed by guessing addresses;
+    without it the tenant id is the key, which keeps pseudonyms stable but lets someone who can guess an address
+    confirm it. The evidence report, in the customer's own storage, keeps the real names.
+    """
     secret = (key or tenant_id).encode()
     digest = hmac.new(secret, f"{tenant_id}:{identity.lower()}".encode(), hashlib.sha256).hexdigest()
     return f"mbx-{digest[:16]}"
@@ -89,7 +95,35 @@ def _event(name: str, dimensions: Mapping[str, object], measurements: Mapping[st
     events.info(name, extra=extra)
 
 
-def emit_run(report: RunReport, measurements: Mapping[str, float] | None = None) -> None:
+def run_measurements(report: RunReport) -> dict[str, float]:
+    """The counts the contract puts on MailboxAuditCheckCompleted, taken from the controls' details."""
+    details = {result.control_id: result.details for result in report.controls}
+    counts: dict[str, float] = {}
+    mailboxes = details.get("mailbox-audit-actions") or details.get("mailbox-audit-retention") or {}
+    if "mailboxes_scanned" in mailboxes:
+        counts["mailboxes_scanned"] = mailboxes["mailboxes_scanned"]
+    if "mailboxes_noncompliant" in (actions := details.get("mailbox-audit-actions") or {}):
+        counts["mailboxes_noncompliant"] = actions["mailboxes_noncompliant"]
+    if "bypass_enabled" in (bypass := details.get("audit-bypass") or {}):
+        counts["bypass_entries_enabled"] = bypass["bypass_enabled"]
+    return counts
+
+
+def findings_sample(details: Mapping[str, object], tenant_id: str, *, include_identities: bool,
+                    key: str | None) -> str:
+    """Up to SAMPLE_SIZE affected mailboxes or accounts, pseudonymised unless real names were asked for."""
+    findings = details.get("findings")
+    if not isinstance(findings, list):
+        return ""
+    names = []
+    for finding in findings[:SAMPLE_SIZE]:
+        identity = str(finding.get("upn") or finding.get("identity") or "") if isinstance(finding, dict) else ""
+        if identity:
+            names.append(identity if include_identities else pseudonymise(identity, tenant_id, key))
+    return ",".join(names)
+
+
+def emit_run(report: RunReport, *, include_identities: bool = False, pseudonym_key: str | None = None) -> None:
     """Send one run's events: a result per control, one per remediation, and the completion event last."""
     common = {"run_id": report.run_id, "tenant_id": report.tenant_id}
     for result in report.controls:
@@ -97,7 +131,10 @@ def emit_run(report: RunReport, measurements: Mapping[str, float] | None = None)
         _event(CONTROL_RESULT, {**common, "control_id": result.control_id, "status": result.status,
                                 "expected": result.expected, "actual": result.actual,
                                 "frameworks": control.frameworks_compact if control else "",
-                                "trigger": report.trigger})
+                                "trigger": report.trigger,
+                                "findings_sample": findings_sample(result.details, report.tenant_id,
+                                                                   include_identities=include_identities,
+                                                                   key=pseudonym_key)})
     for step in report.remediation:
         _event(REMEDIATION, {**common, "control_id": step.control_id, "action": step.action,
                              "outcome": step.outcome, "caller": report.caller or "",
@@ -108,7 +145,7 @@ def emit_run(report: RunReport, measurements: Mapping[str, float] | None = None)
            {**common, "status": report.status, "failed_controls": ",".join(report.failed_controls),
             "trigger": report.trigger, "tool_version": report.tool_version, "command": report.command},
            {"controls_checked": len(report.controls), "duration_seconds": round(duration, 3),
-            **(measurements or {})})
+            **run_measurements(report)})
 
 
 def emit_exception(message: str, *, run_id: str, tenant_id: str | None) -> None:

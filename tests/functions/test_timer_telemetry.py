@@ -111,3 +111,24 @@ def test_default_telemetry_carries_no_token_or_secret(start_emulator):
     sent = repr(emu.telemetry)
     for secret in tokens | {emu.client_secret, emu.identity_header}:
         assert secret not in sent
+
+
+def test_mailbox_counts_arrive_as_measurements_and_identities_are_pseudonymised(start_emulator):
+    emu = start_emulator("emulator/scenarios/noncompliant.json")
+    assert run_timer(emu).returncode == 0
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    measurements = completed["measurements"]
+    assert measurements["mailboxes_scanned"] == 4
+    assert measurements["mailboxes_noncompliant"] == 3
+    assert measurements["bypass_entries_enabled"] == 1
+    actions = only(events(emu, "MailboxAuditControlResult"), "mailbox-audit-actions")
+    sample = actions["properties"]["findings_sample"].split(",")
+    assert len(sample) == 3 and all(name.startswith("mbx-") for name in sample)
+    assert "@contoso.com" not in repr(emu.telemetry)
+
+
+def test_real_names_only_when_asked(start_emulator):
+    emu = start_emulator("emulator/scenarios/noncompliant.json")
+    run_timer(emu, TELEMETRY_INCLUDE_IDENTITIES="true")
+    actions = only(events(emu, "MailboxAuditControlResult"), "mailbox-audit-actions")
+    assert "bob@contoso.com" in actions["properties"]["findings_sample"]

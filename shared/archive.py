@@ -1,0 +1,228 @@
+"""Archives a run's evidence (JSON, HTML, Markdown) in Azure Blob Storage, write-once.
+
+Blobs: `{tenant_id}/{YYYY}/{MM}/{DD}/{run_id}.{json,html,md}` (date of `started_at`, UTC) in the container named by
+`EVIDENCE_CONTAINER` (default `evidence`), created when missing. The storage account is the function app's own
+(`AzureWebJobsStorage`): a connection string (Azurite, local development) or the identity-based settings the
+Functions host uses (`__accountName` or `__blobServiceUri`, `__credential=managedidentity`, `__clientId`).
+
+azure.storage.blob is imported on first use only, so a check that archives nothing does not pay for it. Errors are
+`ArchiveError`s built from safe parts (status, error code, endpoint host): never a key, SAS token or connection string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from shared.config import is_loopback_host
+from shared.evidence import render_html, render_markdown
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+DEFAULT_CONTAINER = "evidence"
+PREFIX = "AzureWebJobsStorage"
+CONTENT_TYPES = {"json": "application/json; charset=utf-8", "html": "text/html; charset=utf-8",
+                 "md": "text/markdown; charset=utf-8"}
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+_SECRETISH = re.compile(r"(?i)(accountkey|sharedaccesssignature|sig|signature)=[^;&\s'\"]+")
+
+
+class ArchiveError(Exception):
+    """The evidence could not be archived; the message says why, without secrets."""
+
+
+def canonical_json(document: Mapping[str, Any]) -> bytes:
+    """The evidence document as canonical JSON: sorted keys, no insignificant whitespace, UTF-8."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def blob_prefix(document: Mapping[str, Any]) -> str:
+    """`{tenant_id}/{YYYY}/{MM}/{DD}/{run_id}`, from the document; ArchiveError when a part is unusable."""
+    tenant_id, run_id = document.get("tenant_id"), document.get("run_id")
+    for name, value in (("tenant_id", tenant_id), ("run_id", run_id)):
+        if not isinstance(value, str) or not _SEGMENT.match(value) or ".." in value:
+            raise ArchiveError(f"cannot archive: the document's {name} is missing or not a safe blob path segment")
+    try:
+        started = datetime.fromisoformat(str(document.get("started_at")))
+    except ValueError:
+        raise ArchiveError("cannot archive: the document's started_at is not an ISO 8601 timestamp") from None
+    if started.tzinfo is None:
+        raise ArchiveError("cannot archive: the document's started_at has no time zone")
+    return f"{tenant_id}/{started.astimezone(UTC):%Y/%m/%d}/{run_id}"
+
+
+def archive_evidence(document: dict[str, Any], *, container: str, blob_service: BlobServiceClient) -> list[str]:
+    """Upload the run's JSON, HTML and Markdown evidence; return the blob names written (in that order).
+
+    Write-once: an existing blob is never replaced, so archiving the same run twice raises ArchiveError.
+    """
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+    from azure.storage.blob import ContentSettings
+
+    check_container_name(container)
+    prefix = blob_prefix(document)
+    payloads = {"json": canonical_json(document), "html": render_html(document).encode("utf-8"),
+                "md": render_markdown(document).encode("utf-8")}
+    where = _endpoint(blob_service)
+    container_client = blob_service.get_container_client(container)
+    written: list[str] = []
+    for extension, data in payloads.items():
+        name = f"{prefix}.{extension}"
+        metadata = {"run_id": str(document["run_id"]), "tenant_id": str(document["tenant_id"]),
+                    "status": _ascii(document.get("status")), "schema_version": _ascii(document.get("schema_version")),
+                    "sha256": hashlib.sha256(data).hexdigest()}
+        settings = ContentSettings(content_type=CONTENT_TYPES[extension])
+
+        def upload(blob: str = name, body: bytes = data, meta: dict[str, str] = metadata,
+                   content: Any = settings) -> None:
+            container_client.upload_blob(blob, body, overwrite=False, content_settings=content, metadata=meta)
+
+        try:
+            try:
+                upload()
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) != "ContainerNotFound":
+                    raise
+                _create_container(container_client)
+                upload()
+        except ResourceExistsError:
+            raise ArchiveError(f"evidence blob {container}/{name} already exists at {where}: evidence is write-once, "
+                               f"so run {document['run_id']} was archived before and is left as it was"
+                               + (f" (this attempt wrote {', '.join(written)} first)" if written else "")) from None
+        except AzureError as exc:
+            raise ArchiveError(f"could not write evidence blob {container}/{name} at {where}: {_reason(exc)}") from None
+        written.append(name)
+    return written
+
+
+def _create_container(container_client: Any) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    with contextlib.suppress(ResourceExistsError):  # created meanwhile by another run: fine
+        container_client.create_container()
+
+
+def check_container_name(name: str) -> str:
+    """Azure's container naming rules: 3-63 lowercase letters, digits and single hyphens."""
+    if not isinstance(name, str) or not _CONTAINER.match(name):
+        raise ArchiveError(f"EVIDENCE_CONTAINER {name!r} is not a valid container name "
+                           "(3-63 lowercase letters, digits and single hyphens, starting with a letter or digit)")
+    return name
+
+
+def container_from_env(env: Mapping[str, str]) -> str:
+    """`EVIDENCE_CONTAINER`, default `evidence`, checked against the naming rules."""
+    return check_container_name(env.get("EVIDENCE_CONTAINER", "").strip() or DEFAULT_CONTAINER)
+
+
+def blob_service_from_env(env: Mapping[str, str], *, retry_total: int = 3) -> BlobServiceClient | None:
+    """The blob client for the function app's storage account, or None when no storage is configured.
+
+    `AzureWebJobsStorage` holds a connection string (e.g. Azurite's, or `UseDevelopmentStorage=true`); otherwise
+    `AzureWebJobsStorage__blobServiceUri` or `__accountName` with `__credential=managedidentity` (optionally
+    `__clientId` for a user-assigned identity). ArchiveError names the setting that is wrong, never its value.
+    """
+    connection = env.get(PREFIX, "").strip()
+    service_uri = env.get(f"{PREFIX}__blobServiceUri", "").strip()
+    account = env.get(f"{PREFIX}__accountName", "").strip()
+    if not (connection or service_uri or account):
+        return None
+    from azure.storage.blob import BlobServiceClient
+
+    options: dict[str, Any] = {"retry_total": retry_total, "initial_backoff": 1, "increment_base": 2,
+                               "connection_timeout": 10, "read_timeout": 30}
+    if connection:
+        try:
+            return BlobServiceClient.from_connection_string(connection, **options)
+        except ValueError:
+            raise ArchiveError(f"{PREFIX} is not a usable storage connection string (expected key=value pairs "
+                               "separated by ';' naming the account or its BlobEndpoint, or "
+                               "UseDevelopmentStorage=true)") from None
+    credential_kind = env.get(f"{PREFIX}__credential", "managedidentity").strip().lower()
+    if credential_kind != "managedidentity":
+        raise ArchiveError(f"{PREFIX}__credential must be 'managedidentity' for identity-based storage access")
+    if service_uri:
+        problem = _check_service_uri(service_uri)
+        if problem:
+            raise ArchiveError(f"{PREFIX}__blobServiceUri {problem}")
+        url = service_uri
+    else:
+        if not re.fullmatch(r"[a-z0-9]{3,24}", account):
+            raise ArchiveError(f"{PREFIX}__accountName is not a storage account name (3-24 lowercase letters/digits)")
+        url = f"https://{account}.blob.core.windows.net"
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = env.get(f"{PREFIX}__clientId", "").strip() or None
+    credential = ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    return BlobServiceClient(url, credential=credential, **options)
+
+
+def _check_service_uri(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL, e.g. https://<account>.blob.core.windows.net"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must use https (plain http is allowed only for loopback addresses)"
+    if parts.query or parts.username or parts.password:
+        return "must not carry credentials or a query (a SAS token); identity-based access uses the managed identity"
+    return None
+
+
+def _endpoint(blob_service: Any) -> str:
+    """The account endpoint as scheme://host[:port], without path or query (a SAS token lives in the query)."""
+    try:
+        parts = urlsplit(str(blob_service.url))
+        return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+    except (AttributeError, ValueError):
+        return "the storage account"
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, from the exception's safe parts only."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None)
+    if isinstance(exc, HttpResponseError) and status:
+        hint = {401: " (authentication failed)", 403: " (the identity lacks a Storage Blob Data role, or the "
+                "account's network rules refuse this caller)"}.get(status, "")
+        return f"HTTP {status}{f' {code}' if code else ''}{hint}"
+    if isinstance(exc, ClientAuthenticationError):
+        return f"could not get a token for the storage account ({_scrub(getattr(exc, 'message', '') or '')})"
+    if isinstance(exc, ServiceRequestError):
+        cause = _root_cause(exc)
+        detail = getattr(cause, "strerror", None) or type(cause).__name__
+        return f"storage endpoint unreachable ({detail}); is the storage account (or Azurite) running?"
+    return type(exc).__name__
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "inner_exception", None) or exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def _scrub(text: str) -> str:
+    text = re.sub(r"\?\S*", "?[redacted]", text)
+    return _SECRETISH.sub(lambda m: f"{m.group(1)}=[redacted]", text)[:300]
+
+
+def _ascii(value: Any) -> str:
+    return str(value).encode("ascii", "replace").decode("ascii")

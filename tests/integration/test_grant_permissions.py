@@ -1,0 +1,286 @@
+"""grant-permissions against the emulated Graph: real HTTP and TLS, real azure-identity credentials.
+
+In process, a ClientSecretCredential against the emulated authority is injected. As a child process, the CLI
+runs its default credential chain, whose first link (AzureCliCredential) finds a stand-in `az` on PATH that
+fetches the token from the emulator; nothing but GRAPH_ENDPOINT and the CA bundle is configured (no EXO_*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential
+
+from emulator import Fault
+from shared.graph_permissions import add_grant_permissions_parser, run_grant_permissions
+from tests.conftest import REPO, clean_env, scenario
+from tests.emulator.support import Exo
+from tests.integration.helpers import bearer_tokens
+
+NO_RIGHTS = scenario(principal={"roles": [], "directory_roles": []})
+EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+UNKNOWN = "11111111-2222-3333-4444-555555555555"
+
+
+class Run:
+    """One in-process run: exit code, stdout, stderr (and the JSON document when --json was given)."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return json.loads(self.out)
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        return [(a["name"], a["outcome"]) for a in self.document["assignments"]]
+
+
+@pytest.fixture
+def grant(monkeypatch, capsys):
+    """`grant(emu, *argv)`: run the command in process with a real ClientSecretCredential (new per run)."""
+
+    def run(emu: Any, *argv: str, credential: Any = None) -> Run:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", emu.ca_bundle)
+        parser = argparse.ArgumentParser()
+        add_grant_permissions_parser(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["grant-permissions", *argv])
+        credential = credential or ClientSecretCredential(emu.tenant_id, emu.client_id, emu.client_secret,
+                                                          authority=emu.authority_url, disable_instance_discovery=True)
+        code = run_grant_permissions(args, credential=credential, environ={"GRAPH_ENDPOINT": emu.graph_url})
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_no_secrets(emu: Any, *runs: Run) -> None:
+    secrets = bearer_tokens(emu) | {emu.client_secret}
+    assert bearer_tokens(emu), "the test should have sent tokens"
+    for run in runs:
+        for secret in secrets:
+            assert secret not in run.out and secret not in run.err
+
+
+def test_first_run_assigns_both_second_run_changes_nothing(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    principal = emu.managed_identity_principal_id
+    assert Exo(emu).post("Get-OrganizationConfig").status_code == 401  # Exchange refuses the identity for now
+
+    first = grant(emu, "--principal-id", principal, "--json")
+    assert first.code == 0, first.err
+    assert first.outcomes() == [("Exchange.ManageAsApp", "Assigned"), ("Exchange Administrator", "Assigned")]
+    assert first.document["principal"]["id"] == principal and first.document["status"] == "Ok"
+    app_role, directory_role = emu.graph_writes()
+    assert app_role.path == f"/v1.0/servicePrincipals/{principal}/appRoleAssignments" and app_role.status == 201
+    assert app_role.body == {"principalId": principal, "resourceId": emu.graph.exchange_sp_id,
+                             "appRoleId": "dc50a0fb-09a3-484d-be87-e023b12c6440"}
+    assert directory_role.body == {"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "principalId": principal,
+                                   "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"}
+    assert directory_role.status == 201
+    assert all(r.headers["authorization"].startswith("Bearer ") for r in emu.graph_requests)
+    assert Exo(emu).post("Get-OrganizationConfig").status_code == 200  # the grant reached Exchange
+
+    emu.reset_log()
+    second = grant(emu, "--principal-id", principal)
+    assert second.code == 0, second.err
+    assert "Exchange.ManageAsApp app role on Office 365 Exchange Online: already assigned" in second.out
+    assert "Entra role Exchange Administrator (directory-wide): already assigned" in second.out
+    assert "Exchange RBAC role groups" in second.out
+    assert emu.graph_writes() == []
+    assert [r.operation for r in emu.graph_requests] == [
+        "servicePrincipal-get", "servicePrincipal-get", "servicePrincipal-list-appRoleAssignments",
+        "rbacApplication-list-roleAssignments"]
+    [listing] = [r for r in emu.graph_requests if r.operation == "rbacApplication-list-roleAssignments"]
+    assert listing.query == {"$filter": f"principalId eq '{principal}'"}
+    assert_no_secrets(emu, first, second)
+
+
+def test_read_only_assigns_global_reader_which_only_reads(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--read-only", "--json")
+    assert run.code == 0, run.err
+    assert run.outcomes() == [("Exchange.ManageAsApp", "Assigned"), ("Global Reader", "Assigned")]
+    assert emu.graph_writes()[1].body["roleDefinitionId"] == GLOBAL_READER
+    exo = Exo(emu)
+    assert exo.post("Get-OrganizationConfig").status_code == 200
+    assert exo.post("Set-OrganizationConfig", {"AuditDisabled": False}).status_code == 403
+
+
+def test_a_client_id_is_looked_up(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    run = grant(emu, "--principal-id", emu.managed_identity_client_id.upper(), "--json")
+    assert run.code == 0, run.err
+    assert run.document["principal"]["id"] == emu.managed_identity_principal_id
+    assert any("is an app (client) id" in note for note in run.document["notes"])
+
+
+def test_missing_rights_give_exit_2_and_name_what_is_needed(start_emulator, grant):
+    emu = start_emulator({**NO_RIGHTS, "graph": {"caller_permissions": ["Application.Read.All",
+                                                                        "RoleManagement.Read.Directory"]}})
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert run.code == 2
+    assert run.outcomes() == [("Exchange.ManageAsApp", "Failed"), ("Exchange Administrator", "Failed")]
+    assert "Not allowed to assign the Exchange.ManageAsApp app role on Office 365 Exchange Online" in run.err
+    assert "AppRoleAssignment.ReadWrite.All and Application.Read.All" in run.err
+    assert "Not allowed to assign the Entra role Exchange Administrator" in run.err
+    assert "RoleManagement.ReadWrite.Directory" in run.err and "Privileged Role Administrator" in run.err
+    assert "Authorization_RequestDenied" in run.err
+    assert run.document["error"] == run.err.strip()
+    assert [r.status for r in emu.graph_writes()] == [403, 403]
+    assert emu.graph.role_assignments == [] and emu.tenant.principal["roles"] == []
+    assert_no_secrets(emu, run)
+
+
+def test_missing_read_rights_stop_before_any_write(start_emulator, grant):
+    emu = start_emulator({**NO_RIGHTS, "graph": {"caller_permissions": []}})
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id)
+    assert run.code == 2
+    assert "Not allowed to look up the principal" in run.err and "Application.Read.All" in run.err
+    assert "Error: not every assignment is in place (exit code 2)" in run.out
+    assert emu.graph_writes() == []
+
+
+def test_partial_rights_assign_what_they_can_and_a_rerun_completes(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    emu.add_fault(Fault("status", listener="graph", cmdlet="rbacApplication-post-roleAssignments", status=403))
+    first = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert first.code == 2
+    assert first.outcomes() == [("Exchange.ManageAsApp", "Assigned"), ("Exchange Administrator", "Failed")]
+    assert "Privileged Role Administrator" in first.err and "AppRoleAssignment" not in first.err
+    second = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert second.code == 0, second.err
+    assert second.outcomes() == [("Exchange.ManageAsApp", "AlreadyAssigned"), ("Exchange Administrator", "Assigned")]
+
+
+def test_an_unknown_principal_is_exit_2_and_nothing_is_written(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    run = grant(emu, "--principal-id", UNKNOWN, "--json")
+    assert run.code == 2
+    assert f"No service principal with object id or app (client) id {UNKNOWN}" in run.err
+    assert "IDENTITY_PRINCIPAL_ID" in run.err
+    assert run.document["principal"] is None and run.document["assignments"] == []
+    assert [(r.operation, r.status) for r in emu.graph_requests] == [("servicePrincipal-get", 404)] * 2
+    assert emu.graph_writes() == []
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    (Fault("status", listener="graph", cmdlet="servicePrincipal-list-appRoleAssignments", status=500,
+           code="UnknownError", message="Backend exploded."),
+     "Could not read the principal's app role assignments: Graph answered 500 (UnknownError: Backend exploded.)"),
+    (Fault("status", listener="graph", cmdlet="servicePrincipal-list-appRoleAssignments", status=502, body="html"),
+     "Graph answered 502 (HTTP502: <html>"),
+    (Fault("status", listener="graph", cmdlet="rbacApplication-list-roleAssignments", status=429,
+           headers={"Retry-After": "30"}),
+     "Graph is throttling requests (TooManyRequests"),
+])
+def test_other_graph_errors_are_exit_2_with_graphs_code_and_message(start_emulator, grant, fault, expected):
+    emu = start_emulator(NO_RIGHTS)
+    emu.add_fault(fault)
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id)
+    assert run.code == 2
+    assert expected in run.err
+    assert emu.graph_writes() == []
+
+
+def test_the_exchange_service_principal_missing_is_explained(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    with emu.lock:
+        emu.graph.service_principals = [sp for sp in emu.graph.service_principals
+                                        if sp["id"] != emu.graph.exchange_sp_id]
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id)
+    assert run.code == 2
+    assert "Office 365 Exchange Online service principal (00000002-0000-0ff1-ce00-000000000000) does not exist" \
+        in run.err
+
+
+def test_no_credential_is_a_clear_exit_2_without_the_token_text(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    leaked = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJsZWFrIn0.c2lnbmF0dXJlLXRoYXQtbGVha3M"
+
+    class NotSignedIn:
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            raise ClientAuthenticationError(f"Please run 'az login' to setup account. Stale token {leaked}")
+
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id, credential=NotSignedIn())
+    assert run.code == 2
+    assert "Could not get a Microsoft Graph token (ClientAuthenticationError)" in run.err
+    assert "az login --tenant" in run.err
+    assert leaked not in run.err and leaked not in run.out and "[redacted]" in run.err
+    assert emu.graph_requests == []
+
+
+# ---- the real command line in a child process ---------------------------------------------------------------------
+
+FAKE_AZ = """#!{python}
+# Stand-in for `az account get-access-token --output json --resource R`: a token from the emulated Entra ID.
+import json, os, ssl, sys, time, urllib.parse, urllib.request
+args = sys.argv[1:]
+if args[:2] != ["account", "get-access-token"] or "--resource" not in args:
+    sys.exit("fake az: unexpected arguments " + " ".join(args))
+resource = args[args.index("--resource") + 1].rstrip("/")
+form = urllib.parse.urlencode({{"grant_type": "client_credentials", "client_id": os.environ["FAKE_AZ_CLIENT_ID"],
+                               "client_secret": os.environ["FAKE_AZ_CLIENT_SECRET"],
+                               "scope": resource + "/.default"}}).encode()
+context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+with urllib.request.urlopen(os.environ["FAKE_AZ_TOKEN_URL"], form, context=context, timeout=10) as answer:
+    token = json.load(answer)
+print(json.dumps({{"accessToken": token["access_token"], "expires_on": int(time.time()) + int(token["expires_in"]),
+                  "tokenType": "Bearer"}}))
+"""
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """`cli(emu, *argv)`: `python -m shared grant-permissions ...` with only GRAPH_ENDPOINT and a signed-in az."""
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    az = bin_dir / "az"
+    az.write_text(FAKE_AZ.format(python=sys.executable), encoding="utf-8")
+    az.chmod(az.stat().st_mode | stat.S_IXUSR)
+
+    def run(emu: Any, *argv: str) -> subprocess.CompletedProcess[str]:
+        env = {**clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+               "GRAPH_ENDPOINT": emu.graph_url, "REQUESTS_CA_BUNDLE": emu.ca_bundle,
+               "FAKE_AZ_TOKEN_URL": f"{emu.authority_url}/{emu.tenant_id}/oauth2/v2.0/token",
+               "FAKE_AZ_CLIENT_ID": emu.client_id, "FAKE_AZ_CLIENT_SECRET": emu.client_secret}
+        assert not any(name.startswith("EXO_") for name in env)
+        return subprocess.run([sys.executable, "-m", "shared", "grant-permissions", *argv], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    return run
+
+
+def test_cli_grants_with_the_azure_cli_login_and_no_exo_settings(start_emulator, cli):
+    emu = start_emulator(NO_RIGHTS)
+    first = cli(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert first.returncode == 0, first.stderr
+    document = json.loads(first.stdout)
+    assert [a["outcome"] for a in document["assignments"]] == ["Assigned", "Assigned"]
+    emu.reset_log()
+    second = cli(emu, "--principal-id", emu.managed_identity_principal_id)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("already assigned") == 2
+    assert emu.graph_writes() == []
+    tokens = bearer_tokens(emu)
+    assert tokens and not any(t in first.stdout + first.stderr + second.stdout + second.stderr for t in tokens)
+
+
+def test_cli_unknown_principal_and_help(start_emulator, cli):
+    emu = start_emulator(NO_RIGHTS)
+    missing = cli(emu, "--principal-id", UNKNOWN)
+    assert missing.returncode == 2
+    assert "No service principal" in missing.stderr
+    help_text = cli(emu, "--help")
+    assert help_text.returncode == 0 and "Exchange RBAC role groups" in help_text.stdout
