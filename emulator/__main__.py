@@ -31,7 +31,7 @@ def write_port_file(path: str, emu: Emulator) -> None:
     """Written atomically (rename), so a poller never reads half a file."""
     info: dict[str, Any] = {
         "exchange_url": emu.exchange_url, "authority_url": emu.authority_url, "foreign_url": emu.foreign_url,
-        "identity_endpoint": emu.identity_endpoint, "ingestion_url": emu.ingestion_url,
+        "identity_endpoint": emu.identity_endpoint, "ingestion_url": emu.ingestion_url, "graph_url": emu.graph_url,
         "ca_bundle": emu.ca_bundle, "pid": os.getpid(), "env": emu.env("managed_identity"),
     }
     temporary = f"{path}.tmp"

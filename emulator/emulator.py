@@ -14,6 +14,7 @@ from typing import Any
 from .certs import TestPKI
 from .exchange import INVOKE_PATH, ExchangeApi, is_write
 from .faults import Fault, FaultSet, FiredFault
+from .graph import GraphApi, GraphState, operation_for
 from .identity import IdentityApi, is_token_request
 from .ingestion import IngestionApi
 from .scenario import load_scenario
@@ -65,11 +66,20 @@ class Emulator:
         self._exchange = ExchangeApi(self)
         self._identity = IdentityApi(self)
         self._ingestion = IngestionApi(self)
+        self.graph = GraphState(self.tenant_id, self.tenant.principal, self.scenario["graph"], [
+            {"id": self.mi_object_ids[self.managed_identity_client_id], "appId": self.managed_identity_client_id,
+             "displayName": "id-mailbox-audit-guard", "servicePrincipalType": "ManagedIdentity"},
+            {"id": self.mi_object_ids[self.system_identity_client_id], "appId": self.system_identity_client_id,
+             "displayName": "func-mailbox-audit-guard", "servicePrincipalType": "ManagedIdentity"},
+            {"id": self.app_object_id, "appId": self.client_id, "displayName": "Mailbox Audit Guard",
+             "servicePrincipalType": "Application"},
+        ])  # Microsoft Graph's directory objects; guarded by self.lock like self.tenant
+        self._graph = GraphApi(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        """Bind the four listeners on 127.0.0.1 (ephemeral ports) and serve in background threads."""
+        """Bind the five listeners on 127.0.0.1 (ephemeral ports) and serve in background threads."""
         if self._listeners:
             raise RuntimeError("emulator already started")
         if self._stop.is_set():
@@ -79,7 +89,8 @@ class Emulator:
             self._pki = TestPKI(self._tmpdir)
             self.app_certificate = AppCertificate(self._pki.app_certificate_pem)
             tls = self._pki.server_context()
-            for name, use_tls in (("exchange", True), ("foreign", True), ("msi", False), ("ingestion", False)):
+            for name, use_tls in (("exchange", True), ("foreign", True), ("msi", False), ("ingestion", False),
+                                  ("graph", True)):
                 listener = Listener(name, self._dispatcher(name), self.wait, tls if use_tls else None)
                 self._listeners[name] = listener
                 listener.start()
@@ -126,6 +137,16 @@ class Emulator:
     @property
     def authority_url(self) -> str:
         return f"https://localhost:{self._port('exchange')}"
+
+    @property
+    def graph_url(self) -> str:
+        """Microsoft Graph's base URL (without /v1.0) -> GRAPH_ENDPOINT."""
+        return f"https://127.0.0.1:{self._port('graph')}"
+
+    @property
+    def managed_identity_principal_id(self) -> str:
+        """The user-assigned managed identity's service principal object id (what azd outputs)."""
+        return self.mi_object_ids[self.managed_identity_client_id]
 
     @property
     def foreign_url(self) -> str:
@@ -184,6 +205,7 @@ class Emulator:
             "EXO_AUTH_MODE": auth_mode,
             "EXO_ENDPOINT": self.exchange_url,
             "EXO_AUTHORITY": self.authority_url,
+            "GRAPH_ENDPOINT": self.graph_url,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,
             "APPLICATIONINSIGHTS_CONNECTION_STRING": self.connection_string,
         }
@@ -226,6 +248,15 @@ class Emulator:
     def token_requests(self) -> list[RecordedRequest]:
         """Requests to the token endpoint and the managed-identity endpoint (not discovery)."""
         return [r for r in self.requests if r.listener in ("exchange", "msi") and is_token_request(r.path)]
+
+    @property
+    def graph_requests(self) -> list[RecordedRequest]:
+        """Requests to the Graph listener, in order; `operation` names each (emulator/graph.py)."""
+        return [r for r in self.requests if r.listener == "graph"]
+
+    def graph_writes(self) -> list[RecordedRequest]:
+        """Graph POSTs (assignments), whatever they were answered."""
+        return [r for r in self.graph_requests if r.method == "POST"]
 
     def invocations(self, cmdlet: str | None = None) -> list[RecordedRequest]:
         """InvokeCommand requests on the Exchange listener, optionally of one cmdlet (case-insensitive)."""
@@ -277,7 +308,9 @@ class Emulator:
             cmdlet = (self.tenant.canonical_cmdlet(name) or name) if isinstance(name, str) else None
         record = RecordedRequest(method=request.method, path=request.path, query=dict(request.query),
                                  headers=dict(request.headers), body=body, host=request.host,
-                                 listener=request.listener, cmdlet=cmdlet, form=request.form())
+                                 listener=request.listener, cmdlet=cmdlet, form=request.form(),
+                                 operation=operation_for(request.method, request.path)
+                                 if request.listener == "graph" else None)
         with self._records_lock:
             self._requests.append(record)
         return record
@@ -291,6 +324,8 @@ class Emulator:
             answer = self._identity.handle_msi(request)
         elif listener == "ingestion":
             answer = self._ingestion.handle(request)
+        elif listener == "graph":
+            answer = self._graph.handle(request)
         else:  # foreign: a host that must never be contacted; answer like a lenient server would
             answer = json_response(200, {"value": [], "@adminapi.warnings": []})
         return answer or json_response(404, {"error": {"code": "NotFound",

@@ -14,7 +14,7 @@ from .wire import Response, json_response
 
 KINDS = frozenset({"status", "delay", "reset", "hang", "foreign_next_link", "loop_next_link", "expire_cursor",
                    "ignore_writes", "garbage_token", "short_token_lifetime"})
-LISTENERS = frozenset({"exchange", "token", "msi", "ingestion"})
+LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph"})
 # Kinds that replace (or delay) the whole answer; checked when a request arrives. The others modify a normal
 # answer and are checked where they apply (nextLink built, write about to happen, token about to be issued).
 RESPONSE_KINDS = frozenset({"status", "delay", "reset", "hang", "garbage_token", "expire_cursor"})
@@ -28,7 +28,9 @@ class Fault:
 
     Options by kind: status (`status`, `headers`, `body`, `message`), delay (`seconds`, `then`), hang (`seconds`),
     reset (`apply`), garbage_token (`body`), short_token_lifetime (`seconds`, `honest`); any exchange fault may
-    add `page` (1-based page of a paged query). `times=-1` fires forever; `after=N` lets N matches pass first.
+    add `page` (1-based page of a paged query). On listener "graph", `cmdlet` names the Graph operation
+    (emulator/graph.py REQUIRED) and a status fault may set the Graph error `code`. `times=-1` fires forever;
+    `after=N` lets N matches pass first.
     """
 
     kind: str
@@ -184,6 +186,11 @@ def _envelope(listener: str, status: int, message: str, opts: dict[str, Any]) ->
                 "error_codes": [50196]}
     if listener == "msi":
         return {"statusCode": status, "message": message}
+    if listener == "graph":
+        from .graph import GRAPH_CODES, GRAPH_MESSAGES, graph_envelope
+
+        text = str(opts.get("message") or GRAPH_MESSAGES.get(status, message))
+        return graph_envelope(str(opts.get("code", GRAPH_CODES.get(status, "UnknownError"))), text)
     if listener == "ingestion":
         return {"itemsReceived": 0, "itemsAccepted": 0,
                 "errors": [{"index": 0, "statusCode": status, "message": message}]}

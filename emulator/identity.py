@@ -9,6 +9,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .faults import RESPONSE_KINDS, respond
+from .graph import GRAPH_AUDIENCE
 from .tokens import ASSERTION_TYPE, TokenError, audience_from_scope
 from .wire import Request, Response, json_response
 
@@ -137,10 +138,16 @@ class IdentityApi:
         return int(fault.options.get("seconds", 5)), bool(fault.options.get("honest", False))
 
     def _issue(self, audience: str, app_id: str, object_id: str, lifetime: int) -> tuple[str, int]:
-        principal = self.emu.tenant.principal
-        return self.emu.issuer.issue(audience=audience, app_id=app_id, object_id=object_id,
-                                     roles=list(principal.get("roles") or []),
-                                     wids=list(principal.get("directory_roles") or []), lifetime=lifetime)
+        """A token for `audience`. Graph tokens carry the Graph permissions the scenario grants the caller
+        (`graph.caller_permissions`); every other audience gets the principal's roles and directory roles."""
+        with self.emu.lock:
+            if audience == GRAPH_AUDIENCE:
+                roles, wids = list(self.emu.graph.caller_permissions), []
+            else:
+                principal = self.emu.tenant.principal
+                roles, wids = list(principal.get("roles") or []), list(principal.get("directory_roles") or [])
+        return self.emu.issuer.issue(audience=audience, app_id=app_id, object_id=object_id, roles=roles, wids=wids,
+                                     lifetime=lifetime)
 
     # ---- managed identity (plain http listener) -------------------------------------------------------------
 

@@ -23,7 +23,7 @@ MAILBOX_FIELDS = ("Name", "UserPrincipalName", "PrimarySmtpAddress", "ExternalDi
 KNOWN_KEYS = frozenset({
     "tenant_id", "organization", "principal", "organization_config", "admin_audit_log_config", "mailboxes",
     "generate_mailboxes", "bypass_associations", "generate_bypass_associations", "faults", "licence_gate",
-    "default_actions", "cursor_ttl_seconds", "description",
+    "default_actions", "cursor_ttl_seconds", "description", "graph",
 })
 
 
@@ -68,10 +68,25 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "faults": [dict(f) for f in raw.get("faults") or []],
         "licence_gate": bool(raw.get("licence_gate", False)),
         "cursor_ttl_seconds": float(raw.get("cursor_ttl_seconds", 1800)),
+        "graph": _graph_settings(raw.get("graph")),
     }
     if "description" in raw:
         scenario["description"] = raw["description"]
     return scenario
+
+
+def _graph_settings(raw: Any) -> dict[str, Any]:
+    """`{"caller_permissions": [...]}`: the Graph permissions (token `roles`) a Graph token carries."""
+    graph = dict(raw or {})
+    unknown = sorted(k for k in graph if k != "caller_permissions")
+    if unknown:
+        raise ValueError(f"unknown graph scenario keys: {', '.join(unknown)}")
+    if "caller_permissions" in graph:
+        permissions = graph["caller_permissions"]
+        if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+            raise ValueError("graph.caller_permissions must be a list of permission names")
+        graph["caller_permissions"] = list(permissions)
+    return graph
 
 
 def _stable_guid(tenant_id: str, *parts: object) -> str:

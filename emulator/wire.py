@@ -25,6 +25,7 @@ class RecordedRequest:
     status: int | None = None
     at: float = field(default_factory=time.monotonic)
     form: dict[str, str] | None = None  # decoded application/x-www-form-urlencoded body (token requests)
+    operation: str | None = None  # Graph requests: the operation, e.g. "rbacApplication-post-roleAssignments"
 
 
 @dataclass

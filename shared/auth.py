@@ -16,7 +16,10 @@ log = logging.getLogger("mailbox_audit_guard.auth")
 
 # Refresh this long before expiry, so a token never expires between being read and being used.
 REFRESH_MARGIN_SECONDS = 300
-HTTP_TIMEOUT = (10, 30)
+# Token endpoints answer in well under a second; a slow one must not eat the run's time budget.
+HTTP_TIMEOUT = (5, 15)
+# After a failure, later calls in the next minute fail at once with the same error instead of waiting again.
+FAILURE_MEMORY_SECONDS = 60
 
 
 class TokenError(Exception):
@@ -39,11 +42,19 @@ class _CachingProvider:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_on = 0.0
+        self._failure: tuple[float, TokenError] | None = None
 
     def get_token(self) -> str:
         with self._lock:
             if self._token is None or time.time() >= self._expires_on - REFRESH_MARGIN_SECONDS:
-                self._token, self._expires_on = self._fetch()
+                if self._failure and time.monotonic() - self._failure[0] < FAILURE_MEMORY_SECONDS:
+                    raise self._failure[1]
+                try:
+                    self._token, self._expires_on = self._fetch()
+                except TokenError as exc:
+                    self._failure = (time.monotonic(), exc)
+                    raise
+                self._failure = None
                 log.debug("Obtained an Exchange token from %s (expires in %.0f s)", self.description,
                           self._expires_on - time.time())
             return self._token
@@ -53,6 +64,7 @@ class _CachingProvider:
         with self._lock:
             self._token = None
             self._expires_on = 0.0
+            self._failure = None
             self._reset()
 
     def _fetch(self) -> tuple[str, float]:
@@ -78,13 +90,13 @@ class ManagedIdentityTokenProvider(_CachingProvider):
 
         if self._credential is None:
             kwargs: dict[str, Any] = {"connection_timeout": HTTP_TIMEOUT[0], "read_timeout": HTTP_TIMEOUT[1],
-                                      "retry_total": 2}
+                                      "retry_total": 1}
             if self.client_id:
                 kwargs["client_id"] = self.client_id
             self._credential = ManagedIdentityCredential(**kwargs)
         try:
             token = self._credential.get_token(self.scope)
-        except (AzureError, ValueError) as exc:
+        except (AzureError, ValueError, KeyError, TypeError) as exc:
             raise TokenError(
                 f"Could not get a token from {self.description} for {self.scope}: {_first_line(exc)}. "
                 "Check that the Function App has this identity assigned (and EXO_CLIENT_ID names it when it is "
@@ -112,7 +124,6 @@ class MsalTokenProvider(_CachingProvider):
 
     def _fetch(self) -> tuple[str, float]:
         import msal
-        import requests
 
         try:
             if self._app is None:
@@ -121,7 +132,7 @@ class MsalTokenProvider(_CachingProvider):
                     self.client_id, client_credential=self._credential, authority=self.authority,
                     instance_discovery=False, timeout=HTTP_TIMEOUT)
             result = self._app.acquire_token_for_client(scopes=[self.scope])
-        except (requests.RequestException, ValueError) as exc:
+        except Exception as exc:  # library boundary: msal raises many types for a broken login service
             self._app = None
             raise TokenError(
                 f"Could not reach the login service at {self.authority} for {self.description}: "

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from shared import __version__
 from shared.config import ConfigError, Settings
 from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS, RunReport
+from shared.graph_permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.models import Outcome, Status
 from shared.redact import RedactingFilter
 from shared.report import render_text, run_document
@@ -42,11 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     revert.add_argument("--confirm", required=True, metavar="TENANT_ID",
                         help="the tenant id again, to prove you mean this tenant")
     revert.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    add_grant_permissions_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "grant-permissions":  # needs no EXO_* settings
+        return run_grant_permissions(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

@@ -77,6 +77,7 @@ class Settings:
     certificate_password: str | None = field(default=None, repr=False)
     operation_deadline_seconds: float = 60.0
     retry_backoff_seconds: float = 2.0
+    run_deadline_seconds: float = 1500.0
 
     @property
     def token_scope(self) -> str:
@@ -145,6 +146,9 @@ class Settings:
                            problems)
 
         backoff = _number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", problems)
+        # 25 minutes: below the Flex Consumption default function timeout of 30 minutes (host.json).
+        run_deadline = _number(get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS",
+                               problems)
 
         if problems:
             raise ConfigError(problems)
@@ -162,6 +166,7 @@ class Settings:
             certificate_password=get("EXO_CERTIFICATE_PASSWORD"),
             operation_deadline_seconds=deadline,
             retry_backoff_seconds=backoff,
+            run_deadline_seconds=run_deadline,
         )
 
 

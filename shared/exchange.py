@@ -88,7 +88,7 @@ class ExchangeClient:
 
     def __init__(self, endpoint: str, tenant_id: str, tokens: TokenProvider, *,
                  policy: RetryPolicy | None = None, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, run_deadline: float | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.tenant_id = tenant_id
         self.default_anchor = system_anchor(ORGANIZATION_ANCHOR_GUID, tenant_id)
@@ -100,6 +100,8 @@ class ExchangeClient:
         self._sleep = sleep
         self._connection_id = str(uuid.uuid4())
         self._origin = _origin(self.endpoint)
+        # time.monotonic() by which the whole run must be done (below the function timeout); None: no limit.
+        self.run_deadline = run_deadline
 
     def close(self) -> None:
         self._session.close()
@@ -159,7 +161,14 @@ class ExchangeClient:
         """POST one page, retrying what is worth retrying within the policy's attempts and deadline."""
         policy = self.policy
         started = time.monotonic()
-        deadline = started + policy.deadline_seconds
+        allowed = policy.deadline_seconds
+        if self.run_deadline is not None:
+            allowed = min(allowed, self.run_deadline - started)
+            if allowed <= 0:
+                raise ExchangeDeadlineExceeded("the run's time budget is used up; nothing more was sent",
+                                               cmdlet=cmdlet, hint="Raise AUDIT_RUN_DEADLINE_SECONDS if the "
+                                               "tenant is large, or find out why Exchange answers slowly.")
+        deadline = started + allowed
         server_errors_seen = 0
 
         def retryable(exc: BaseException) -> bool:
@@ -194,7 +203,7 @@ class ExchangeClient:
             if state.attempt_number >= policy.max_attempts:
                 return True
             # A Retry-After or backoff that would end past the deadline fails now instead of sleeping.
-            out_of_time = state.seconds_since_start + (state.upcoming_sleep or 0) >= policy.deadline_seconds
+            out_of_time = state.seconds_since_start + (state.upcoming_sleep or 0) >= allowed
             return out_of_time
 
         retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(retryable), stop=stop, wait=wait,
@@ -205,7 +214,7 @@ class ExchangeClient:
             if not out_of_time:
                 raise
             raise ExchangeDeadlineExceeded(
-                f"gave up after {time.monotonic() - started:.1f} s of {policy.deadline_seconds:.0f} s allowed; "
+                f"gave up after {time.monotonic() - started:.1f} s of {allowed:.0f} s allowed; "
                 f"the last attempt said: {exc.summary}", cmdlet=cmdlet, status=exc.status, detail=exc.detail,
                 request_id=exc.request_id) from None
 

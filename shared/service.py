@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,11 +60,17 @@ def tenant_write_lock(tenant_id: str) -> threading.Lock:
         return _tenant_locks.setdefault(tenant_id, threading.Lock())
 
 
-def open_client(settings: Settings) -> ExchangeClient:
+# An HTTP-triggered function must answer within 230 s; leave room for the answer and the telemetry flush.
+HTTP_RUN_DEADLINE_SECONDS = 200.0
+
+
+def open_client(settings: Settings, run_seconds: float | None = None) -> ExchangeClient:
     """An Exchange client for the configured tenant (may raise TokenError for an unreadable certificate)."""
     policy = RetryPolicy(deadline_seconds=settings.operation_deadline_seconds,
                          backoff_base_seconds=settings.retry_backoff_seconds)
-    return ExchangeClient(settings.exchange_url, settings.tenant_id, token_provider_for(settings), policy=policy)
+    budget = min(settings.run_deadline_seconds, run_seconds or settings.run_deadline_seconds)
+    return ExchangeClient(settings.exchange_url, settings.tenant_id, token_provider_for(settings), policy=policy,
+                          run_deadline=time.monotonic() + budget)
 
 
 def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None, settings: Settings | None = None,
@@ -83,7 +90,7 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         AppSettings.from_env(env)  # a bad app setting fails the run visibly, like a bad connection setting
         settings = settings or Settings.from_env(env)
         policy = AuditPolicy.from_env(env)
-        client = open_client(settings)
+        client = open_client(settings, HTTP_RUN_DEADLINE_SECONDS if trigger == "http" else None)
     except (ConfigError, TokenError) as exc:
         report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls]
         log.error("Run %s could not start: %s", report.run_id, exc)
