@@ -20,6 +20,7 @@ lint: $(STAMP)
 # Test-only tools outside the venv (checkov, Kusto language service, Azurite, Chromium); idempotent, fast when present.
 tools: $(STAMP)
 	bash tools/install-infra-tools.sh
+	bash tools/install-report-tools.sh
 
 test: lint tools
 	$(PY) -m pytest
@@ -31,4 +32,4 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .tools tools/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache .tools tools/node_modules tools/azurite/node_modules

@@ -65,12 +65,15 @@ def archive_evidence(document: dict[str, Any], *, container: str, blob_service: 
 
     Write-once: an existing blob is never replaced, so archiving the same run twice raises ArchiveError.
     """
-    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-    from azure.storage.blob import ContentSettings
+    from azure.core.exceptions import AzureError, ResourceExistsError
 
     check_container_name(container)
     prefix = blob_prefix(document)
-    payloads = {"json": canonical_json(document), "html": render_html(document).encode("utf-8"),
+    try:
+        evidence = canonical_json(document)
+    except (TypeError, ValueError) as exc:
+        raise ArchiveError(f"cannot archive: the document is not plain JSON ({type(exc).__name__})") from None
+    payloads = {"json": evidence, "html": render_html(document).encode("utf-8"),
                 "md": render_markdown(document).encode("utf-8")}
     where = _endpoint(blob_service)
     container_client = blob_service.get_container_client(container)
@@ -80,35 +83,35 @@ def archive_evidence(document: dict[str, Any], *, container: str, blob_service: 
         metadata = {"run_id": str(document["run_id"]), "tenant_id": str(document["tenant_id"]),
                     "status": _ascii(document.get("status")), "schema_version": _ascii(document.get("schema_version")),
                     "sha256": hashlib.sha256(data).hexdigest()}
-        settings = ContentSettings(content_type=CONTENT_TYPES[extension])
-
-        def upload(blob: str = name, body: bytes = data, meta: dict[str, str] = metadata,
-                   content: Any = settings) -> None:
-            container_client.upload_blob(blob, body, overwrite=False, content_settings=content, metadata=meta)
-
         try:
-            try:
-                upload()
-            except ResourceNotFoundError as exc:
-                if getattr(exc, "error_code", None) != "ContainerNotFound":
-                    raise
-                _create_container(container_client)
-                upload()
+            _put(container_client, name, data, CONTENT_TYPES[extension], metadata)
         except ResourceExistsError:
             raise ArchiveError(f"evidence blob {container}/{name} already exists at {where}: evidence is write-once, "
                                f"so run {document['run_id']} was archived before and is left as it was"
                                + (f" (this attempt wrote {', '.join(written)} first)" if written else "")) from None
-        except AzureError as exc:
+        except (AzureError, ValueError) as exc:
             raise ArchiveError(f"could not write evidence blob {container}/{name} at {where}: {_reason(exc)}") from None
         written.append(name)
     return written
 
 
-def _create_container(container_client: Any) -> None:
-    from azure.core.exceptions import ResourceExistsError
+def _put(container_client: Any, name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    """Upload one blob unless it exists (If-None-Match: *); create the container on first use."""
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+    from azure.storage.blob import ContentSettings
 
-    with contextlib.suppress(ResourceExistsError):  # created meanwhile by another run: fine
-        container_client.create_container()
+    def send() -> None:
+        container_client.upload_blob(name, data, overwrite=False, metadata=metadata,
+                                     content_settings=ContentSettings(content_type=content_type))
+
+    try:
+        send()
+    except ResourceNotFoundError as exc:
+        if getattr(exc, "error_code", None) != "ContainerNotFound":
+            raise
+        with contextlib.suppress(ResourceExistsError):  # created meanwhile by another run: fine
+            container_client.create_container()
+        send()
 
 
 def check_container_name(name: str) -> str:
@@ -129,7 +132,9 @@ def blob_service_from_env(env: Mapping[str, str], *, retry_total: int = 3) -> Bl
 
     `AzureWebJobsStorage` holds a connection string (e.g. Azurite's, or `UseDevelopmentStorage=true`); otherwise
     `AzureWebJobsStorage__blobServiceUri` or `__accountName` with `__credential=managedidentity` (optionally
-    `__clientId` for a user-assigned identity). ArchiveError names the setting that is wrong, never its value.
+    `__clientId` for a user-assigned identity). `__accountName` means the public cloud's blob.core.windows.net;
+    sovereign clouds set `__blobServiceUri`. ArchiveError names the setting that is wrong, never its value.
+    `retry_total` bounds the SDK's retries (1 s base backoff); tests pass 0.
     """
     connection = env.get(PREFIX, "").strip()
     service_uri = env.get(f"{PREFIX}__blobServiceUri", "").strip()
@@ -195,9 +200,10 @@ def _reason(exc: Exception) -> str:
 
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "error_code", None)
+    code = getattr(code, "value", code)  # StorageErrorCode members carry the service's own text
     if isinstance(exc, HttpResponseError) and status:
-        hint = {401: " (authentication failed)", 403: " (the identity lacks a Storage Blob Data role, or the "
-                "account's network rules refuse this caller)"}.get(status, "")
+        hint = {401: " (authentication failed)", 403: " (refused: a wrong account key or SAS, an identity without a "
+                "Storage Blob Data role, or network rules that exclude this caller)"}.get(status, "")
         return f"HTTP {status}{f' {code}' if code else ''}{hint}"
     if isinstance(exc, ClientAuthenticationError):
         return f"could not get a token for the storage account ({_scrub(getattr(exc, 'message', '') or '')})"
@@ -225,4 +231,5 @@ def _scrub(text: str) -> str:
 
 
 def _ascii(value: Any) -> str:
-    return str(value).encode("ascii", "replace").decode("ascii")
+    """A metadata value: printable ASCII only (it travels as an HTTP header)."""
+    return "".join(char if " " <= char <= "~" else "?" for char in str(value))[:256]

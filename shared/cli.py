@@ -120,3 +120,6 @@ def _configure_logging(verbose: bool, settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("mailbox_audit_guard").setLevel(logging.INFO)
+    # The token libraries log their own tracebacks for failures we already turn into a clear message.
+    for library in ("msal", "azure"):
+        logging.getLogger(library).setLevel(logging.WARNING if verbose else logging.CRITICAL)

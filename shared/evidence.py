@@ -228,8 +228,9 @@ def _duration(started: Any, finished: Any) -> str | None:
     return f"{seconds:.1f} s"
 
 
-def exit_meaning(command: Any, exit_code: Any) -> str:
+def exit_meaning(command: Any, exit_code: Any, dry_run: Any = False) -> str:
     """What the run's exit code means, in the original script's terms."""
+    exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
     if command == "revert":
         return {0: "the revert was applied and verified by reading back",
                 2: "the revert was not applied, or could not be verified"}.get(exit_code, "not a documented exit code")
@@ -238,7 +239,8 @@ def exit_meaning(command: Any, exit_code: Any) -> str:
                2: "error: at least one control could not be read, so compliance is unknown (fail closed)",
                }.get(exit_code, "not a documented exit code")
     if command == "remediate" and exit_code in (0, 1, 2):
-        meaning += " (as read back after the remediation)"
+        meaning += " (dry run: the state as found, nothing was written)" if dry_run is True else \
+            " (as read back after the remediation)"
     return meaning
 
 
@@ -305,6 +307,16 @@ LIST_COLUMNS: dict[str, list[Column]] = {
     "exceptions_rejected": [("Entry", _entry), ("Why it does not count", _get("problem"))],
     "mailboxes_failed": [("Mailbox", _get("identity")), ("Reason", _get("reason"))],
 }
+# Keys the columns above show; any other key a row carries gets a column of its own, so nothing is dropped.
+SHOWN_KEYS: dict[str, set[str]] = {
+    "audit-bypass": {"identity", "name", "guid"},
+    "mailbox-audit-actions": {"identity", "upn", "type", "audit_enabled", "missing", "frozen", "premium",
+                              "report_only"},
+    "mailbox-audit-retention": {"identity", "upn", "type", "age_limit", "days", "tampering"},
+    "exceptions_used": {"identity", "reason", "approved_by", "expires", "control"},
+    "exceptions_rejected": {"entry", "problem"},
+    "mailboxes_failed": {"identity", "reason"},
+}
 TABLE_WIDTHS: dict[str, tuple[int, ...]] = {
     "mailbox-audit-actions": (24, 10, 9, 30, 11, 9, 7),
     "exceptions_rejected": (60, 40),
@@ -325,10 +337,11 @@ def _table(caption: str, columns: list[Column], rows: list[Mapping[str, Any]], *
                  widths=widths if len(widths) == len(columns) else ())
 
 
-def _generic_columns(rows: list[Mapping[str, Any]]) -> list[Column]:
+def _generic_columns(rows: list[Mapping[str, Any]], shown: set[str] | None = None) -> list[Column]:
+    """One column per key the rows carry (minus those already shown), in order of appearance."""
     keys: list[str] = []
     for row in rows[:MAX_ROWS]:
-        keys += [str(key) for key in row if str(key) not in keys]
+        keys += [str(key) for key in row if str(key) not in keys and str(key) not in (shown or set())]
     return [(key, _get(key, "")) for key in keys]
 
 
@@ -347,14 +360,14 @@ def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]
             facts.append((FACT_LABELS[key], BASELINES.get(value, value)))
         elif key in LIST_CAPTIONS or (isinstance(value, list) and _dicts(value)):
             rows = _dicts(value)
-            columns = (FINDING_COLUMNS.get(control_id) if key == "findings" else LIST_COLUMNS.get(key))
+            spec = control_id if key == "findings" else key
+            known = FINDING_COLUMNS.get(spec) or LIST_COLUMNS.get(spec) or []
+            columns = known + _generic_columns(rows, SHOWN_KEYS.get(spec) if known else None)
             if not rows:
                 lists.append(Paragraph(f"{LIST_CAPTIONS.get(key, key)}: none."))
             else:
-                width_key = control_id if key == "findings" else key
-                lists.append(_table(LIST_CAPTIONS.get(key, key), columns or _generic_columns(rows), rows,
-                                    row_header=key != "exceptions_rejected",
-                                    widths=TABLE_WIDTHS.get(width_key, ()) if columns else ()))
+                lists.append(_table(LIST_CAPTIONS.get(key, key), columns, rows, row_header=key != "exceptions_rejected",
+                                    widths=TABLE_WIDTHS.get(spec, ())))
         elif isinstance(value, Mapping):
             facts.append((FACT_LABELS.get(key, key),
                           Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none"))
@@ -394,7 +407,8 @@ def _remediation_extras(items: list[Mapping[str, Any]]) -> list[Block]:
                                                             _text(details.get("mailboxes_fixed")))]))
             failed = _dicts(details.get("mailboxes_failed"))
             if failed:
-                blocks.append(_table(LIST_CAPTIONS["mailboxes_failed"], LIST_COLUMNS["mailboxes_failed"], failed))
+                columns = LIST_COLUMNS["mailboxes_failed"] + _generic_columns(failed, SHOWN_KEYS["mailboxes_failed"])
+                blocks.append(_table(LIST_CAPTIONS["mailboxes_failed"], columns, failed))
         warnings = item.get("warnings")
         if isinstance(warnings, list) and warnings:
             blocks.append(Bullets("What Exchange said during the remediation", [_text(w) for w in warnings]))
@@ -441,7 +455,8 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
     verdict = Paragraph((Badge(f"Overall status: {_text(doc.get('status'))}",
                                STATUS_TONES.get(str(doc.get("status")), "neutral")),
                          f"Exit code {_text(doc.get('exit_code'))}: "
-                         f"{exit_meaning(doc.get('command'), doc.get('exit_code'))}."), kind="verdict")
+                         f"{exit_meaning(doc.get('command'), doc.get('exit_code'), doc.get('dry_run'))}."),
+                        kind="verdict")
     blocks: list[Block] = [verdict, _run_facts(doc)]
     if isinstance(doc.get("warnings"), list) and doc["warnings"]:
         blocks.append(Bullets("Run warnings", [_text(w) for w in doc["warnings"]]))
@@ -667,7 +682,7 @@ tbody th{background:#f6f8fa;font-weight:600}
 tbody tr:nth-child(even) td{background:#fbfcfd}
 table.facts th{width:16em}
 .line{display:block}
-dl.pairs{display:grid;grid-template-columns:max-content 1fr;gap:0 8px;margin:0}
+dl.pairs{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:0 8px;margin:0}
 dl.pairs dt{font-weight:600}
 dl.pairs dd{margin:0}
 dl.flow{margin:0}
@@ -692,6 +707,8 @@ footer{margin-top:28px;padding-top:8px;border-top:1px solid #d0d7de;font-size:12
 @media print{
  body{max-width:none;padding:0;font-size:10pt}
  table{font-size:9pt}
+ td .badge,th .badge{font-size:8pt;padding:0 4px}
+ #summary{break-before:page}
  thead{display:table-header-group}
  tr,.badge,.note{break-inside:avoid}
  h2,h3,h4,caption{break-after:avoid}

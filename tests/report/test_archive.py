@@ -8,7 +8,7 @@ import subprocess
 import sys
 import traceback
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -101,7 +101,7 @@ def test_wrong_account_key_is_a_clear_error_without_the_key(azurite):
     wrong_key = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
     blobs = blob_service_from_env({"AzureWebJobsStorage": connection_string(azurite.port, wrong_key)},
                                   retry_total=0)
-    with pytest.raises(ArchiveError, match=r"HTTP 403 AuthenticationFailed|HTTP 403") as caught:
+    with pytest.raises(ArchiveError, match=r"HTTP 403 AuthorizationFailure \(refused: a wrong account key") as caught:
         archive_evidence(check_document(), container=fresh_container(), blob_service=blobs)
     assert f"127.0.0.1:{azurite.port}" in str(caught.value)
     no_secret_in(caught.value, wrong_key, DEV_KEY)
@@ -155,7 +155,7 @@ def test_development_storage_shortcut():
 
 
 class FakeCredential:
-    made: list[dict[str, Any]] = []
+    made: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         FakeCredential.made.append(kwargs)
@@ -213,3 +213,9 @@ def test_blob_library_is_imported_lazily():
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
                             check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_document_that_is_not_plain_json_is_refused():
+    blobs = blob_service_from_env({"AzureWebJobsStorage": connection_string(free_port())}, retry_total=0)
+    with pytest.raises(ArchiveError, match="not plain JSON"):
+        archive_evidence({**check_document(), "requests_sent": float("nan")}, container="evidence", blob_service=blobs)

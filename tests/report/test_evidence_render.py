@@ -252,7 +252,7 @@ def test_markdown_content(check):
 BROKEN: dict[str, dict[str, Any]] = {
     "empty": {},
     "no controls": {"status": "Error", "exit_code": 2, "command": "check", "controls": []},
-    "odd values": {"status": "Weird", "exit_code": 7, "started_at": "not a date", "finished_at": 5,
+    "odd values": {"status": "Weird", "exit_code": 7, "dry_run": "yes", "started_at": "not a date", "finished_at": 5,
                    "controls": [{"id": "x|y", "details": "free text"}, "not a dict",
                                 {"id": "audit-bypass", "frameworks": None,
                                  "details": {"findings": "not a list", "exceptions_used": [1, 2],
@@ -262,6 +262,9 @@ BROKEN: dict[str, dict[str, Any]] = {
                                    {"control_id": "audit-bypass", "details": {"mailboxes_failed": "x"}}],
                    "warnings": [None, 3]},
     "naive time": {"started_at": "2026-11-28T06:00:00", "controls": [{"id": "org-audit-enabled"}]},
+    "unhashable": {"status": {"a": 1}, "exit_code": [1], "command": ["check"], "tool_version": None,
+                   "controls": [{"id": ["x"], "status": ["Compliant"], "details": {"baseline": ["cis"]}}],
+                   "remediation": [{"control_id": {"x": 1}, "outcome": [], "before": {"status": {}}}]},
 }
 
 
@@ -286,12 +289,29 @@ def test_renderers_are_pure_and_deterministic():
     ("check", 0, "compliant: every control"), ("check", 2, "compliance is unknown (fail closed)"),
     ("remediate", 1, "as read back after the remediation"), ("revert", 0, "revert was applied and verified"),
     ("revert", 2, "revert was not applied"), ("check", 9, "not a documented exit code"),
+    ("check", True, "not a documented exit code"),
 ])
 def test_exit_code_meaning(command, code, meaning):
     assert meaning in exit_meaning(command, code)
+
+
+def test_a_dry_run_says_nothing_was_written():
+    document = remediate_document() | {"dry_run": True}
+    markdown = render_markdown(document)
+    assert "| Command | remediate (dry run: nothing was written) |" in markdown
+    assert "(dry run: the state as found, nothing was written)" in markdown
 
 
 def test_times_are_shown_in_utc():
     document = check_document()
     document["started_at"] = STARTED.astimezone(timezone(timedelta(hours=2))).isoformat()  # 08:00:01+02:00
     assert "| Started | 2026-11-28 06:00:01 UTC |" in render_markdown(document)
+
+
+def test_keys_the_renderer_does_not_know_still_get_a_column():
+    document = check_document()
+    document["controls"][2]["details"]["findings"][0]["default_audit_set"] = ["Admin", "Delegate"]
+    page = parse(render_html(document))
+    findings = table(page, "Findings", "control-audit-bypass")
+    assert findings.head == ["Identity", "Name", "Guid", "default_audit_set"]
+    assert findings.rows[0][3] == "Admin, Delegate" and findings.rows[1][3] == ""
