@@ -23,7 +23,7 @@ tools: $(STAMP)
 	bash tools/install-report-tools.sh
 
 test: lint tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4  # I/O-bound tests (emulator, retries, subprocesses): 4 workers on 2 cores
 
 infra: tools
 	$(PY) -m pytest tests/infra -q

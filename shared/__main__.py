@@ -5,4 +5,7 @@ import sys
 from shared.cli import main
 
 if __name__ == "__main__":
+    # Exchange's UTF-16 strings can hold a lone surrogate (a name served as "\ud800"): printing it to a strict UTF-8
+    # stdout was a traceback with exit code 1, which reads as NonCompliant (found by tests/hardening). Escape it.
+    sys.stdout.reconfigure(errors="backslashreplace")
     sys.exit(main())

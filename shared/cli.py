@@ -14,11 +14,12 @@ from collections.abc import Sequence
 
 from shared import __version__
 from shared.config import ConfigError, Settings
-from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS, RunReport
+from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
+from shared.evidence import render_html, render_markdown
 from shared.graph_permissions import add_grant_permissions_parser, run_grant_permissions
-from shared.models import Outcome, Status
+from shared.models import Status
 from shared.redact import RedactingFilter
-from shared.report import render_text, run_document
+from shared.report import exit_code, render_text, run_document
 from shared.service import execute
 
 log = logging.getLogger("mailbox_audit_guard.cli")
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     revert.add_argument("--confirm", required=True, metavar="TENANT_ID",
                         help="the tenant id again, to prove you mean this tenant")
     revert.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    report = commands.add_parser("report", parents=[common],
+                                 help="run the check and write the evidence report (JSON, Markdown or HTML)")
+    report.add_argument("--format", choices=("json", "md", "html"), default="html")
+    report.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-' for stdout)")
     add_grant_permissions_parser(commands)
     return parser
 
@@ -70,10 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"WARNING: about to switch OFF mailbox auditing ({', '.join(control_ids)}) for tenant "
               f"{settings.tenant_id}. Mailbox actions will no longer be audited.", file=sys.stderr)
 
-    report = execute(args.command, trigger="cli", settings=settings, control_ids=control_ids,
+    command = "check" if args.command == "report" else args.command
+    report = execute(command, trigger="cli", settings=settings, control_ids=control_ids,
                      dry_run=getattr(args, "dry_run", False),
-                     caller=_local_caller() if args.command != "check" else None)
+                     caller=_local_caller() if command != "check" else None)
     code = exit_code(report)
+    if args.command == "report":
+        return _write_report(args, run_document(report, code), code)
     if args.json:
         print(json.dumps(run_document(report, code), indent=2))
     else:
@@ -81,13 +89,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def exit_code(report: RunReport) -> int:
-    """check/remediate: the (read-back) status; revert: 0 only when every revert was applied and verified."""
-    if report.command == "revert" and not report.dry_run:
-        done = {Outcome.APPLIED, Outcome.ALREADY_COMPLIANT}
-        ok = report.remediation and all(step.outcome in done for step in report.remediation)
-        return 0 if ok else Status.ERROR.exit_code
-    return report.status.exit_code
+def _write_report(args: argparse.Namespace, document: dict, code: int) -> int:
+    """Write the evidence in the asked format; the exit code stays the check's (2 if the file cannot be written)."""
+    renderers = {"json": lambda d: json.dumps(d, indent=2) + "\n", "md": render_markdown, "html": render_html}
+    text = renderers[args.format](document)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return code
+    try:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        print(f"--out: cannot write {args.out}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return Status.ERROR.exit_code
+    print(f"Evidence report ({args.format}) written to {args.out}: {document['status']} (exit code {code})",
+          file=sys.stderr)
+    return code
 
 
 def _local_caller() -> str:

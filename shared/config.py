@@ -125,7 +125,11 @@ class Settings:
                     "required with EXO_AUTH_MODE=certificate: a PEM with key and certificate")
             else:
                 certificate_path = Path(raw_cert)
-                if not certificate_path.is_file():
+                try:
+                    found = certificate_path.is_file()
+                except OSError:  # e.g. PEM text pasted instead of a path: "File name too long" was a traceback
+                    found = False
+                if not found:
                     problems["EXO_CERTIFICATE_PATH"] = "file not found or not readable"
 
         cloud_name = (get("EXO_CLOUD") or "global").lower()

@@ -87,7 +87,8 @@ def read_principal(headers: Mapping[str, str]) -> Caller | None:
         role_types = {"roles", principal.get("role_typ") or ROLE_CLAIM_URI}
         roles = frozenset(str(c["val"]) for c in claims if isinstance(c, dict) and c.get("typ") in role_types
                           and isinstance(c.get("val"), str))
-    except (ValueError, binascii.Error, AttributeError, TypeError, KeyError):
+    # RecursionError: a forged header carrying deeply nested JSON (found by tests/hardening) must be a 401, not a 500.
+    except (ValueError, binascii.Error, AttributeError, TypeError, KeyError, RecursionError):
         raise HttpProblem(401, "The client principal header could not be read.") from None
     name = headers.get("x-ms-client-principal-name") or _claim(claims, "preferred_username", "name", "appid", "azp")
     return Caller(id=headers.get("x-ms-client-principal-id") or _claim(claims, "oid",
@@ -130,7 +131,12 @@ def parse_request(body: bytes) -> RemediationRequest:
             document = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise HttpProblem(400, "The request body is not valid JSON.") from None
-    error = jsonschema.exceptions.best_match(_validator.iter_errors(document))
+    try:
+        error = jsonschema.exceptions.best_match(_validator.iter_errors(document))
+    except RecursionError:
+        # jsonschema compares (uniqueItems) and repr()s values recursively: a ~1 KB body of two equal arrays nested
+        # ~250 deep exhausted the stack and answered 500 (found by tests/hardening).
+        raise HttpProblem(400, "The request body is nested too deeply.") from None
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "body"
         raise HttpProblem(400, f"Invalid request ({where}): {_short(error.message)}. "

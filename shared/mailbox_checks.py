@@ -21,6 +21,12 @@ MAILBOX_FIELDS = ("ExternalDirectoryObjectId", "Guid", "UserPrincipalName", "Rec
 USER, SHARED = "UserMailbox", "SharedMailbox"
 SCANNED_TYPES = (USER, SHARED)  # retention covers both; actions judge users (shared: report-only, opt-in)
 MAX_EXAMPLES = 20
+# Selected properties a verdict depends on. Exchange returns every $selected property (null when empty); one that
+# is absent from the answer was not read, so the mailbox is unreadable: treating it as empty judged cis-v4
+# mailboxes without PersistedCapabilities against the weaker E3 lists (Compliant) and planned writes from data
+# never read (found by tests/hardening).
+JUDGED_PROPERTIES = ("AuditEnabled", "AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet",
+                     "AuditLogAgeLimit", "PersistedCapabilities")
 _TIMESPAN = re.compile(r"^(?:(\d{1,5})\.)?(\d{1,2}):([0-5]\d):([0-5]\d)(?:\.\d{1,7})?$")
 
 
@@ -92,7 +98,8 @@ class MailboxScan:
         audit_enabled = row.get("AuditEnabled")
         days = timespan_days(row.get("AuditLogAgeLimit"))
         if (None in audited.values() or managed is None or capabilities is None
-                or not isinstance(audit_enabled, bool) or days is None):
+                or not isinstance(audit_enabled, bool) or days is None
+                or any(name not in row for name in JUDGED_PROPERTIES)):
             self._unreadable(upn or identity)
             return
         base = {"identity": identity, "upn": upn, "type": kind}

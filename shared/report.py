@@ -6,9 +6,18 @@ from typing import Any
 
 from shared.controls import CATALOGUE
 from shared.engine import RunReport
-from shared.models import ControlResult, RemediationResult
+from shared.models import ControlResult, Outcome, RemediationResult, Status
 
 SCHEMA_VERSION = "1"
+
+
+def exit_code(report: RunReport) -> int:
+    """check/remediate: the (read-back) status; revert: 0 only when every revert was applied and verified."""
+    if report.command == "revert" and not report.dry_run:
+        done = {Outcome.APPLIED, Outcome.ALREADY_COMPLIANT}
+        ok = report.remediation and all(step.outcome in done for step in report.remediation)
+        return 0 if ok else Status.ERROR.exit_code
+    return report.status.exit_code
 
 
 def control_document(result: ControlResult) -> dict[str, Any]:

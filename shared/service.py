@@ -13,15 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import checks, telemetry
+from shared import archive, checks, telemetry
 from shared.auth import TokenError, token_provider_for
 from shared.config import AuditPolicy, ConfigError, Settings
 from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
 from shared.exchange import ExchangeClient, RetryPolicy
+from shared.report import exit_code, run_document
 
 log = logging.getLogger("mailbox_audit_guard.service")
 
 AUDIT_MODES = ("report", "remediate")
+ARCHIVED_TRIGGERS = ("timer", "http")  # the CLI writes its evidence where the person asks (`report --out`)
 
 _tenant_locks: dict[str, threading.Lock] = {}
 _tenant_locks_guard = threading.Lock()
@@ -125,6 +127,27 @@ def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
     return execute("check", trigger="timer", env=env)
 
 
+def archive_run(report: RunReport, env: Mapping[str, str]) -> list[str]:
+    """Keep the run's evidence (JSON, HTML, Markdown) in the function app's storage account, write-once.
+
+    The history then outlives Application Insights retention. A failure is logged and sent as an exception
+    (so the check-failed alert fires); it never changes the run's verdict.
+    """
+    try:
+        blob_service = archive.blob_service_from_env(env, retry_total=1)  # one retry: never hold the run long
+        if blob_service is None:
+            log.info("No storage account configured (AzureWebJobsStorage): evidence not archived.")
+            return []
+        names = archive.archive_evidence(run_document(report, exit_code(report)),
+                                         container=archive.container_from_env(env), blob_service=blob_service)
+    except archive.ArchiveError as exc:
+        log.error("Evidence of run %s could not be archived: %s", report.run_id, exc)
+        _record_failure(report, "evidence could not be archived")
+        return []
+    log.info("Evidence of run %s archived: %s", report.run_id, ", ".join(names))
+    return names
+
+
 def _record_failure(report: RunReport, what: str) -> None:
     """Send the exception being handled, tagged with the run id. Call only inside an `except` block."""
     telemetry.emit_exception(f"Mailbox audit {report.command} {what}", run_id=report.run_id,
@@ -138,6 +161,8 @@ def _publish(report: RunReport, env: Mapping[str, str]) -> RunReport:
     level = logging.INFO if not report.failed_controls else logging.WARNING
     log.log(level, "Mailbox audit %s %s for tenant %s: %s%s", report.command, report.run_id, report.tenant_id,
             report.status, f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "")
+    if report.trigger in ARCHIVED_TRIGGERS:
+        archive_run(report, env)
     try:
         telemetry.emit_run(report, include_identities=_flag(env, "TELEMETRY_INCLUDE_IDENTITIES"),
                            pseudonym_key=env.get("TELEMETRY_PSEUDONYM_KEY") or None)
