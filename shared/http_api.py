@@ -169,8 +169,11 @@ def handle(method: str, headers: Mapping[str, str], body: bytes, env: Mapping[st
 def response_document(report: RunReport) -> dict[str, Any]:
     steps = [remediation_document(step) for step in report.remediation]
     completed = all(step.outcome is not Outcome.FAILED for step in report.remediation) and bool(steps)
-    return {"run_id": report.run_id, "caller": report.caller, "tenant_id": report.tenant_id,
-            "dry_run": report.dry_run, "status": str(report.status), "completed": completed, "controls": steps}
+    document = {"run_id": report.run_id, "caller": report.caller, "tenant_id": report.tenant_id,
+                "dry_run": report.dry_run, "status": str(report.status), "completed": completed, "controls": steps}
+    if not steps:  # the run could not start: say why, per control
+        document["error"] = "; ".join(sorted({result.message for result in report.controls}))
+    return document
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ from shared.config import AuditPolicy, ConfigError, Settings
 from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
 from shared.exchange import ExchangeClient, RetryPolicy
 from shared.report import exit_code, run_document
+from shared.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
 
 AUDIT_MODES = ("report", "remediate")
 ARCHIVED_TRIGGERS = ("timer", "http")  # the CLI writes its evidence where the person asks (`report --out`)
 
-_tenant_locks: dict[str, threading.Lock] = {}
-_tenant_locks_guard = threading.Lock()
+LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually ends well within this
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,6 @@ class AppSettings:
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return (env.get(name) or "").strip().lower() in ("1", "true", "yes")
-
-
-def tenant_write_lock(tenant_id: str) -> threading.Lock:
-    """Writes for one tenant never overlap within this process."""
-    with _tenant_locks_guard:
-        return _tenant_locks.setdefault(tenant_id, threading.Lock())
 
 
 # An HTTP-triggered function must answer within 230 s; leave room for the answer and the telemetry flush.
@@ -93,7 +86,7 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         settings = settings or Settings.from_env(env)
         policy = AuditPolicy.from_env(env)
         client = open_client(settings, HTTP_RUN_DEADLINE_SECONDS if trigger == "http" else None)
-    except (ConfigError, TokenError) as exc:
+    except (ConfigError, TokenError, archive.ArchiveError) as exc:
         report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls]
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
@@ -102,10 +95,15 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         if command == "check":
             report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
         else:
-            with tenant_write_lock(settings.tenant_id):
+            blob_service = archive.blob_service_from_env(env, retry_total=1) if trigger != "cli" else None
+            with TenantWriteLock(settings.tenant_id, blob_service, wait_seconds=LOCK_WAIT_SECONDS):
                 report = run_remediation(client, settings.tenant_id, controls, policy=policy, dry_run=dry_run,
                                          trigger=trigger, caller=caller, revert=command == "revert",
                                          report=report)
+    except TenantLockError as exc:
+        report.controls = [checks.error_result(control_id, f"nothing was written: {exc}") for control_id in controls]
+        log.error("Run %s: %s", report.run_id, exc)
+        _record_failure(report, "could not take the tenant write lock")
     except Exception:
         _record_failure(report, "run failed unexpectedly")
         _publish(report, env)

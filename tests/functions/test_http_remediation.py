@@ -118,4 +118,31 @@ def test_unconfigured_app_answers_503_not_500(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
     answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, EXO_TENANT_ID="", **EASY_AUTH)
     assert answer["status"] == 503
+    assert "EXO_TENANT_ID" in answer["body"]["error"]
     assert tenant_traffic(emu) == []
+
+
+def test_two_instances_at_once_make_one_write_through_the_storage_lease(start_emulator, azurite):
+    """Two processes stand for two Flex instances: only the blob lease in the app's storage keeps them apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    emu = start_emulator(NON_COMPLIANT)
+    storage = {"AzureWebJobsStorage": azurite.connection_string, **EASY_AUTH}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: call_http(emu, ORG_ONLY, headers=AUTHORISED, **storage), range(2)))
+    assert [answer["status"] for answer in answers] == [200, 200]
+    assert sorted(a["body"]["controls"][0]["outcome"] for a in answers) == ["AlreadyCompliant", "Applied"]
+    assert len(emu.invocations("Set-OrganizationConfig")) == 1
+    assert {a["body"]["controls"][0]["after"]["status"] for a in answers} == {"Compliant"}
+
+
+def test_an_unreachable_lock_store_means_no_write(start_emulator):
+    from tests.report.conftest import connection_string, free_port
+
+    emu = start_emulator(NON_COMPLIANT)
+    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage=connection_string(free_port()),
+                       **EASY_AUTH)
+    assert emu.writes() == []
+    assert answer["status"] == 503
+    assert answer["body"]["status"] == "Error"
+    assert "write lock" in answer["body"]["error"]
