@@ -91,3 +91,7 @@ def cli_json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 def tenant_traffic(emu: Any) -> list[Any]:
     """Requests that reached Exchange or the identity endpoints (telemetry ingestion excluded)."""
     return [request for request in emu.requests if request.listener != "ingestion"]
+
+
+# Azurite (local Blob Storage) for every test that needs the app's storage account; defined with the report tests.
+from tests.report.conftest import azurite  # noqa: E402, F401
