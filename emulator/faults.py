@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -171,6 +172,9 @@ def status_response(fault: Fault, listener: str) -> Response:
         response = Response(status, text[: len(text) // 2].encode(), {"Content-Type": "application/json"})
     elif kind == "garbage":
         response = Response(status, b"\x8b\x1f\xff\xfe garbage \x00\x9c", {"Content-Type": "application/json"})
+    elif kind == "raw":  # exactly these bytes (`raw` text or `raw_base64`), e.g. a deep-nested or gzip-bomb body
+        data = base64.b64decode(opts["raw_base64"]) if "raw_base64" in opts else str(opts.get("raw", "")).encode()
+        response = Response(status, data, {"Content-Type": "application/json"})
     elif kind == "concurrency":
         response = Response(status, CONCURRENCY_TEXT.encode(), {"Content-Type": "text/plain; charset=utf-8"})
     else:

@@ -67,6 +67,11 @@ class _CachingProvider:
             self._failure = None
             self._reset()
 
+    def close(self) -> None:
+        """Release the library client (sockets) behind the provider."""
+        with self._lock:
+            self._reset()
+
     def _fetch(self) -> tuple[str, float]:
         raise NotImplementedError
 

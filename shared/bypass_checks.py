@@ -28,6 +28,7 @@ class BypassScan:
     unreadable_examples: list[str] = field(default_factory=list)
     incomplete: str | None = None
     system_warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         self.__dict__.update(BypassScan(self.policy).__dict__)
@@ -55,10 +56,15 @@ class BypassScan:
 
 def evaluate_bypass(scan: BypassScan, policy: AuditPolicy) -> ControlResult:
     control = AUDIT_BYPASS
+    used = {entry["identity"].lower() for entry in scan.exceptions_used}
+    # A written exception that matches no bypassed account is stale: worth removing from the register.
+    unused = [exception.as_dict() for (control, identity), exception in policy.exceptions.valid.items()
+              if control == AUDIT_BYPASS.id and identity not in used]
     details: dict[str, Any] = {
         "associations_total": scan.total, "bypass_enabled": scan.enabled, "findings": scan.findings,
         "exceptions_used": scan.exceptions_used, "exceptions_rejected": list(policy.exceptions.rejected),
-        "unreadable": scan.unreadable, "system_warnings": scan.system_warnings}
+        "exceptions_unused": unused, "unreadable": scan.unreadable, "system_warnings": scan.system_warnings,
+        "warnings": scan.warnings}
     if scan.incomplete:
         return ControlResult(control.id, Status.ERROR, control.expected, "incomplete read",
                              f"The bypass associations could not be read completely: {scan.incomplete}", details)

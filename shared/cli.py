@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except Exception as exc:  # never a traceback and exit 1 (which would read as NonCompliant): exit 2, fail closed
+        log.debug("unexpected failure", exc_info=True)
+        return _fail(args, f"Unexpected {type(exc).__name__}; nothing can be concluded (run with -v for details).",
+                     tenant_id=None)
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command == "grant-permissions":  # needs no EXO_* settings
         return run_grant_permissions(args)
     try:

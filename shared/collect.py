@@ -6,6 +6,7 @@ findings, not the tenant. Anything that makes a read incomplete is recorded so t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 from shared.bypass_checks import BYPASS_FIELDS, BypassScan
 from shared.config import AuditPolicy
 from shared.exchange import ExchangeClient, Page
-from shared.exchange_errors import ExchangeProtocolError
+from shared.exchange_errors import ExchangeError, ExchangeProtocolError
 from shared.mailbox_checks import MAILBOX_FIELDS, SCANNED_TYPES, MailboxScan
+
+log = logging.getLogger("mailbox_audit_guard.collect")
 
 ORG_CONFIG_FIELDS = ("Name", "AuditDisabled", "IsDehydrated")
 ADMIN_AUDIT_LOG_FIELDS = ("UnifiedAuditLogIngestionEnabled", "AdminAuditLogEnabled", "AdminAuditLogAgeLimit")
@@ -47,7 +50,6 @@ class OrgConfig:
     name: str | None
     audit_disabled: Any
     is_dehydrated: Any
-    warnings: tuple[str, ...] = ()
 
     @property
     def audit_disabled_present(self) -> bool:
@@ -73,26 +75,29 @@ def single_row(rows: list[dict[str, Any]], cmdlet: str) -> dict[str, Any]:
 
 
 def read_org_config(context: RunContext) -> OrgConfig:
-    result = context.client.invoke("Get-OrganizationConfig", select=ORG_CONFIG_FIELDS)
-    row = single_row(result.rows, "Get-OrganizationConfig")
-    name = row.get("Name")
-    return OrgConfig(
-        name=name if isinstance(name, str) else None,
-        audit_disabled=row.get("AuditDisabled", MISSING),
-        is_dehydrated=row.get("IsDehydrated", MISSING),
-        warnings=tuple(result.warnings),
-    )
+    def read() -> OrgConfig:
+        result = context.client.invoke("Get-OrganizationConfig", select=ORG_CONFIG_FIELDS)
+        row = single_row(result.rows, "Get-OrganizationConfig")
+        name = row.get("Name")
+        return OrgConfig(name=name if isinstance(name, str) else None,
+                         audit_disabled=row.get("AuditDisabled", MISSING),
+                         is_dehydrated=row.get("IsDehydrated", MISSING))
+
+    return context.cached("org", read)
 
 
 def read_admin_audit_log_config(context: RunContext) -> AdminAuditLogConfig:
     row = single_row(context.client.invoke("Get-AdminAuditLogConfig", select=ADMIN_AUDIT_LOG_FIELDS).rows,
                      "Get-AdminAuditLogConfig")
-    org = read_org_config(context)
+    try:  # only the fix needs IsDehydrated: an unreadable org config must not make the UAL flag unknown
+        org: OrgConfig | None = read_org_config(context)
+    except ExchangeError:
+        org = None
     age = row.get("AdminAuditLogAgeLimit")
     return AdminAuditLogConfig(ual_enabled=row.get("UnifiedAuditLogIngestionEnabled", MISSING),
                                admin_enabled=row.get("AdminAuditLogEnabled"),
                                admin_age_limit=age if isinstance(age, str) else None,
-                               is_dehydrated=org.is_dehydrated, name=org.name)
+                               is_dehydrated=org.is_dehydrated if org else None, name=org.name if org else None)
 
 
 def stream_into(pages: Iterator[Page], accumulator: Any) -> list[str]:
@@ -137,6 +142,10 @@ def read_bypass_scan(context: RunContext) -> BypassScan:
     warnings = stream_into(context.client.pages("Get-MailboxAuditBypassAssociation", {"ResultSize": "Unlimited"},
                                                 select=BYPASS_FIELDS), result)
     result.system_warnings = [w for w in warnings if SYSTEM_BYPASS_PREFIX in w.lower()]
+    result.warnings = [w for w in warnings if w not in result.system_warnings]
+    if result.system_warnings:
+        log.info("Get-MailboxAuditBypassAssociation: %d warnings about Asc-2X1 system objects (not findings)",
+                 len(result.system_warnings))
     return result
 
 

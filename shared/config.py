@@ -174,6 +174,18 @@ class Settings:
         )
 
 
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no", "")
+
+
+def flag(env: Mapping[str, str], name: str, problems: dict[str, str]) -> bool:
+    """A true/false setting (unset is false); a typo such as `ture` is a problem, never a silent false."""
+    raw = env.get(name, "").strip().lower()
+    if raw not in TRUE_WORDS + FALSE_WORDS:
+        problems[name] = "must be true or false"
+    return raw in TRUE_WORDS
+
+
 def _number(raw: str | None, default: float, low: float, high: float, name: str, problems: dict[str, str]) -> float:
     """A number of seconds within [low, high]; a bad value is recorded under its variable's name."""
     if raw is None:
@@ -222,12 +234,8 @@ class AuditPolicy:
             problems["MAILBOX_AUDIT_MIN_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
         pace = _number(get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50,
                        "MAILBOX_REMEDIATION_WRITES_PER_SECOND", problems)
-        flags = {}
-        for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"):
-            raw = (get(name) or "false").lower()
-            if raw not in ("true", "false", "1", "0", "yes", "no"):
-                problems[name] = "must be true or false"
-            flags[name] = raw in ("true", "1", "yes")
+        flags = {name: flag(env, name, problems)
+                 for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")}
         register = ExceptionRegister()
         if (path := get("AUDIT_EXCEPTIONS_FILE")) is not None:
             try:

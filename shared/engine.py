@@ -103,10 +103,13 @@ def _read_and_evaluate(context: RunContext, control_id: str) -> tuple[Any, Contr
     handlers = HANDLERS[control_id]
     try:
         snapshot = handlers.read(context)
+        return snapshot, handlers.evaluate(snapshot, context.policy)
     except ExchangeError as exc:
-        log.warning("%s: could not read: %s", control_id, exc)
+        log.warning("%s: could not read (%s, HTTP %s)", control_id, type(exc).__name__, exc.status or "-")
         return None, checks.error_result(control_id, str(exc))
-    return snapshot, handlers.evaluate(snapshot, context.policy)
+    except Exception as exc:  # a bug or an answer nobody foresaw: this control is unknown, the others still run
+        log.exception("%s: unexpected failure while reading or judging", control_id)
+        return None, checks.error_result(control_id, f"unexpected {type(exc).__name__} while reading the value")
 
 
 def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, policy: AuditPolicy,
@@ -123,8 +126,11 @@ def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str]
 
 def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, policy: AuditPolicy,
                     dry_run: bool, trigger: str = "cli", caller: str | None = None, revert: bool = False,
-                    report: RunReport | None = None) -> RunReport:
-    """Fix (or, with revert=True, switch off) each control: plan, write unless dry run, read back."""
+                    report: RunReport | None = None, abort: Callable[[], bool] = lambda: False) -> RunReport:
+    """Fix (or, with revert=True, switch off) each control: plan, write unless dry run, read back.
+
+    `abort` says the write lock was lost: no further write may be sent.
+    """
     command = "revert" if revert else "remediate"
     report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run,
                                  caller=caller)
@@ -144,9 +150,10 @@ def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequenc
         outcome = remediation.apply_plan(
             client, before, plan, dry_run=dry_run, read_back=read_back,
             reached=_reverted if revert else _compliant, verb="revert" if revert else "fix",
-            writes_per_second=policy.writes_per_second)
+            writes_per_second=policy.writes_per_second, abort=abort)
+        # Only ids and outcomes: logs reach Application Insights, and messages can name mailboxes.
         log_level = logging.WARNING if outcome.outcome is Outcome.FAILED else logging.INFO
-        log.log(log_level, "%s %s: %s (%s)", command, control_id, outcome.outcome, outcome.message)
+        log.log(log_level, "%s %s: %s (%d writes)", command, control_id, outcome.outcome, len(outcome.writes))
         report.remediation.append(outcome)
         report.controls.append(outcome.after or before)
     return _finish(report, client)

@@ -231,6 +231,10 @@ def _duration(started: Any, finished: Any) -> str | None:
 def exit_meaning(command: Any, exit_code: Any, dry_run: Any = False) -> str:
     """What the run's exit code means, in the original script's terms."""
     exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
+    if command == "revert" and dry_run is True:
+        return {0: "dry run: the revert could be planned; nothing was written",
+                2: "dry run: the revert could not be planned (the current state is unknown)",
+                }.get(exit_code, "not a documented exit code")
     if command == "revert":
         return {0: "the revert was applied and verified by reading back",
                 2: "the revert was not applied, or could not be verified"}.get(exit_code, "not a documented exit code")

@@ -5,11 +5,11 @@ It knows the wire protocol only; what the cmdlets mean for auditing lives in `co
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,8 @@ ORGANIZATION_ANCHOR_GUID = "bb558c35-97f1-4cb9-8ff7-d53741dc928c"  # the "Micros
 AUDIT_LOG_ANCHOR_GUID = "8cc370d3-822a-4ab8-a926-bb94bd0641a9"  # the audit-log arbitration mailbox
 MAX_PAGE_SIZE = 1000
 RETRYABLE_STATUSES = frozenset({408, 502, 503, 504})
+READ_CHUNK_BYTES = 256 * 1024
+MAX_BODY_BYTES = 64 * 2**20  # a page of 1,000 mailboxes is a few MiB
 
 
 def system_anchor(mailbox_guid: str, tenant_id: str) -> str:
@@ -105,6 +107,9 @@ class ExchangeClient:
 
     def close(self) -> None:
         self._session.close()
+        close_tokens = getattr(self._tokens, "close", None)
+        if close_tokens is not None:
+            close_tokens()
 
     # -- public API -------------------------------------------------------------------------------------------
 
@@ -230,7 +235,7 @@ class ExchangeClient:
         if response_status == 200:
             try:
                 payload = json.loads(content.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 raise ExchangeProtocolError("HTTP 200 with a body that is not JSON", cmdlet=cmdlet,
                                             request_id=request_id) from None
             if not isinstance(payload, dict):
@@ -273,7 +278,7 @@ class ExchangeClient:
             response = self._session.post(url, data=json.dumps(body).encode("utf-8"), headers=request_headers,
                                           timeout=timeout, stream=True, allow_redirects=False)
             try:
-                content = _read_body(response)
+                content = _read_body(response, deadline, cmdlet)
             finally:
                 response.close()
         except requests.Timeout:
@@ -313,15 +318,30 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme.lower(), (parts.hostname or "").lower(), port or default)
 
 
-def _read_body(response: requests.Response) -> bytes:
-    """Raw body bytes; a body falsely labelled gzip is returned as it came rather than failing the read."""
-    raw = response.raw.read(decode_content=False)
-    if "gzip" in response.headers.get("Content-Encoding", "").lower():
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError):
-            return raw
-    return raw
+def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> bytes:
+    """The raw body, read in chunks so a trickling server cannot outlast the deadline and a huge or
+    decompression-bomb body cannot exhaust memory; a body falsely labelled gzip is returned as it came."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.raw.read(READ_CHUNK_BYTES, decode_content=False):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ExchangeProtocolError(f"the answer is larger than {MAX_BODY_BYTES // 2**20} MiB", cmdlet=cmdlet)
+        if time.monotonic() > deadline:
+            raise ExchangeTransportError("the answer arrived too slowly to finish within the deadline",
+                                         cmdlet=cmdlet)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if "gzip" not in response.headers.get("Content-Encoding", "").lower():
+        return raw
+    try:
+        inflater = zlib.decompressobj(wbits=31)
+        body = inflater.decompress(raw, MAX_BODY_BYTES + 1)
+    except zlib.error:
+        return raw
+    if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+        raise ExchangeProtocolError(f"the answer inflates beyond {MAX_BODY_BYTES // 2**20} MiB", cmdlet=cmdlet)
+    return body
 
 
 def _rows(payload: Mapping[str, Any], cmdlet: str) -> list[dict[str, Any]]:

@@ -120,7 +120,7 @@ def parse_error_body(body: bytes) -> ErrorInfo:
         return ErrorInfo()
     try:
         doc = json.loads(text.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return ErrorInfo()
     error = doc.get("error") if isinstance(doc, dict) else None
     if not isinstance(error, dict):

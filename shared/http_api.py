@@ -141,9 +141,10 @@ def parse_request(body: bytes) -> RemediationRequest:
         where = "/".join(str(part) for part in error.absolute_path) or "body"
         raise HttpProblem(400, f"Invalid request ({where}): {_short(error.message)}. "
                                f"Expected {{\"controls\": [{', '.join(map(repr, IMPLEMENTED_CONTROLS))}], "
-                               "\"dryRun\": true|false}, all optional.")
+                               "\"dryRun\": true|false}, all optional; dryRun defaults to true.")
     return RemediationRequest(controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
-                              dry_run=bool(document.get("dryRun", False)))
+                              # A bare POST only shows what would change: writing needs an explicit "dryRun": false.
+                              dry_run=bool(document.get("dryRun", True)))
 
 
 def handle(method: str, headers: Mapping[str, str], body: bytes, env: Mapping[str, str],

@@ -82,7 +82,10 @@ class MailboxScan:
     def add(self, row: dict[str, Any]) -> None:
         kind = row.get("RecipientTypeDetails")
         if kind not in SCANNED_TYPES:
-            return  # the query asks for users and shared only; anything else is not in scope
+            if isinstance(kind, str) and kind:
+                return  # a known other type (room, group...): not in scope
+            self._unreadable(str(row.get("UserPrincipalName") or "a mailbox without a type"))  # fail closed
+            return
         identity = row.get("ExternalDirectoryObjectId") or row.get("Guid") or row.get("UserPrincipalName")
         upn = row.get("UserPrincipalName") if isinstance(row.get("UserPrincipalName"), str) else None
         if not isinstance(identity, str) or not identity:
@@ -154,8 +157,9 @@ def evaluate_mailbox_actions(scan: MailboxScan, policy: AuditPolicy) -> ControlR
     failing = scan.noncompliant_users
     details: dict[str, Any] = {
         "baseline": policy.baseline, "mailboxes_scanned": scan.users + (scan.shared if policy.include_shared else 0),
+        "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
         "mailboxes_noncompliant": failing, "not_explicitly_enabled": scan.not_explicitly_enabled,
-        "findings": scan.action_findings, "unreadable": scan.unreadable}
+        "findings": scan.action_findings, "unreadable": scan.unreadable, "warnings": scan.warnings}
     if (problem := _incomplete(scan, control.id, expected, details)) is not None:
         return problem
     frozen = sum(1 for finding in scan.action_findings if finding["frozen"])
@@ -177,7 +181,9 @@ def evaluate_mailbox_retention(scan: MailboxScan, policy: AuditPolicy) -> Contro
     findings = scan.retention_findings
     zero = sum(1 for finding in findings if finding["tampering"])
     details: dict[str, Any] = {"minimum_days": policy.min_retention_days, "mailboxes_scanned": scan.users + scan.shared,
-                               "findings": findings, "zero_retention": zero, "unreadable": scan.unreadable}
+                               "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
+                               "findings": findings, "zero_retention": zero, "unreadable": scan.unreadable,
+                               "warnings": scan.warnings}
     if (problem := _incomplete(scan, control.id, expected, details)) is not None:
         return problem
     actual = f"{len(findings)} of {scan.users + scan.shared} mailboxes below {policy.min_retention_days} days"

@@ -17,16 +17,27 @@ from shared.collect import AdminAuditLogConfig, OrgConfig
 from shared.config import AuditPolicy
 from shared.controls import LOGON_TYPES
 from shared.exchange import AUDIT_LOG_ANCHOR_GUID, ExchangeClient, system_anchor
-from shared.exchange_errors import ExchangeBadRequest, ExchangeError, ExchangeLicenceError
+from shared.exchange_errors import (
+    ExchangeAuthError,
+    ExchangeBadRequest,
+    ExchangeDeadlineExceeded,
+    ExchangeError,
+    ExchangeLicenceError,
+    ExchangePermissionError,
+)
 from shared.mailbox_checks import MailboxScan
 from shared.models import Action, ControlResult, Outcome, RemediationResult, Status
 
 log = logging.getLogger("mailbox_audit_guard.remediation")
 
-NOT_MODIFIED_MARKER = "have been modified"  # "...completed successfully but no settings of 'X' have been modified."
+# Warnings that say a write changed nothing because the object already was so (compared lower-cased):
+# "...completed successfully but no settings of 'X' have been modified." and "...is already being audited".
+NOT_MODIFIED_MARKERS = ("have been modified", "already being audited")
+VERIFY_RETRY_SECONDS = 3.0  # replication lag: one more read-back before calling a write failed
 ALREADY_CUSTOMISED_MARKER = "already enabled for customization"
 HASHTABLE = "#Exchange.GenericHashTable"
 MAX_LISTED_FAILURES = 200
+LOCK_LOST = "the tenant write lock was lost (another instance may be writing); stopped before the next write"
 
 # Plans are pure and tenant-agnostic: this marker asks the applier for the tenant's audit-log anchor mailbox.
 AUDIT_LOG_ANCHOR = "audit-log-anchor"
@@ -36,37 +47,34 @@ CUSTOMISE = Action("Enable-OrganizationCustomization", {}, "Enable-OrganizationC
 
 # -- plans (pure) -------------------------------------------------------------------------------------------------
 
-def plan_org_audit_fix(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
-    """Turn audit-by-default on; a dehydrated tenant needs customisation first."""
-    if config.audit_disabled is False:
+def _switch_plan(current: Any, wanted: bool, is_dehydrated: Any, cmdlet: str, parameter: str,
+                 anchor: str | None = None) -> list[Action]:
+    """Set one organisation-wide boolean; a dehydrated tenant needs customisation first. Nothing when already so."""
+    if current is wanted:
         return []
-    write = Action("Set-OrganizationConfig", {"AuditDisabled": False}, "Set-OrganizationConfig -AuditDisabled $false")
-    return [*_customise_first(config.is_dehydrated), write]
+    write = Action(cmdlet, {parameter: wanted}, f"{cmdlet} -{parameter} ${str(wanted).lower()}", anchor=anchor)
+    return [*_customise_first(is_dehydrated), write]
+
+
+def plan_org_audit_fix(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
+    """Turn audit-by-default on."""
+    return _switch_plan(config.audit_disabled, False, config.is_dehydrated, "Set-OrganizationConfig", "AuditDisabled")
 
 
 def plan_org_audit_revert(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
     """The original script's -Revert: switch audit-by-default OFF. Dangerous; callers guard it."""
-    if config.audit_disabled is True:
-        return []
-    write = Action("Set-OrganizationConfig", {"AuditDisabled": True}, "Set-OrganizationConfig -AuditDisabled $true")
-    return [*_customise_first(config.is_dehydrated), write]
+    return _switch_plan(config.audit_disabled, True, config.is_dehydrated, "Set-OrganizationConfig", "AuditDisabled")
 
 
 def plan_audit_log_search_fix(config: AdminAuditLogConfig, policy: AuditPolicy | None = None) -> list[Action]:
     """Enable UAL ingestion, with the audit-log anchor mailbox (without it, enabling fails: "Cmdlet needs proxy")."""
-    if config.ual_enabled is True:
-        return []
-    write = Action("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True},
-                   "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true", anchor=AUDIT_LOG_ANCHOR)
-    return [*_customise_first(config.is_dehydrated), write]
+    return _switch_plan(config.ual_enabled, True, config.is_dehydrated, "Set-AdminAuditLogConfig",
+                        "UnifiedAuditLogIngestionEnabled", AUDIT_LOG_ANCHOR)
 
 
 def plan_audit_log_search_revert(config: AdminAuditLogConfig, policy: AuditPolicy | None = None) -> list[Action]:
-    if config.ual_enabled is False:
-        return []
-    write = Action("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": False},
-                   "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $false", anchor=AUDIT_LOG_ANCHOR)
-    return [*_customise_first(config.is_dehydrated), write]
+    return _switch_plan(config.ual_enabled, False, config.is_dehydrated, "Set-AdminAuditLogConfig",
+                        "UnifiedAuditLogIngestionEnabled", AUDIT_LOG_ANCHOR)
 
 
 def plan_bypass_fix(scan: BypassScan, policy: AuditPolicy | None = None) -> list[Action]:
@@ -126,7 +134,8 @@ def describe(plan: list[Action]) -> str:
 
 def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action], *, dry_run: bool,
                read_back: Callable[[], ControlResult], reached: Callable[[ControlResult], bool], verb: str,
-               writes_per_second: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> RemediationResult:
+               writes_per_second: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+               abort: Callable[[], bool] = lambda: False) -> RemediationResult:
     """Run a plan for one control and verify it by reading the control again.
 
     `reached` says whether a verdict is the state the plan aims for (Compliant for a fix, NonCompliant for a
@@ -149,11 +158,14 @@ def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action]
     anchor = system_anchor(AUDIT_LOG_ANCHOR_GUID, client.tenant_id)
     plan = [_with_anchor(step, anchor) for step in plan]
     if all(step.target for step in plan):
-        failure = _run_per_object(client, plan, result, 1.0 / writes_per_second, sleep)
+        failure = _run_per_object(client, plan, result, 1.0 / writes_per_second, sleep, abort)
     else:
-        failure = _run_in_order(client, plan, result)
+        failure = _run_in_order(client, plan, result, abort)
     try:
         result.after = read_back()
+        if failure is None and result.writes and not reached(result.after):
+            sleep(VERIFY_RETRY_SECONDS)  # a read right after a write can still see the old value
+            result.after = read_back()
     except ExchangeError as exc:  # read_back normally folds errors into an Error verdict; be safe anyway
         failure = failure or f"the read-back failed: {exc}"
     if failure is None and result.after is not None and reached(result.after):
@@ -172,9 +184,12 @@ def _with_anchor(step: Action, anchor: str) -> Action:
     return Action(step.cmdlet, step.parameters, step.description, anchor=anchor, target=step.target)
 
 
-def _run_in_order(client: ExchangeClient, plan: list[Action], result: RemediationResult) -> str | None:
+def _run_in_order(client: ExchangeClient, plan: list[Action], result: RemediationResult,
+                  abort: Callable[[], bool]) -> str | None:
     """Send each step in order; stop at the first failure and return what it was (None when all succeeded)."""
     for step in plan:
+        if abort():
+            return LOCK_LOST
         try:
             answer = client.invoke(step.cmdlet, step.parameters, anchor=step.anchor)
         except ExchangeBadRequest as exc:
@@ -182,10 +197,10 @@ def _run_in_order(client: ExchangeClient, plan: list[Action], result: Remediatio
                 # A first run can fail and later report "already done": the read-back decides.
                 result.warnings.append(exc.detail or "")
                 continue
-            log.warning("%s failed: %s", step.cmdlet, exc)
+            log.warning("%s failed (%s)", step.cmdlet, type(exc).__name__)
             return str(exc)
         except ExchangeError as exc:
-            log.warning("%s failed: %s", step.cmdlet, exc)
+            log.warning("%s failed (%s)", step.cmdlet, type(exc).__name__)
             return str(exc)
         result.writes.append(step.cmdlet)
         result.warnings.extend(answer.warnings)
@@ -193,15 +208,31 @@ def _run_in_order(client: ExchangeClient, plan: list[Action], result: Remediatio
 
 
 def _run_per_object(client: ExchangeClient, plan: list[Action], result: RemediationResult, interval: float,
-                    sleep: Callable[[float], None]) -> str | None:
-    """One write per object, paced; a failed object is recorded and the rest carry on."""
-    fixed = unchanged = 0
+                    sleep: Callable[[float], None], abort: Callable[[], bool]) -> str | None:
+    """One write per object, paced; a failed object is recorded and the rest carry on.
+
+    Failures that will fail every other object too (out of time, token refused, role missing, lock lost) stop
+    the loop instead: the objects not attempted are counted, never reported as fixed.
+    """
+    fixed = unchanged = attempted = 0
     failed: list[dict[str, str]] = []
+    stopped: str | None = None
     for index, step in enumerate(plan):
         if index:
+            if client.run_deadline is not None and time.monotonic() + interval >= client.run_deadline:
+                stopped = "the run's time budget ran out"
+                break
             sleep(interval)
+        if abort():
+            stopped = LOCK_LOST
+            break
+        attempted += 1
         try:
             answer = client.invoke(step.cmdlet, step.parameters, anchor=step.anchor)
+        except (ExchangeDeadlineExceeded, ExchangeAuthError, ExchangePermissionError) as exc:
+            failed.append({"identity": step.target or "", "reason": exc.summary})
+            stopped = exc.summary
+            break
         except ExchangeError as exc:
             reason = "licence" if isinstance(exc, ExchangeLicenceError) else (exc.detail or exc.summary)
             if len(failed) < MAX_LISTED_FAILURES:
@@ -211,15 +242,21 @@ def _run_per_object(client: ExchangeClient, plan: list[Action], result: Remediat
                         type(exc).__name__)
             continue
         result.writes.append(step.cmdlet)
-        if any(NOT_MODIFIED_MARKER in warning for warning in answer.warnings):
+        if _not_modified(answer.warnings):
             unchanged += 1  # Exchange says it already was so: AlreadyCompliant for this object
         else:
             fixed += 1
-    failures = len(plan) - fixed - unchanged
+    failures = attempted - fixed - unchanged
     result.details = {"mailboxes_fixed": fixed, "already_compliant": unchanged, "mailboxes_failed": failed,
-                      "failed_total": failures}
+                      "failed_total": failures, "not_attempted": len(plan) - attempted}
+    if stopped:
+        return f"stopped after {attempted} of {len(plan)} writes: {stopped}."
     if failures:
         licence = sum(1 for entry in failed if entry["reason"] == "licence")
         return (f"{failures} of {len(plan)} writes failed"
                 f"{f' ({licence} for lack of an Audit Premium licence; not retried)' if licence else ''}.")
     return None
+
+
+def _not_modified(warnings: list[str]) -> bool:
+    return any(marker in warning.lower() for warning in warnings for marker in NOT_MODIFIED_MARKERS)

@@ -12,9 +12,10 @@ SCHEMA_VERSION = "1"
 
 
 def exit_code(report: RunReport) -> int:
-    """check/remediate: the (read-back) status; revert: 0 only when every revert was applied and verified."""
-    if report.command == "revert" and not report.dry_run:
-        done = {Outcome.APPLIED, Outcome.ALREADY_COMPLIANT}
+    """check/remediate: the (read-back) status; revert: 0 only when every revert was applied and verified
+    (for a dry run: when every revert could be planned), else 2."""
+    if report.command == "revert":
+        done = {Outcome.DRY_RUN if report.dry_run else Outcome.APPLIED, Outcome.ALREADY_COMPLIANT}
         ok = report.remediation and all(step.outcome in done for step in report.remediation)
         return 0 if ok else Status.ERROR.exit_code
     return report.status.exit_code

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 from shared import archive, checks, telemetry
 from shared.auth import TokenError, token_provider_for
-from shared.config import AuditPolicy, ConfigError, Settings
+from shared.config import AuditPolicy, ConfigError, Settings, flag
 from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
 from shared.exchange import ExchangeClient, RetryPolicy
+from shared.models import Status
 from shared.report import exit_code, run_document
 from shared.tenant_lock import TenantLockError, TenantWriteLock
 
@@ -40,19 +41,19 @@ class AppSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
         env = os.environ if env is None else env
+        problems: dict[str, str] = {}
         mode = (env.get("AUDIT_MODE") or "report").strip().lower()
         if mode not in AUDIT_MODES:
-            raise ConfigError({"AUDIT_MODE": f"must be one of {', '.join(AUDIT_MODES)}"})
-        return cls(audit_mode=mode,
-                   allow_key_only=_flag(env, "REMEDIATION_ALLOW_KEY_ONLY"),
-                   include_identities=_flag(env, "TELEMETRY_INCLUDE_IDENTITIES"),
-                   # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
-                   # injected by the platform (and client-sent copies stripped).
-                   auth_enabled=_flag(env, "WEBSITE_AUTH_ENABLED"))
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return (env.get(name) or "").strip().lower() in ("1", "true", "yes")
+            problems["AUDIT_MODE"] = f"must be one of {', '.join(AUDIT_MODES)}"
+        settings = cls(audit_mode=mode,
+                       allow_key_only=flag(env, "REMEDIATION_ALLOW_KEY_ONLY", problems),
+                       include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
+                       # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
+                       # injected by the platform (and client-sent copies stripped).
+                       auth_enabled=flag(env, "WEBSITE_AUTH_ENABLED", problems))
+        if problems:
+            raise ConfigError(problems)
+        return settings
 
 
 # An HTTP-triggered function must answer within 230 s; leave room for the answer and the telemetry flush.
@@ -69,15 +70,17 @@ def open_client(settings: Settings, run_seconds: float | None = None) -> Exchang
 
 
 def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None, settings: Settings | None = None,
-            control_ids: Sequence[str] | None = None, dry_run: bool = False,
-            caller: str | None = None) -> RunReport:
+            control_ids: Sequence[str] | None = None, dry_run: bool = False, caller: str | None = None,
+            also_check: Sequence[str] = ()) -> RunReport:
     """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
 
     Never raises for a tenant or service problem: those become Error verdicts, an exception in telemetry,
-    and a local log line. Telemetry trouble never changes the result.
+    and a local log line. Telemetry trouble never changes the result. `also_check` controls are only checked
+    (after the remediation), so an unattended run still reports every control.
     """
     env = os.environ if env is None else env
     controls = tuple(control_ids or IMPLEMENTED_CONTROLS)
+    checked_only = tuple(cid for cid in also_check if cid not in controls)
     telemetry.configure(env)
     report = RunReport(command=command, tenant_id=(env.get("EXO_TENANT_ID") or "unknown").strip().lower(),
                        trigger=trigger, dry_run=dry_run, caller=caller)
@@ -86,8 +89,8 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         settings = settings or Settings.from_env(env)
         policy = AuditPolicy.from_env(env)
         client = open_client(settings, HTTP_RUN_DEADLINE_SECONDS if trigger == "http" else None)
-    except (ConfigError, TokenError, archive.ArchiveError) as exc:
-        report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls]
+    except (ConfigError, TokenError) as exc:
+        report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls + checked_only]
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
         return _publish(report, env)
@@ -96,12 +99,20 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
             report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
         else:
             blob_service = archive.blob_service_from_env(env, retry_total=1) if trigger != "cli" else None
-            with TenantWriteLock(settings.tenant_id, blob_service, wait_seconds=LOCK_WAIT_SECONDS):
-                report = run_remediation(client, settings.tenant_id, controls, policy=policy, dry_run=dry_run,
-                                         trigger=trigger, caller=caller, revert=command == "revert",
-                                         report=report)
-    except TenantLockError as exc:
-        report.controls = [checks.error_result(control_id, f"nothing was written: {exc}") for control_id in controls]
+            try:
+                with TenantWriteLock(settings.tenant_id, blob_service, wait_seconds=LOCK_WAIT_SECONDS) as lock:
+                    report = run_remediation(client, settings.tenant_id, controls, policy=policy, dry_run=dry_run,
+                                             trigger=trigger, caller=caller, revert=command == "revert",
+                                             report=report, abort=lock.lost.is_set)
+            finally:
+                if blob_service is not None:
+                    blob_service.close()
+            if checked_only:
+                report = run_check(client, settings.tenant_id, checked_only, policy=policy, trigger=trigger,
+                                   report=report)
+    except (TenantLockError, archive.ArchiveError) as exc:
+        report.controls = [checks.error_result(control_id, f"nothing was written: {exc}")
+                           for control_id in controls + checked_only]
         log.error("Run %s: %s", report.run_id, exc)
         _record_failure(report, "could not take the tenant write lock")
     except Exception:
@@ -121,7 +132,9 @@ def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
     env = os.environ if env is None else env
     if (env.get("AUDIT_MODE") or "").strip().lower() == "remediate":
         safe = [cid for cid in IMPLEMENTED_CONTROLS if HANDLERS[cid].safe_unattended]
-        return execute("remediate", trigger="timer", env=env, control_ids=safe, caller="timer:daily_audit_check")
+        rest = [cid for cid in IMPLEMENTED_CONTROLS if cid not in safe]
+        return execute("remediate", trigger="timer", env=env, control_ids=safe, caller="timer:daily_audit_check",
+                       also_check=rest)
     return execute("check", trigger="timer", env=env)
 
 
@@ -136,8 +149,9 @@ def archive_run(report: RunReport, env: Mapping[str, str]) -> list[str]:
         if blob_service is None:
             log.info("No storage account configured (AzureWebJobsStorage): evidence not archived.")
             return []
-        names = archive.archive_evidence(run_document(report, exit_code(report)),
-                                         container=archive.container_from_env(env), blob_service=blob_service)
+        with blob_service:
+            names = archive.archive_evidence(run_document(report, exit_code(report)),
+                                             container=archive.container_from_env(env), blob_service=blob_service)
     except archive.ArchiveError as exc:
         log.error("Evidence of run %s could not be archived: %s", report.run_id, exc)
         _record_failure(report, "evidence could not be archived")
@@ -156,13 +170,13 @@ def _publish(report: RunReport, env: Mapping[str, str]) -> RunReport:
     """Log the run locally (always), then send and flush its telemetry (bounded)."""
     if report.finished_at is None:
         report.finished_at = datetime.now(UTC)
-    level = logging.INFO if not report.failed_controls else logging.WARNING
+    level = logging.INFO if report.status is Status.COMPLIANT else logging.WARNING
     log.log(level, "Mailbox audit %s %s for tenant %s: %s%s", report.command, report.run_id, report.tenant_id,
             report.status, f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "")
     if report.trigger in ARCHIVED_TRIGGERS:
         archive_run(report, env)
     try:
-        telemetry.emit_run(report, include_identities=_flag(env, "TELEMETRY_INCLUDE_IDENTITIES"),
+        telemetry.emit_run(report, include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", {}),
                            pseudonym_key=env.get("TELEMETRY_PSEUDONYM_KEY") or None)
     finally:
         telemetry.flush()

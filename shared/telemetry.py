@@ -32,6 +32,7 @@ EXPORT_READ_TIMEOUT_SECONDS = 5
 
 _configure_lock = threading.Lock()
 _configured_by_us = False
+_flush_worker: threading.Thread | None = None
 
 
 def _truthy(value: str | None) -> bool:
@@ -82,8 +83,11 @@ def pseudonymise(identity: str, tenant_id: str, key: str | None) -> str:
     without it the tenant id is the key, which keeps pseudonyms stable but lets someone who can guess an address
     confirm it. The evidence report, in the customer's own storage, keeps the real names.
     """
-    secret = (key or tenant_id).encode()
-    digest = hmac.new(secret, f"{tenant_id}:{identity.lower()}".encode(), hashlib.sha256).hexdigest()
+    # surrogatepass: Exchange's UTF-16 names can hold a lone surrogate; strict UTF-8 raised and failed the whole run
+    # after its checks were done (found by tests/hardening). Same for a key decoded from non-UTF-8 environment bytes.
+    secret = (key or tenant_id).encode("utf-8", "surrogatepass")
+    digest = hmac.new(secret, f"{tenant_id}:{identity.lower()}".encode("utf-8", "surrogatepass"),
+                      hashlib.sha256).hexdigest()
     return f"mbx-{digest[:16]}"
 
 
@@ -100,8 +104,8 @@ def run_measurements(report: RunReport) -> dict[str, float]:
     details = {result.control_id: result.details for result in report.controls}
     counts: dict[str, float] = {}
     mailboxes = details.get("mailbox-audit-actions") or details.get("mailbox-audit-retention") or {}
-    if "mailboxes_scanned" in mailboxes:
-        counts["mailboxes_scanned"] = mailboxes["mailboxes_scanned"]
+    if "user_mailboxes" in mailboxes:  # the same meaning whichever mailbox control ran: users plus shared
+        counts["mailboxes_scanned"] = mailboxes["user_mailboxes"] + mailboxes.get("shared_mailboxes", 0)
     if "mailboxes_noncompliant" in (actions := details.get("mailbox-audit-actions") or {}):
         counts["mailboxes_noncompliant"] = actions["mailboxes_noncompliant"]
     if "bypass_enabled" in (bypass := details.get("audit-bypass") or {}):
@@ -171,7 +175,12 @@ def flush(timeout_seconds: float = FLUSH_TIMEOUT_SECONDS) -> bool:
                 except Exception:  # telemetry must never break the run
                     log.warning("telemetry flush failed", exc_info=True)
 
+    global _flush_worker  # noqa: PLW0603 - one flush at a time per process
+    if _flush_worker is not None and _flush_worker.is_alive():
+        log.warning("The previous telemetry flush is still waiting on ingestion; not starting another.")
+        return False
     worker = threading.Thread(target=run, name="telemetry-flush", daemon=True)
+    _flush_worker = worker
     worker.start()
     worker.join(timeout_seconds)
     if worker.is_alive():

@@ -40,6 +40,7 @@ class TenantWriteLock:
             self._local = _local_locks.setdefault(tenant_id, threading.Lock())
         self._lease: Any = None
         self._stop = threading.Event()
+        self.lost = threading.Event()  # set when the lease could not be renewed: stop writing
         self._renewer: threading.Thread | None = None
 
     def __enter__(self) -> TenantWriteLock:
@@ -95,4 +96,6 @@ class TenantWriteLock:
             try:
                 self._lease.renew()
             except Exception:
-                log.warning("Renewing the tenant lease failed; another instance may take it after it expires")
+                self.lost.set()
+                log.warning("Renewing the tenant lease failed: no further writes in this run")
+                return

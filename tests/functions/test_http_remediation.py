@@ -12,7 +12,7 @@ from tests.functions.harness import call_http, events
 
 NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True})
 EASY_AUTH = {"WEBSITE_AUTH_ENABLED": "true"}
-ORG_ONLY = '{"controls": ["org-audit-enabled"]}'
+ORG_ONLY = '{"controls": ["org-audit-enabled"], "dryRun": false}'
 
 
 def principal_headers(*roles: str, claim_type: str = "roles") -> dict[str, str]:
@@ -146,3 +146,19 @@ def test_an_unreachable_lock_store_means_no_write(start_emulator):
     assert answer["status"] == 503
     assert answer["body"]["status"] == "Error"
     assert "write lock" in answer["body"]["error"]
+
+
+def test_a_bare_post_is_a_dry_run(start_emulator):
+    emu = start_emulator(NON_COMPLIANT)
+    answer = call_http(emu, "", headers=AUTHORISED, **EASY_AUTH)
+    assert answer["status"] == 200 and answer["body"]["dry_run"] is True
+    assert emu.writes() == []
+
+
+def test_a_bad_storage_setting_is_an_error_answer_not_a_crash(start_emulator):
+    emu = start_emulator(NON_COMPLIANT)
+    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage="not a connection string",
+                       **EASY_AUTH)
+    assert answer["status"] == 503
+    assert "AzureWebJobsStorage" in answer["body"]["error"]
+    assert emu.writes() == []

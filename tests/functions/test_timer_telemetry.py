@@ -118,7 +118,7 @@ def test_mailbox_counts_arrive_as_measurements_and_identities_are_pseudonymised(
     assert run_timer(emu).returncode == 0
     [completed] = events(emu, "MailboxAuditCheckCompleted")
     measurements = completed["measurements"]
-    assert measurements["mailboxes_scanned"] == 4
+    assert measurements["mailboxes_scanned"] == 5  # four user mailboxes and one shared
     assert measurements["mailboxes_noncompliant"] == 3
     assert measurements["bypass_entries_enabled"] == 1
     actions = only(events(emu, "MailboxAuditControlResult"), "mailbox-audit-actions")
@@ -132,3 +132,15 @@ def test_real_names_only_when_asked(start_emulator):
     run_timer(emu, TELEMETRY_INCLUDE_IDENTITIES="true")
     actions = only(events(emu, "MailboxAuditControlResult"), "mailbox-audit-actions")
     assert "bob@contoso.com" in actions["properties"]["findings_sample"]
+
+
+def test_remediate_mode_still_checks_and_reports_every_control(start_emulator):
+    emu = start_emulator("emulator/scenarios/noncompliant.json")
+    assert run_timer(emu, AUDIT_MODE="remediate", MAILBOX_REMEDIATION_WRITES_PER_SECOND="50").returncode == 0
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
+    # Fixed unattended: org, audit log search, retention. Only checked (a person decides): bypass and actions.
+    assert completed["properties"]["status"] == "NonCompliant"
+    assert set(completed["properties"]["failed_controls"].split(",")) == {"audit-bypass", "mailbox-audit-actions"}
+    fixed = {e["properties"]["control_id"] for e in events(emu, "MailboxAuditRemediation")}
+    assert fixed == {"org-audit-enabled", "audit-log-search", "mailbox-audit-retention"}

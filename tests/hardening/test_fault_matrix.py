@@ -5,6 +5,8 @@ and what to do, and the run ends within its time budget. Recoverable faults give
 
 from __future__ import annotations
 
+import base64
+import gzip
 import time
 
 import pytest
@@ -156,3 +158,33 @@ def test_multi_control_remediation_reports_every_control_truthfully(start_emulat
     assert emu.tenant.organization_config["AuditDisabled"] is False
     assert emu.tenant.admin_audit_log_config["UnifiedAuditLogIngestionEnabled"] is False
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize(("name", "fault", "hint"), [
+    ("deeply nested JSON", Fault("status", status=200, body="raw", raw="[" * 200_000, times=ALWAYS), "not JSON"),
+    ("gzip bomb", Fault("status", status=200, body="raw", times=ALWAYS, headers={"Content-Encoding": "gzip"},
+                        raw_base64=base64.b64encode(gzip.compress(b"\0" * (80 * 2**20))).decode()), "inflates"),
+])
+def test_hostile_answers_are_errors_not_crashes(start_emulator, name, fault, hint):
+    emu = start_emulator(NON_COMPLIANT)
+    emu.add_fault(fault)
+    result, document, _ = cli_check(emu)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert all(hint in control["message"] for control in document["controls"]), name
+
+
+def test_per_mailbox_remediation_stops_at_the_run_deadline(start_emulator):
+    emu = start_emulator(scenario(generate_mailboxes={"count": 300, "template": {"AuditLogAgeLimit": "30.00:00:00"}}))
+    started = time.monotonic()
+    result = run_cli(emu, "remediate", "--control", "mailbox-audit-retention", "--json", timeout=120,
+                     env={**TIMING, "AUDIT_RUN_DEADLINE_SECONDS": "6", "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "5"})
+    elapsed = time.monotonic() - started
+    [step] = cli_json(result)["remediation"]
+    assert step["outcome"] == "Failed"
+    assert "time budget" in step["message"]
+    assert step["details"]["not_attempted"] > 0
+    assert step["details"]["mailboxes_fixed"] == len(emu.invocations("Set-Mailbox"))
+    assert elapsed < 6 + 15
+    # Whatever was read back is what the exit code says: still NonCompliant (1), or unknown (2) if no time was left.
+    assert result.returncode == (1 if step["after"] and step["after"]["status"] == "NonCompliant" else 2)

@@ -110,7 +110,7 @@ def test_functions_leak_nothing_into_logs_telemetry_or_archived_evidence(start_e
     timer = run_timer(emu, AUDIT_MODE="remediate", **storage)
     principal = {"X-MS-TOKEN-AAD-ACCESS-TOKEN": "eyJcanaryeasyauthtoken.eyJpbmdlc3Rpb24.c2lnbmF0dXJl", **AUTHORISED}
     answers = [call_http(emu, body, headers=principal, **EASY_AUTH, **storage)
-               for body in ('{"dryRun": true}', "{}", "{not json")]
+               for body in ('{"dryRun": true}', '{"dryRun": false}', "{}", "{not json")]
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client("leakage")
     archived = {blob.name: blobs.download_blob(blob.name).readall().decode() for blob in blobs.list_blobs()}
     assert len(archived) >= 6  # timer + HTTP runs, three formats each

@@ -70,21 +70,23 @@ def test_the_validator_knows_every_table_and_rejects_a_broken_copy_of_every_quer
 def test_heartbeat_returns_a_row_only_when_the_last_completed_check_is_old_or_missing() -> None:
     """Why the query is right (no Kusto engine offline, so this pins the structure that makes it right):
 
-    1. `toscalar(customEvents | where name == "MailboxAuditCheckCompleted" | summarize max(timestamp))` is the newest
-       completed check in the query range, which the rule overrides to P2D. Over zero rows `max()` yields one row
-       holding null, so toscalar() is null when no check completed in two days, including "never".
+    1. `toscalar(customEvents | where name == "MailboxAuditCheckCompleted" | where trigger == "timer"
+       | summarize max(timestamp))` is the newest completed *daily* check in the query range, which the rule
+       overrides to P2D (a manual CLI or HTTP run must not hide a timer that stopped). Over zero rows `max()`
+       yields one row holding null, so toscalar() is null when no check completed in two days, including "never".
     2. `print` always makes exactly one row; the `where` keeps it only if that value is null or older than 25 h.
     3. So the result has one row (Count 1 > 0: the alert fires) exactly when the last check is older than 25 h or
-       absent, and zero rows otherwise. It must not filter on a dimension (a silent tenant would be invisible) and
-       must not summarize per window (the common `Count < 1` over P1D cannot express 25 h).
+       absent, and zero rows otherwise. It must not filter on any other dimension (a silent tenant would be
+       invisible) and must not summarize per window (the common `Count < 1` over P1D cannot express 25 h).
     """
     query = compact((INFRA / "alerts" / "heartbeat.kql").read_text())
     scalar = re.search(r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxAuditCheckCompleted\" "
+                       r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
                        r"\| summarize max\(timestamp\)\);", query)
     assert scalar, query
     printed = re.search(rf"print (\w+) = {scalar.group(1)} \| where isnull\((\w+)\) or (\w+) < ago\(25h\)", query)
     assert printed and printed.group(1) == printed.group(2) == printed.group(3), query
-    assert "customDimensions" not in query, "the heartbeat must not depend on any dimension"
+    assert set(re.findall(r"customDimensions\.(\w+)", query)) == {"trigger"}, "no other dimension may filter"
     tail = query[printed.end():]
     assert not re.search(r"\| (where|summarize|take|limit|top|distinct)\b", tail), "nothing may drop the row later"
 

@@ -69,8 +69,8 @@ def test_key_only_mode_accepts_the_key_alone_and_records_it():
 
 
 @pytest.mark.parametrize(("body", "controls", "dry_run"), [
-    (b"", IMPLEMENTED_CONTROLS, False),
-    (b"{}", IMPLEMENTED_CONTROLS, False),
+    (b"", IMPLEMENTED_CONTROLS, True),   # a bare POST is a dry run
+    (b"{}", IMPLEMENTED_CONTROLS, True),
     (b'{"dryRun": true}', IMPLEMENTED_CONTROLS, True),
     (b'{"controls": ["org-audit-enabled"], "dryRun": false}', ("org-audit-enabled",), False),
 ])

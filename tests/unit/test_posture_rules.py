@@ -68,9 +68,13 @@ def test_null_lists_mean_empty_and_non_ascii_names_are_fine():
     assert result.details["findings"][0]["missing"]["Admin"]
 
 
-def test_out_of_scope_types_are_skipped():
-    scan = scan_of(row(RecipientTypeDetails="RoomMailbox", AuditEnabled=False), row(RecipientTypeDetails=None))
+def test_out_of_scope_types_are_skipped_but_a_missing_type_is_unreadable():
+    scan = scan_of(row(RecipientTypeDetails="RoomMailbox", AuditEnabled=False))
     assert (scan.users, scan.shared, scan.unreadable) == (0, 0, 0)
+    for odd in (None, 5, ""):
+        scan = scan_of(row(RecipientTypeDetails=odd, AuditLogAgeLimit="00:00:00"))
+        assert scan.unreadable == 1
+        assert evaluate_mailbox_retention(scan, AuditPolicy()).status is Status.ERROR
 
 
 class FakeScan:
