@@ -43,6 +43,17 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in: what must match before a token is sent to a URL."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return (parts.scheme.lower(), "", -1)
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port or default)
+
+
 def check_base_url(value: str, *, allow_loopback_http: bool) -> str | None:
     """Return what is wrong with a base URL (scheme and host, no query), or None when it is fine."""
     try:

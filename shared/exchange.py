@@ -21,6 +21,7 @@ import urllib3
 
 from shared import __version__
 from shared.auth import TokenError, TokenProvider
+from shared.config import origin
 from shared.exchange_errors import (
     ExchangeAuthError,
     ExchangeDeadlineExceeded,
@@ -101,7 +102,7 @@ class ExchangeClient:
         self._session = session or requests.Session()
         self._sleep = sleep
         self._connection_id = str(uuid.uuid4())
-        self._origin = _origin(self.endpoint)
+        self._origin = origin(self.endpoint)
         # time.monotonic() by which the whole run must be done (below the function timeout); None: no limit.
         self.run_deadline = run_deadline
 
@@ -301,21 +302,11 @@ class ExchangeClient:
 
     def _require_exchange_origin(self, url: str, cmdlet: str) -> None:
         """Refuse any URL whose scheme, host or port is not the configured endpoint's: the token stays home."""
-        if _origin(url) != self._origin:
+        if origin(url) != self._origin:
             parts = urlsplit(url)
             raise ExchangeProtocolError(
                 f"refused to follow a link to {parts.scheme}://{parts.netloc}: the token is only sent to "
                 f"{self.endpoint}; the result is incomplete", cmdlet=cmdlet)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return (parts.scheme.lower(), "", -1)
-    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
-    return (parts.scheme.lower(), (parts.hostname or "").lower(), port or default)
 
 
 def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> bytes:

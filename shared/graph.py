@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
+from shared.config import origin
 from shared.redact import redact
 
 log = logging.getLogger("mailbox_audit_guard.graph")
@@ -153,5 +154,4 @@ class GraphClient:
         return self._send("POST", self.url(path), path, body)
 
     def _same_origin(self, url: str) -> bool:
-        mine, theirs = urlsplit(self.base_url), urlsplit(url)
-        return (mine.scheme, mine.hostname, mine.port) == (theirs.scheme, theirs.hostname, theirs.port)
+        return origin(url) == origin(self.base_url)

@@ -26,6 +26,8 @@ def control_document(result: ControlResult) -> dict[str, Any]:
     return {
         "id": result.control_id,
         "title": control.title if control else None,
+        "question": control.question if control else None,
+        "remediation": control.remediation if control else None,
         "status": str(result.status),
         "expected": result.expected,
         "actual": result.actual,
