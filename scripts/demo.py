@@ -1,7 +1,9 @@
 """`make demo`: the daily check against the built-in emulated tenant, then the fix and a clean re-check.
 
-Starts the emulator (Exchange Online, Entra ID and managed identity on loopback), then runs the real CLI in
-child processes, exactly as an administrator would: check → remediate --dry-run → remediate → check.
+Starts the emulator (Exchange Online, Entra ID, managed identity and Application Insights ingestion on loopback),
+runs the daily timer function's code once, as the Functions worker would, with its telemetry going to the emulated
+ingestion endpoint; then the real CLI in child processes, exactly as an administrator would:
+check → remediate --dry-run → remediate → check.
 """
 
 from __future__ import annotations
@@ -18,11 +20,25 @@ from emulator import Emulator  # noqa: E402  (needs the repo on sys.path first)
 
 SCENARIO = REPO / "emulator" / "scenarios" / "noncompliant.json"
 STEPS = [
-    ("1. Daily check of the emulated tenant (expect NonCompliant, exit 1)", ["check"]),
-    ("2. Remediation, dry run: what would change (nothing is written)", ["remediate", "--dry-run"]),
-    ("3. Remediation: write, then verify by reading back", ["remediate"]),
-    ("4. Re-check (expect Compliant, exit 0)", ["check"]),
+    ("2. The same check at a terminal (expect NonCompliant, exit 1)", ["check"]),
+    ("3. Remediation, dry run: what would change (nothing is written)", ["remediate", "--dry-run"]),
+    ("4. Remediation: write, then verify by reading back", ["remediate"]),
+    ("5. Re-check (expect Compliant, exit 0)", ["check"]),
 ]
+HERMETIC_TELEMETRY = {"APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+                      "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+                      "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service", "AUDIT_SCHEDULE": "0 0 6 * * *"}
+
+
+def run_timer(env: dict[str, str], emu: Emulator) -> None:
+    """The main job: the daily_audit_check timer function, with telemetry to the emulated ingestion endpoint."""
+    print("=== 1. The daily timer function (daily_audit_check), telemetry to the emulated Application Insights",
+          flush=True)
+    timer_env = {**env, **HERMETIC_TELEMETRY, "APPLICATIONINSIGHTS_CONNECTION_STRING": emu.connection_string}
+    subprocess.run([sys.executable, "scripts/invoke_function.py", "timer"], cwd=REPO, env=timer_env, check=False)
+    names = [e.get("data", {}).get("baseData", {}).get("name") for e in emu.telemetry]
+    for name in ("MailboxAuditCheckCompleted", "MailboxAuditControlResult"):
+        print(f"  Application Insights received {names.count(name)} × {name}")
 
 
 def main() -> int:
@@ -31,6 +47,7 @@ def main() -> int:
         env.update(emu.env("managed_identity"))
         env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
         print(f"Emulated tenant {emu.tenant_id} at {emu.exchange_url} (managed identity via {emu.identity_endpoint})")
+        run_timer(env, emu)
         code = 2
         for title, args in STEPS:
             print(f"\n=== {title}\n$ python -m shared {' '.join(args)}", flush=True)

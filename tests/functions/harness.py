@@ -34,7 +34,7 @@ def function_env(emu: Any, *, telemetry: bool = True, auth_mode: str = "managed_
 
 
 def run_timer(emu: Any, *, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.functions.driver", "timer"], cwd=REPO,
+    return subprocess.run([sys.executable, "scripts/invoke_function.py", "timer"], cwd=REPO,
                           env=function_env(emu, **env), capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -45,7 +45,7 @@ def call_http(emu: Any, body: bytes | str = b"", *, method: str = "POST", header
     with tempfile.NamedTemporaryFile(delete=False, suffix=".body") as handle:
         handle.write(body.encode() if isinstance(body, str) else body)
     result = subprocess.run(
-        [sys.executable, "-m", "tests.functions.driver", "http", method, handle.name, json.dumps(headers or {}),
+        [sys.executable, "scripts/invoke_function.py", "http", method, handle.name, json.dumps(headers or {}),
          str(concurrent)],
         cwd=REPO, env=function_env(emu, **env), capture_output=True, text=True, timeout=timeout, check=False)
     Path(handle.name).unlink()

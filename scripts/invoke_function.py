@@ -1,8 +1,9 @@
 """Runs one function invocation in a fresh process, as the worker would call the user code.
 
 OpenTelemetry's providers are global and set once per process, so every telemetry test gets its own process.
-Usage: python -m tests.functions.driver timer [--past-due]
-       python -m tests.functions.driver http METHOD BODY_FILE HEADERS_JSON [CONCURRENT_CALLS]
+Used by `make demo` and the tests. Usage:
+       python scripts/invoke_function.py timer [--past-due]
+       python scripts/invoke_function.py http METHOD BODY_FILE HEADERS_JSON [CONCURRENT_CALLS]
 Several concurrent calls run on threads of one process, as the worker's thread pool runs them.
 """
 
@@ -14,6 +15,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
@@ -21,6 +24,7 @@ from azure.functions.timer import TimerRequest
 def main(argv: list[str]) -> int:
     # The worker forwards every log record to the host's log stream; stderr stands in for it here.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs' request-by-request INFO lines are noise here
     import function_app
 
     if argv[0] == "timer":
