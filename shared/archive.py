@@ -41,8 +41,9 @@ class ArchiveError(Exception):
 
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """The evidence document as canonical JSON: sorted keys, no insignificant whitespace, UTF-8."""
+    # A lone surrogate (Exchange strings are UTF-16) cannot be UTF-8: keep it visible as an escape, never fail.
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+                      allow_nan=False).encode("utf-8", errors="backslashreplace")
 
 
 def blob_prefix(document: Mapping[str, Any]) -> str:
@@ -73,8 +74,8 @@ def archive_evidence(document: dict[str, Any], *, container: str, blob_service: 
         evidence = canonical_json(document)
     except (TypeError, ValueError) as exc:
         raise ArchiveError(f"cannot archive: the document is not plain JSON ({type(exc).__name__})") from None
-    payloads = {"json": evidence, "html": render_html(document).encode("utf-8"),
-                "md": render_markdown(document).encode("utf-8")}
+    payloads = {"json": evidence, "html": render_html(document).encode("utf-8", errors="backslashreplace"),
+                "md": render_markdown(document).encode("utf-8", errors="backslashreplace")}
     where = _endpoint(blob_service)
     container_client = blob_service.get_container_client(container)
     written: list[str] = []

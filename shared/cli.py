@@ -106,7 +106,8 @@ def _write_report(args: argparse.Namespace, document: dict, code: int) -> int:
         sys.stdout.write(text)
         return code
     try:
-        with open(args.out, "w", encoding="utf-8") as handle:
+        # Exchange strings are UTF-16 and may hold a lone surrogate: escape it rather than lose the report.
+        with open(args.out, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
     except OSError as exc:
         print(f"--out: cannot write {args.out}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
