@@ -63,6 +63,9 @@ def check_base_url(value: str, *, allow_loopback_http: bool) -> str | None:
         return "is not a valid URL"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return "must be an absolute https URL, e.g. https://outlook.office365.com"
+    if not parts.hostname.isascii():
+        # A look-alike (e.g. a Cyrillic "о") would send the token elsewhere: internationalised names as punycode.
+        return "must name its host in ASCII (write an internationalised name as punycode, xn--...)"
     if parts.scheme == "http" and not (allow_loopback_http and is_loopback_host(parts.hostname)):
         return "must use https (plain http is allowed only for loopback addresses such as 127.0.0.1)"
     if parts.query or parts.fragment or parts.username or parts.password:

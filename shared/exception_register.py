@@ -82,7 +82,7 @@ def load_register(path: str | Path, today: date) -> ExceptionRegister:
             data = handle.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise ExceptionFileError(f"is larger than {MAX_FILE_BYTES} bytes")
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode("utf-8-sig"))  # -sig: Windows editors often save with a BOM
     except ExceptionFileError:
         raise  # a ValueError too: without this it was reported as "is not valid JSON", hiding the real reason
     except OSError as exc:

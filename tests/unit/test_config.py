@@ -39,7 +39,8 @@ def test_endpoint_override_keeps_the_clouds_token_scope():
 
 
 @pytest.mark.parametrize("url", ["http://outlook.office365.com", "http://10.0.0.5:80", "ftp://127.0.0.1",
-                                 "https://host/path", "https://user:pw@host", "not a url", "https://h:99999"])
+                                 "https://host/path", "https://user:pw@host", "not a url", "https://h:99999",
+                                 "https://outlook.\u043effice365.com"])  # a Cyrillic o: a look-alike host
 def test_bad_endpoints_are_refused_by_name(url):
     with pytest.raises(ConfigError) as raised:
         settings(EXO_ENDPOINT=url)

@@ -137,3 +137,12 @@ def test_hostile_register_values_are_bounded_and_refused_not_used():
     assert not register.valid
     [rejected] = register.rejected
     assert all(len(value) <= 200 for value in rejected["entry"].values())
+
+
+def test_an_exceptions_file_saved_with_a_bom_is_read(tmp_path):
+    from shared.exception_register import load_register
+
+    path = tmp_path / "exceptions.json"
+    path.write_bytes(b"\xef\xbb\xbf" + b'[{"control": "audit-bypass", "identity": "svc", "reason": "r", '
+                     b'"approved_by": "a", "expires": "2099-01-01"}]')
+    assert load_register(path, TODAY).find("audit-bypass", "svc") is not None
