@@ -12,26 +12,19 @@ from typing import Any
 from shared.config import AuditPolicy
 from shared.controls import AUDIT_BYPASS
 from shared.models import ControlResult, Status
+from shared.scan import StreamedScan
 
 BYPASS_FIELDS = ("Guid", "Name", "Identity", "AuditBypassEnabled")
-MAX_EXAMPLES = 20
 
 
 @dataclass
-class BypassScan:
+class BypassScan(StreamedScan):
     policy: AuditPolicy
     total: int = 0
     enabled: int = 0
     findings: list[dict[str, Any]] = field(default_factory=list)
     exceptions_used: list[dict[str, str]] = field(default_factory=list)
-    unreadable: int = 0
-    unreadable_examples: list[str] = field(default_factory=list)
-    incomplete: str | None = None
     system_warnings: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.__dict__.update(BypassScan(self.policy).__dict__)
 
     def add(self, row: dict[str, Any]) -> None:
         self.total += 1
@@ -39,9 +32,7 @@ class BypassScan:
         guid, name, identity = names
         enabled = row.get("AuditBypassEnabled")
         if not isinstance(enabled, bool) or not (guid or identity or name):
-            self.unreadable += 1
-            if len(self.unreadable_examples) < MAX_EXAMPLES:
-                self.unreadable_examples.append(name or identity or guid or "an association without a name")
+            self.note_unreadable(name or identity or guid or "an association without a name")
             return
         if not enabled:
             return
@@ -65,13 +56,8 @@ def evaluate_bypass(scan: BypassScan, policy: AuditPolicy) -> ControlResult:
         "exceptions_used": scan.exceptions_used, "exceptions_rejected": list(policy.exceptions.rejected),
         "exceptions_unused": unused, "unreadable": scan.unreadable, "system_warnings": scan.system_warnings,
         "warnings": scan.warnings}
-    if scan.incomplete:
-        return ControlResult(control.id, Status.ERROR, control.expected, "incomplete read",
-                             f"The bypass associations could not be read completely: {scan.incomplete}", details)
-    if scan.unreadable:
-        return ControlResult(control.id, Status.ERROR, control.expected, f"{scan.unreadable} unreadable",
-                             f"{scan.unreadable} associations had no readable AuditBypassEnabled or name (e.g. "
-                             f"{', '.join(scan.unreadable_examples[:5])}); compliance is unknown.", details)
+    if (problem := scan.failure(control.id, control.expected, "bypass associations", details)) is not None:
+        return problem
     rejected = (f" {len(policy.exceptions.rejected)} entries of the exception register were not accepted "
                 "(expired, incomplete or malformed); see the report." if policy.exceptions.rejected else "")
     excused = f" {len(scan.exceptions_used)} covered by a written exception." if scan.exceptions_used else ""

@@ -14,13 +14,13 @@ from shared.config import AuditPolicy
 from shared.controls import LOGON_TYPES, MAILBOX_AUDIT_ACTIONS, MAILBOX_AUDIT_RETENTION, PREMIUM_CAPABILITY
 from shared.controls import required_actions as baseline_actions
 from shared.models import ControlResult, Status
+from shared.scan import StreamedScan
 
 MAILBOX_FIELDS = ("ExternalDirectoryObjectId", "Guid", "UserPrincipalName", "RecipientTypeDetails", "AuditEnabled",
                   "AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet", "AuditLogAgeLimit",
                   "PersistedCapabilities")
 USER, SHARED = "UserMailbox", "SharedMailbox"
 SCANNED_TYPES = (USER, SHARED)  # retention covers both; actions judge users (shared: report-only, opt-in)
-MAX_EXAMPLES = 20
 # Selected properties a verdict depends on. Exchange returns every $selected property (null when empty); one that
 # is absent from the answer was not read, so the mailbox is unreadable: treating it as empty judged cis-v4
 # mailboxes without PersistedCapabilities against the weaker E3 lists (Compliant) and planned writes from data
@@ -60,7 +60,7 @@ def _lowered(value: Any) -> set[str] | None:
 
 
 @dataclass
-class MailboxScan:
+class MailboxScan(StreamedScan):
     """What one pass over the tenant's user and shared mailboxes found, for both mailbox controls."""
 
     policy: AuditPolicy
@@ -68,28 +68,19 @@ class MailboxScan:
     shared: int = 0
     action_findings: list[dict[str, Any]] = field(default_factory=list)
     retention_findings: list[dict[str, Any]] = field(default_factory=list)
-    unreadable: int = 0
-    unreadable_examples: list[str] = field(default_factory=list)
-    incomplete: str | None = None  # why the scan cannot be trusted as complete, if it cannot
     not_explicitly_enabled: int | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def reset(self) -> None:
-        """Forget everything (the query restarted from page 1)."""
-        fresh = MailboxScan(self.policy)
-        self.__dict__.update(fresh.__dict__)
 
     def add(self, row: dict[str, Any]) -> None:
         kind = row.get("RecipientTypeDetails")
         if kind not in SCANNED_TYPES:
             if isinstance(kind, str) and kind:
                 return  # a known other type (room, group...): not in scope
-            self._unreadable(str(row.get("UserPrincipalName") or "a mailbox without a type"))  # fail closed
+            self.note_unreadable(str(row.get("UserPrincipalName") or "a mailbox without a type"))  # fail closed
             return
         identity = row.get("ExternalDirectoryObjectId") or row.get("Guid") or row.get("UserPrincipalName")
         upn = row.get("UserPrincipalName") if isinstance(row.get("UserPrincipalName"), str) else None
         if not isinstance(identity, str) or not identity:
-            self._unreadable(upn or "a mailbox without an identity")
+            self.note_unreadable(upn or "a mailbox without an identity")
             return
         if kind == USER:
             self.users += 1
@@ -103,7 +94,7 @@ class MailboxScan:
         if (None in audited.values() or managed is None or capabilities is None
                 or not isinstance(audit_enabled, bool) or days is None
                 or any(name not in row for name in JUDGED_PROPERTIES)):
-            self._unreadable(upn or identity)
+            self.note_unreadable(upn or identity)
             return
         base = {"identity": identity, "upn": upn, "type": kind}
         if kind == USER or self.policy.include_shared:
@@ -127,26 +118,9 @@ class MailboxScan:
             self.action_findings.append({**base, "audit_enabled": audit_enabled, "missing": missing,
                                          "frozen": frozen, "premium": premium, "report_only": report_only})
 
-    def _unreadable(self, who: str) -> None:
-        self.unreadable += 1
-        if len(self.unreadable_examples) < MAX_EXAMPLES:
-            self.unreadable_examples.append(who)
-
     @property
     def noncompliant_users(self) -> int:
         return sum(1 for finding in self.action_findings if not finding["report_only"])
-
-
-def _incomplete(scan: MailboxScan, control_id: str, expected: str, details: dict[str, Any]) -> ControlResult | None:
-    """Fail closed: a scan that was cut short, or had rows we could not read, proves nothing."""
-    if scan.incomplete:
-        return ControlResult(control_id, Status.ERROR, expected, "incomplete read",
-                             f"The mailbox list could not be read completely: {scan.incomplete}", details)
-    if scan.unreadable:
-        return ControlResult(control_id, Status.ERROR, expected, f"{scan.unreadable} mailboxes unreadable",
-                             f"{scan.unreadable} mailboxes had missing or malformed audit properties (e.g. "
-                             f"{', '.join(scan.unreadable_examples[:5])}); their compliance is unknown.", details)
-    return None
 
 
 def evaluate_mailbox_actions(scan: MailboxScan, policy: AuditPolicy) -> ControlResult:
@@ -160,7 +134,7 @@ def evaluate_mailbox_actions(scan: MailboxScan, policy: AuditPolicy) -> ControlR
         "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
         "mailboxes_noncompliant": failing, "not_explicitly_enabled": scan.not_explicitly_enabled,
         "findings": scan.action_findings, "unreadable": scan.unreadable, "warnings": scan.warnings}
-    if (problem := _incomplete(scan, control.id, expected, details)) is not None:
+    if (problem := scan.failure(control.id, expected, "mailboxes", details)) is not None:
         return problem
     frozen = sum(1 for finding in scan.action_findings if finding["frozen"])
     actual = f"{failing} of {scan.users} user mailboxes fall short"
@@ -184,7 +158,7 @@ def evaluate_mailbox_retention(scan: MailboxScan, policy: AuditPolicy) -> Contro
                                "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
                                "findings": findings, "zero_retention": zero, "unreadable": scan.unreadable,
                                "warnings": scan.warnings}
-    if (problem := _incomplete(scan, control.id, expected, details)) is not None:
+    if (problem := scan.failure(control.id, expected, "mailboxes", details)) is not None:
         return problem
     actual = f"{len(findings)} of {scan.users + scan.shared} mailboxes below {policy.min_retention_days} days"
     if findings:
