@@ -510,9 +510,18 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _MD_CODE_SAFE = re.compile(r"[A-Za-z0-9 ._:$@/-]+")
 
 
+# Bidirectional controls (e.g. U+202E) in a mailbox name could make a report show one address as another;
+# they are shown as visible escapes instead.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def neutralise_bidi(text: str) -> str:
+    return _BIDI_CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def md_escape(text: str) -> str:
     """Inline-safe Markdown: punctuation backslash-escaped, pipes escaped, newlines as <br>."""
-    return _NEWLINES.sub("<br>", _MD_ESCAPE.sub(r"\\\1", text))
+    return _NEWLINES.sub("<br>", _MD_ESCAPE.sub(r"\\\1", neutralise_bidi(text)))
 
 
 def _md_block_text(text: str) -> str:
@@ -588,7 +597,7 @@ _LONG_TOKEN = re.compile(r"\S{41,}")
 
 def _e(text: Any) -> str:
     """Escaped for an attribute value or RCDATA (<title>)."""
-    return html.escape(str(text), quote=True)
+    return html.escape(neutralise_bidi(str(text)), quote=True)
 
 
 def _t(text: Any) -> str:

@@ -315,3 +315,16 @@ def test_keys_the_renderer_does_not_know_still_get_a_column():
     findings = table(page, "Findings", "control-audit-bypass")
     assert findings.head == ["Identity", "Name", "Guid", "default_audit_set"]
     assert findings.rows[0][3] == "Admin, Delegate" and findings.rows[1][3] == ""
+
+
+def test_bidirectional_controls_in_names_are_shown_as_escapes_not_obeyed():
+    """U+202E would make "eve@contoso.com" display as another address in a browser or a Markdown viewer."""
+    from shared.evidence import render_html, render_markdown
+    from tests.report.documents import check_document
+
+    document = check_document()
+    bypass = next(c for c in document["controls"] if c["id"] == "audit-bypass")
+    bypass["details"]["findings"][0]["identity"] = "svc\u202emoc.osotnoc@eve"
+    for rendered in (render_html(document), render_markdown(document)):
+        assert "\u202e" not in rendered
+        assert "u202e" in rendered
