@@ -262,3 +262,33 @@ class AuditPolicy:
                    include_shared=flags["MAILBOX_AUDIT_INCLUDE_SHARED"],
                    check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
                    exceptions=register, writes_per_second=pace)
+
+
+AUDIT_MODES = ("report", "remediate")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Settings of the function app itself (the Exchange connection lives in `Settings`)."""
+
+    audit_mode: str = "report"
+    allow_key_only: bool = False
+    include_identities: bool = False
+    auth_enabled: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
+        env = os.environ if env is None else env
+        problems: dict[str, str] = {}
+        mode = (env.get("AUDIT_MODE") or "report").strip().lower()
+        if mode not in AUDIT_MODES:
+            problems["AUDIT_MODE"] = f"must be one of {', '.join(AUDIT_MODES)}"
+        settings = cls(audit_mode=mode,
+                       allow_key_only=flag(env, "REMEDIATION_ALLOW_KEY_ONLY", problems),
+                       include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
+                       # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
+                       # injected by the platform (and client-sent copies stripped).
+                       auth_enabled=flag(env, "WEBSITE_AUTH_ENABLED", problems))
+        if problems:
+            raise ConfigError(problems)
+        return settings

@@ -16,11 +16,10 @@ from typing import Any
 
 import jsonschema
 
-from shared.config import ConfigError
+from shared.config import AppSettings, ConfigError
 from shared.engine import IMPLEMENTED_CONTROLS, RunReport
 from shared.models import Outcome
 from shared.report import remediation_document
-from shared.service import AppSettings
 
 log = logging.getLogger("mailbox_audit_guard.http")
 

@@ -9,12 +9,11 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import archive, checks, telemetry
 from shared.auth import TokenError, token_provider_for
-from shared.config import AuditPolicy, ConfigError, Settings, flag
+from shared.config import AppSettings, AuditPolicy, ConfigError, Settings, flag
 from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
 from shared.exchange import ExchangeClient, RetryPolicy
 from shared.models import Status
@@ -23,37 +22,9 @@ from shared.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
 
-AUDIT_MODES = ("report", "remediate")
 ARCHIVED_TRIGGERS = ("timer", "http")  # the CLI writes its evidence where the person asks (`report --out`)
 
 LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually ends well within this
-
-
-@dataclass(frozen=True)
-class AppSettings:
-    """Settings of the function app itself (the Exchange connection lives in `Settings`)."""
-
-    audit_mode: str = "report"
-    allow_key_only: bool = False
-    include_identities: bool = False
-    auth_enabled: bool = False
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
-        env = os.environ if env is None else env
-        problems: dict[str, str] = {}
-        mode = (env.get("AUDIT_MODE") or "report").strip().lower()
-        if mode not in AUDIT_MODES:
-            problems["AUDIT_MODE"] = f"must be one of {', '.join(AUDIT_MODES)}"
-        settings = cls(audit_mode=mode,
-                       allow_key_only=flag(env, "REMEDIATION_ALLOW_KEY_ONLY", problems),
-                       include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
-                       # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
-                       # injected by the platform (and client-sent copies stripped).
-                       auth_enabled=flag(env, "WEBSITE_AUTH_ENABLED", problems))
-        if problems:
-            raise ConfigError(problems)
-        return settings
 
 
 # An HTTP-triggered function must answer within 230 s; leave room for the answer and the telemetry flush.

@@ -26,9 +26,8 @@ from hypothesis import strategies as st
 
 from shared.clouds import CLOUDS
 from shared.collect import NOT_EXPLICIT_FILTER
-from shared.config import AUTH_MODES, BASELINES, AuditPolicy, ConfigError, Settings
+from shared.config import AUTH_MODES, BASELINES, AppSettings, AuditPolicy, ConfigError, Settings
 from shared.exception_register import ExceptionFileError, parse_register
-from shared.service import AppSettings
 from tests.conftest import REPO, TENANT_ID, clean_env, cli_json, run_cli, scenario, tenant_traffic
 from tests.hardening.support import HOSTILE_TEXT, JSON_VALUES, fuzz
 

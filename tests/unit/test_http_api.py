@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from shared.config import AppSettings
 from shared.engine import IMPLEMENTED_CONTROLS
 from shared.http_api import REMEDIATE_ROLE, ROLE_CLAIM_URI, HttpProblem, authorise, parse_request, read_principal
-from shared.service import AppSettings
 
 EASY_AUTH = AppSettings(auth_enabled=True)
 
