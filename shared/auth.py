@@ -11,6 +11,7 @@ import time
 from typing import Any, Protocol
 
 from shared.config import Settings
+from shared.text import first_line
 
 log = logging.getLogger("mailbox_audit_guard.auth")
 
@@ -103,7 +104,7 @@ class ManagedIdentityTokenProvider(_CachingProvider):
             token = self._credential.get_token(self.scope)
         except (AzureError, ValueError, KeyError, TypeError) as exc:
             raise TokenError(
-                f"Could not get a token from {self.description} for {self.scope}: {_first_line(exc)}. "
+                f"Could not get a token from {self.description} for {self.scope}: {first_line(exc)}. "
                 "Check that the Function App has this identity assigned (and EXO_CLIENT_ID names it when it is "
                 "user-assigned), or set EXO_AUTH_MODE=certificate/secret when running outside Azure."
             ) from None
@@ -148,7 +149,7 @@ class MsalTokenProvider(_CachingProvider):
             description = result.get("error_description", "") if isinstance(result, dict) else ""
             raise TokenError(
                 f"The login service refused a token for {self.description} ({error}): "
-                f"{_first_line(description) or 'no description'}. Check EXO_CLIENT_ID, the credential, and that "
+                f"{first_line(description) or 'no description'}. Check EXO_CLIENT_ID, the credential, and that "
                 "the app has the Exchange.ManageAsApp permission with admin consent."
             )
         expires_in = float(result.get("expires_in", 0) or 0)
@@ -191,9 +192,3 @@ def token_provider_for(settings: Settings) -> TokenProvider:
     credential = load_certificate_credential(str(settings.certificate_path), settings.certificate_password)
     return MsalTokenProvider(scope, settings.authority, settings.tenant_id, settings.client_id, credential,
                              f"app {settings.client_id} (certificate {credential['thumbprint'][:8]}…)")
-
-
-def _first_line(value: object) -> str:
-    text = str(value).strip()
-    return text.splitlines()[0][:300] if text else ""
-

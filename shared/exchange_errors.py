@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shared.text import shorten
+
 WRITE_ROLES_HINT = "Exchange Administrator (to remediate) or Global Reader (to check only)"
 
 
@@ -151,7 +153,7 @@ def classify_error(status: int, info: ErrorInfo, *, cmdlet: str, request_id: str
     text = info.text or ""
     lowered = text.lower()
     exception_type = info.exception_type or ""
-    kwargs: dict[str, Any] = {"cmdlet": cmdlet, "status": status, "detail": _short(text) or None,
+    kwargs: dict[str, Any] = {"cmdlet": cmdlet, "status": status, "detail": shorten(text, 500) or None,
                               "exception_type": info.exception_type, "request_id": request_id}
     if "maximum number of concurrent requests" in lowered:
         return ExchangeThrottled("too many concurrent requests for this tenant", retry_after=retry_after, **kwargs)
@@ -177,8 +179,3 @@ def classify_error(status: int, info: ErrorInfo, *, cmdlet: str, request_id: str
     if 400 <= status < 500:
         return ExchangeBadRequest("bad request", **kwargs)
     return ExchangeServerError(f"server error {status}", **kwargs)
-
-
-def _short(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

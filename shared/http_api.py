@@ -20,6 +20,7 @@ from shared.config import AppSettings, ConfigError
 from shared.engine import IMPLEMENTED_CONTROLS, RunReport
 from shared.models import Outcome
 from shared.report import remediation_document
+from shared.text import shorten
 
 log = logging.getLogger("mailbox_audit_guard.http")
 
@@ -138,7 +139,7 @@ def parse_request(body: bytes) -> RemediationRequest:
         raise HttpProblem(400, "The request body is nested too deeply.") from None
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "body"
-        raise HttpProblem(400, f"Invalid request ({where}): {_short(error.message)}. "
+        raise HttpProblem(400, f"Invalid request ({where}): {shorten(error.message, 200)}. "
                                f"Expected {{\"controls\": [{', '.join(map(repr, IMPLEMENTED_CONTROLS))}], "
                                "\"dryRun\": true|false}, all optional; dryRun defaults to true.")
     return RemediationRequest(controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
@@ -174,7 +175,3 @@ def response_document(report: RunReport) -> dict[str, Any]:
     if not steps:  # the run could not start: say why, per control
         document["error"] = "; ".join(sorted({result.message for result in report.controls}))
     return document
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
