@@ -8,7 +8,7 @@ import os
 
 import azure.functions as func
 
-from shared import http_api, service
+from shared.runtime import http_api, service
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("mailbox_audit_guard.functions")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.cli import main
+from shared.cli.main import main
 
 if __name__ == "__main__":
     code = main(sys.argv[1:])

@@ -1,8 +1,8 @@
-"""`python -m shared`: the command line (see shared/cli.py)."""
+"""`python -m shared`: the command line (see shared/cli/main.py)."""
 
 import sys
 
-from shared.cli import main
+from shared.cli.main import main
 
 if __name__ == "__main__":
     # Exchange's UTF-16 strings can hold a lone surrogate (a name served as "\ud800"): printing it to a strict UTF-8

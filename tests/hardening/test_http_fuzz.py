@@ -21,9 +21,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from shared.engine import IMPLEMENTED_CONTROLS, RunReport
-from shared.http_api import MAX_BODY_BYTES, REMEDIATE_ROLE, ROLE_CLAIM_URI, handle
-from shared.models import ControlResult, Outcome, RemediationResult, Status
+from shared.engine.runner import IMPLEMENTED_CONTROLS, RunReport
+from shared.model import ControlResult, Outcome, RemediationResult, Status
+from shared.runtime.http_api import MAX_BODY_BYTES, REMEDIATE_ROLE, ROLE_CLAIM_URI, handle
 from tests.conftest import REPO, TENANT_ID, scenario, tenant_traffic
 from tests.functions.harness import function_env
 from tests.hardening.support import at_stack_depth, fuzz, nested

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from shared.bypass_checks import BypassScan, evaluate_bypass
-from shared.config import AuditPolicy
-from shared.controls import required_actions
-from shared.exception_register import parse_register
-from shared.mailbox_checks import MailboxScan, evaluate_mailbox_actions, evaluate_mailbox_retention
-from shared.models import Status
+from shared.config.exception_register import parse_register
+from shared.config.settings import AuditPolicy
+from shared.controls.bypass_checks import BypassScan, evaluate_bypass
+from shared.controls.catalogue import required_actions
+from shared.controls.mailbox_checks import MailboxScan, evaluate_mailbox_actions, evaluate_mailbox_retention
+from shared.model import Status
 from tests.conftest import cli_json, run_cli, scenario
 from tests.hardening.support import JSON_VALUES, fuzz
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shared.auth import token_provider_for
-from shared.config import Settings
-from shared.exchange import ExchangeClient, RetryPolicy
+from shared.config.settings import Settings
+from shared.exchange.auth import token_provider_for
+from shared.exchange.client import ExchangeClient, RetryPolicy
 
 FAST = RetryPolicy(max_attempts=5, deadline_seconds=20, backoff_base_seconds=0.05, backoff_cap_seconds=0.2)
 

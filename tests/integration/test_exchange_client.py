@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from emulator import Fault
-from shared.exchange import AUDIT_LOG_ANCHOR_GUID, system_anchor
-from shared.exchange_errors import (
+from shared.exchange.client import AUDIT_LOG_ANCHOR_GUID, system_anchor
+from shared.exchange.errors import (
     ExchangeAuthError,
     ExchangeBadRequest,
     ExchangeDeadlineExceeded,

@@ -1,13 +1,13 @@
-"""Realistic evidence documents: built by shared.report.run_document from RunReports, plus the issue-5 details."""
+"""Realistic evidence documents: built by shared.evidence.document.run_document from RunReports, plus the issue-5 details."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.engine import RunReport
-from shared.models import ControlResult, Outcome, RemediationResult, Status
-from shared.report import run_document
+from shared.engine.runner import RunReport
+from shared.evidence.document import run_document
+from shared.model import ControlResult, Outcome, RemediationResult, Status
 from tests.conftest import TENANT_ID
 
 # Untrusted text as Exchange might hand it back: markup, quotes, Markdown table syntax, a newline.

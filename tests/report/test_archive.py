@@ -1,4 +1,4 @@
-"""Archiving evidence to Blob Storage (shared.archive) against a real Azurite, plus the settings it reads."""
+"""Archiving evidence to Blob Storage (shared.evidence.archive) against a real Azurite, plus the settings it reads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from shared.archive import (
+from shared.evidence.archive import (
     ArchiveError,
     archive_evidence,
     blob_prefix,
@@ -20,7 +20,7 @@ from shared.archive import (
     canonical_json,
     container_from_env,
 )
-from shared.evidence import render_html, render_markdown
+from shared.evidence.layout import render_html, render_markdown
 from tests.report.conftest import DEV_KEY, REPO, connection_string, free_port
 from tests.report.documents import check_document, remediate_document
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from shared.checks import evaluate_org_audit
-from shared.collect import MISSING, OrgConfig
-from shared.models import Status
+from shared.controls.checks import evaluate_org_audit
+from shared.controls.collect import MISSING, OrgConfig
+from shared.model import Status
 
 
 def org(audit_disabled, dehydrated=False):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.config import ConfigError, Settings
+from shared.config.settings import ConfigError, Settings
 
 TENANT = "0b5c1c1e-1111-2222-3333-444455556666"
 CLIENT = "11111111-2222-3333-4444-555555555555"

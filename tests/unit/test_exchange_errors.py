@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared import exchange_errors as e
+from shared.exchange import errors as e
 
 
 def envelope(text, code="BadRequest", error_id="Ex6F9304", dotnet="Microsoft.Exchange.Some.Exception"):

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from shared.clouds import CLOUDS, Cloud
-from shared.graph import GraphClient, GraphError, parse_error
-from shared.graph_permissions import (
+from shared.config.clouds import CLOUDS, Cloud
+from shared.graph.client import GraphClient, GraphError, parse_error
+from shared.graph.permissions import (
     EXCHANGE_ADMINISTRATOR,
     GLOBAL_ADMINISTRATOR,
     GLOBAL_READER,

@@ -5,9 +5,16 @@ import json
 
 import pytest
 
-from shared.config import AppSettings
-from shared.engine import IMPLEMENTED_CONTROLS
-from shared.http_api import REMEDIATE_ROLE, ROLE_CLAIM_URI, HttpProblem, authorise, parse_request, read_principal
+from shared.config.settings import AppSettings
+from shared.engine.runner import IMPLEMENTED_CONTROLS
+from shared.runtime.http_api import (
+    REMEDIATE_ROLE,
+    ROLE_CLAIM_URI,
+    HttpProblem,
+    authorise,
+    parse_request,
+    read_principal,
+)
 
 EASY_AUTH = AppSettings(auth_enabled=True)
 

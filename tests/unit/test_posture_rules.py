@@ -4,14 +4,19 @@ from datetime import date
 
 import pytest
 
-from shared.bypass_checks import BypassScan, evaluate_bypass
-from shared.collect import count_rows, stream_into
-from shared.config import AuditPolicy
-from shared.controls import required_actions
-from shared.exception_register import ExceptionFileError, parse_register
-from shared.exchange import Page
-from shared.mailbox_checks import MailboxScan, evaluate_mailbox_actions, evaluate_mailbox_retention, timespan_days
-from shared.models import Status
+from shared.config.exception_register import ExceptionFileError, parse_register
+from shared.config.settings import AuditPolicy
+from shared.controls.bypass_checks import BypassScan, evaluate_bypass
+from shared.controls.catalogue import required_actions
+from shared.controls.collect import count_rows, stream_into
+from shared.controls.mailbox_checks import (
+    MailboxScan,
+    evaluate_mailbox_actions,
+    evaluate_mailbox_retention,
+    timespan_days,
+)
+from shared.exchange.client import Page
+from shared.model import Status
 
 TODAY = date(2026, 11, 28)
 CIS = {f"Audit{logon}": sorted(actions) for logon, actions in required_actions("cis", True).items()}
@@ -140,7 +145,7 @@ def test_hostile_register_values_are_bounded_and_refused_not_used():
 
 
 def test_an_exceptions_file_saved_with_a_bom_is_read(tmp_path):
-    from shared.exception_register import load_register
+    from shared.config.exception_register import load_register
 
     path = tmp_path / "exceptions.json"
     path.write_bytes(b"\xef\xbb\xbf" + b'[{"control": "audit-bypass", "identity": "svc", "reason": "r", '

@@ -16,10 +16,10 @@ from typing import Any
 
 import jsonschema
 
-from shared.config import AppSettings, ConfigError
-from shared.engine import IMPLEMENTED_CONTROLS, RunReport
-from shared.models import Outcome
-from shared.report import remediation_document
+from shared.config.settings import AppSettings, ConfigError
+from shared.engine.runner import IMPLEMENTED_CONTROLS, RunReport
+from shared.evidence.document import remediation_document
+from shared.model import Outcome
 from shared.text import shorten
 
 log = logging.getLogger("mailbox_audit_guard.http")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import AuditPolicy
-from shared.controls import AUDIT_BYPASS
-from shared.models import ControlResult, Status
-from shared.scan import StreamedScan
+from shared.config.settings import AuditPolicy
+from shared.controls.catalogue import AUDIT_BYPASS
+from shared.controls.scan import StreamedScan
+from shared.model import ControlResult, Status
 
 BYPASS_FIELDS = ("Guid", "Name", "Identity", "AuditBypassEnabled")
 

@@ -20,9 +20,9 @@ import tenacity
 import urllib3
 
 from shared import __version__
-from shared.auth import TokenError, TokenProvider
-from shared.config import origin
-from shared.exchange_errors import (
+from shared.config.settings import origin
+from shared.exchange.auth import TokenError, TokenProvider
+from shared.exchange.errors import (
     ExchangeAuthError,
     ExchangeDeadlineExceeded,
     ExchangeError,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import requests
 
-from shared.config import origin
+from shared.config.settings import origin
 from shared.redact import redact
 
 log = logging.getLogger("mailbox_audit_guard.graph")

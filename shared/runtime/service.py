@@ -11,14 +11,16 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from shared import archive, checks, telemetry
-from shared.auth import TokenError, token_provider_for
-from shared.config import AppSettings, AuditPolicy, ConfigError, Settings, flag
-from shared.engine import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
-from shared.exchange import ExchangeClient, RetryPolicy
-from shared.models import Status
-from shared.report import exit_code, run_document
-from shared.tenant_lock import TenantLockError, TenantWriteLock
+from shared.config.settings import AppSettings, AuditPolicy, ConfigError, Settings, flag
+from shared.controls import checks
+from shared.engine.runner import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
+from shared.evidence import archive
+from shared.evidence.document import exit_code, run_document
+from shared.exchange.auth import TokenError, token_provider_for
+from shared.exchange.client import ExchangeClient, RetryPolicy
+from shared.model import Status
+from shared.runtime import telemetry
+from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.controls import CATALOGUE
-from shared.engine import RunReport
-from shared.models import ControlResult, Outcome, RemediationResult, Status
+from shared.controls.catalogue import CATALOGUE
+from shared.engine.runner import RunReport
+from shared.model import ControlResult, Outcome, RemediationResult, Status
 
 SCHEMA_VERSION = "1"
 

@@ -14,8 +14,8 @@ import os
 import threading
 from collections.abc import Mapping
 
-from shared.controls import CATALOGUE
-from shared.engine import RunReport
+from shared.controls.catalogue import CATALOGUE
+from shared.engine.runner import RunReport
 
 LOGGER_NAME = "mailbox_audit_guard"
 events = logging.getLogger(f"{LOGGER_NAME}.events")

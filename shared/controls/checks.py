@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.collect import MISSING, AdminAuditLogConfig, OrgConfig
-from shared.controls import AUDIT_LOG_SEARCH, CATALOGUE, ORG_AUDIT_ENABLED
-from shared.models import ControlResult, Status
+from shared.controls.catalogue import AUDIT_LOG_SEARCH, CATALOGUE, ORG_AUDIT_ENABLED
+from shared.controls.collect import MISSING, AdminAuditLogConfig, OrgConfig
+from shared.model import ControlResult, Status
 
 UAL_IS_SEPARATE = ("Audit-by-default and unified audit log ingestion are independent switches: this result says "
                    "nothing about whether audit records are searchable (see audit-log-search).")

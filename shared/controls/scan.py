@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.models import ControlResult, Status
+from shared.model import ControlResult, Status
 
 MAX_EXAMPLES = 20
 

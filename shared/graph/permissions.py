@@ -25,9 +25,9 @@ from typing import Any
 import requests
 
 from shared import __version__
-from shared.clouds import CLOUDS, Cloud
-from shared.config import check_base_url
-from shared.graph import GraphAuthError, GraphClient, GraphError, TokenCredential
+from shared.config.clouds import CLOUDS, Cloud
+from shared.config.settings import check_base_url
+from shared.graph.client import GraphAuthError, GraphClient, GraphError, TokenCredential
 from shared.redact import RedactingFilter
 
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import AuditPolicy
-from shared.controls import LOGON_TYPES, MAILBOX_AUDIT_ACTIONS, MAILBOX_AUDIT_RETENTION, PREMIUM_CAPABILITY
-from shared.controls import required_actions as baseline_actions
-from shared.models import ControlResult, Status
-from shared.scan import StreamedScan
+from shared.config.settings import AuditPolicy
+from shared.controls.catalogue import LOGON_TYPES, MAILBOX_AUDIT_ACTIONS, MAILBOX_AUDIT_RETENTION, PREMIUM_CAPABILITY
+from shared.controls.catalogue import required_actions as baseline_actions
+from shared.controls.scan import StreamedScan
+from shared.model import ControlResult, Status
 
 MAILBOX_FIELDS = ("ExternalDirectoryObjectId", "Guid", "UserPrincipalName", "RecipientTypeDetails", "AuditEnabled",
                   "AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet", "AuditLogAgeLimit",

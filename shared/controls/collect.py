@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.bypass_checks import BYPASS_FIELDS, BypassScan
-from shared.config import AuditPolicy
-from shared.exchange import ExchangeClient, Page
-from shared.exchange_errors import ExchangeError, ExchangeProtocolError
-from shared.mailbox_checks import MAILBOX_FIELDS, SCANNED_TYPES, MailboxScan
+from shared.config.settings import AuditPolicy
+from shared.controls.bypass_checks import BYPASS_FIELDS, BypassScan
+from shared.controls.mailbox_checks import MAILBOX_FIELDS, SCANNED_TYPES, MailboxScan
+from shared.exchange.client import ExchangeClient, Page
+from shared.exchange.errors import ExchangeError, ExchangeProtocolError
 
 log = logging.getLogger("mailbox_audit_guard.collect")
 

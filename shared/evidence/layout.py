@@ -1,6 +1,6 @@
 """The evidence report for people and auditors: Markdown and one self-contained HTML file.
 
-Both renderers are pure functions of the JSON document `shared.report.run_document` builds (plus the `details` the
+Both renderers are pure functions of the JSON document `shared.evidence.document.run_document` builds (plus the `details` the
 controls add). They share one intermediate form (headings, fact lists, tables, notes), so the two formats carry the
 same information. Every value from the document is treated as untrusted text: mailbox names and Exchange messages
 are escaped, never interpreted. Missing keys are tolerated and shown as "unknown" or left out.

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shared.config import is_loopback_host
-from shared.evidence import render_html, render_markdown
+from shared.config.settings import is_loopback_host
+from shared.evidence.layout import render_html, render_markdown
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient

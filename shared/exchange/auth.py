@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from shared.config import Settings
+from shared.config.settings import Settings
 from shared.text import first_line
 
 log = logging.getLogger("mailbox_audit_guard.auth")

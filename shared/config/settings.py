@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.clouds import CLOUDS, Cloud
-from shared.exception_register import ExceptionFileError, ExceptionRegister, load_register
+from shared.config.clouds import CLOUDS, Cloud
+from shared.config.exception_register import ExceptionFileError, ExceptionRegister, load_register
 
 AUTH_MODES = ("managed_identity", "certificate", "secret")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

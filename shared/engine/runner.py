@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import __version__, bypass_checks, checks, collect, mailbox_checks, remediation
-from shared.collect import RunContext
-from shared.config import AuditPolicy
-from shared.controls import CATALOGUE
-from shared.exchange import ExchangeClient
-from shared.exchange_errors import ExchangeError
-from shared.models import Action, ControlResult, Outcome, RemediationResult, Status, worst
+from shared import __version__
+from shared.config.settings import AuditPolicy
+from shared.controls import bypass_checks, checks, collect, mailbox_checks
+from shared.controls.catalogue import CATALOGUE
+from shared.controls.collect import RunContext
+from shared.engine import apply as remediation
+from shared.exchange.client import ExchangeClient
+from shared.exchange.errors import ExchangeError
+from shared.model import Action, ControlResult, Outcome, RemediationResult, Status, worst
 
 log = logging.getLogger("mailbox_audit_guard.engine")
 

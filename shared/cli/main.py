@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 
 from shared import __version__
-from shared.config import ConfigError, Settings
-from shared.engine import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
-from shared.evidence import render_html, render_markdown
-from shared.graph_permissions import add_grant_permissions_parser, run_grant_permissions
-from shared.models import Status
+from shared.config.settings import ConfigError, Settings
+from shared.engine.runner import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
+from shared.evidence.document import exit_code, render_text, run_document
+from shared.evidence.layout import render_html, render_markdown
+from shared.graph.permissions import add_grant_permissions_parser, run_grant_permissions
+from shared.model import Status
 from shared.redact import RedactingFilter
-from shared.report import exit_code, render_text, run_document
-from shared.service import execute
+from shared.runtime.service import execute
 
 log = logging.getLogger("mailbox_audit_guard.cli")
 

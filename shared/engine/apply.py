@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.bypass_checks import BypassScan
-from shared.collect import AdminAuditLogConfig, OrgConfig
-from shared.config import AuditPolicy
-from shared.controls import LOGON_TYPES
-from shared.exchange import AUDIT_LOG_ANCHOR_GUID, ExchangeClient, system_anchor
-from shared.exchange_errors import (
+from shared.config.settings import AuditPolicy
+from shared.controls.bypass_checks import BypassScan
+from shared.controls.catalogue import LOGON_TYPES
+from shared.controls.collect import AdminAuditLogConfig, OrgConfig
+from shared.controls.mailbox_checks import MailboxScan
+from shared.exchange.client import AUDIT_LOG_ANCHOR_GUID, ExchangeClient, system_anchor
+from shared.exchange.errors import (
     ExchangeAuthError,
     ExchangeBadRequest,
     ExchangeDeadlineExceeded,
@@ -25,8 +26,7 @@ from shared.exchange_errors import (
     ExchangeLicenceError,
     ExchangePermissionError,
 )
-from shared.mailbox_checks import MailboxScan
-from shared.models import Action, ControlResult, Outcome, RemediationResult, Status
+from shared.model import Action, ControlResult, Outcome, RemediationResult, Status
 
 log = logging.getLogger("mailbox_audit_guard.remediation")
 

@@ -1,0 +1,1 @@
+"""Runs controls for one tenant: check, remediate (write, read back) and revert."""

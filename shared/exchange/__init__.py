@@ -1,0 +1,1 @@
+"""The Exchange Online admin REST endpoint (`InvokeCommand`): client, retry policy, typed errors, app-only tokens."""

@@ -1,0 +1,1 @@
+"""Microsoft Graph: the client and `grant-permissions`."""
