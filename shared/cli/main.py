@@ -16,7 +16,8 @@ from shared import __version__
 from shared.config.settings import ConfigError, Settings
 from shared.engine.runner import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
 from shared.evidence.document import exit_code, render_text, run_document
-from shared.evidence.layout import render_html, render_markdown
+from shared.evidence.html import render_html
+from shared.evidence.markdown import render_markdown
 from shared.graph.permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.model import Status
 from shared.redact import RedactingFilter

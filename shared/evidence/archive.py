@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.config.settings import is_loopback_host
-from shared.evidence.layout import render_html, render_markdown
+from shared.evidence.html import render_html
+from shared.evidence.markdown import render_markdown
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient

@@ -1,16 +1,15 @@
-"""The evidence report for people and auditors: Markdown and one self-contained HTML file.
+"""The evidence report's layout: one intermediate form (headings, facts, tables, notes) for Markdown and HTML.
 
-Both renderers are pure functions of the JSON document `shared.evidence.document.run_document` builds (plus the `details` the
-controls add). They share one intermediate form (headings, fact lists, tables, notes), so the two formats carry the
-same information. Every value from the document is treated as untrusted text: mailbox names and Exchange messages
-are escaped, never interpreted. Missing keys are tolerated and shown as "unknown" or left out.
+Both renderers (`markdown`, `html`) are pure functions of the JSON document `document.run_document` builds (plus
+the `details` the controls add), through `build`, so the two formats carry the same information. Every value from
+the document is treated as untrusted text: mailbox names and Exchange messages are escaped, never interpreted.
+Missing keys are tolerated and shown as "unknown" or left out.
 """
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -208,7 +207,7 @@ def _frameworks(frameworks: Any) -> Cell:
     return Pairs(tuple(items), flow=True)
 
 
-def _timestamp(value: Any) -> str:
+def format_timestamp(value: Any) -> str:
     if not isinstance(value, str):
         return _text(value)
     try:
@@ -426,8 +425,8 @@ def _run_facts(doc: Mapping[str, Any]) -> Facts:
     rows: list[tuple[str, Cell]] = [
         ("Tenant", _text(doc.get("tenant_id"))),
         ("Organisation", _text(doc.get("organization"))),
-        ("Started", _timestamp(doc.get("started_at"))),
-        ("Finished", _timestamp(doc.get("finished_at")) if doc.get("finished_at") else "not recorded"),
+        ("Started", format_timestamp(doc.get("started_at"))),
+        ("Finished", format_timestamp(doc.get("finished_at")) if doc.get("finished_at") else "not recorded"),
     ]
     if duration := _duration(doc.get("started_at"), doc.get("finished_at")):
         rows.append(("Duration", duration))
@@ -501,15 +500,6 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
         blocks.append(details)
     return title, blocks
 
-
-# -------------------------------------------------------------------------------------------------------- Markdown
-
-_MD_ESCAPE = re.compile(r"([\\`*_\[\]<>|~&#!])")
-_MD_BLOCK_START = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
-_NEWLINES = re.compile(r"\r\n|\r|\n")
-_MD_CODE_SAFE = re.compile(r"[A-Za-z0-9 ._:$@/-]+")
-
-
 # Bidirectional controls (e.g. U+202E) in a mailbox name could make a report show one address as another;
 # they are shown as visible escapes instead.
 _BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -519,227 +509,7 @@ def neutralise_bidi(text: str) -> str:
     return _BIDI_CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
-def md_escape(text: str) -> str:
-    """Inline-safe Markdown: punctuation backslash-escaped, pipes escaped, newlines as <br>."""
-    return _NEWLINES.sub("<br>", _MD_ESCAPE.sub(r"\\\1", neutralise_bidi(text)))
-
-
-def _md_block_text(text: str) -> str:
-    return _MD_BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), md_escape(text), count=1)
-
-
-def _md_part(part: Part) -> str:
-    if isinstance(part, Badge):
-        return f"**{TONE_SYMBOLS[part.tone]} {md_escape(part.text)}**"
-    if isinstance(part, Pairs):
-        return "<br>".join(f"{md_escape(label)}: {md_escape(value)}" for label, value in part.items)
-    if isinstance(part, Note):
-        return f"_Note: {md_escape(part.text)}_"
-    if isinstance(part, Link):
-        return md_escape(part.text)
-    if isinstance(part, Code):
-        return f"`{part.text}`" if _MD_CODE_SAFE.fullmatch(part.text) else md_escape(part.text)
-    return md_escape(part)
-
-
-def _md_cell(cell: Cell) -> str:
-    parts = cell if isinstance(cell, tuple) else (cell,)
-    return "<br>".join(_md_part(part) for part in parts if part != "") or " "
-
-
-def _md_row(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _md_blocks(blocks: list[Block], out: list[str]) -> None:
-    for block in blocks:
-        if isinstance(block, Section):
-            badge = f" ({_md_part(block.badge)})" if block.badge else ""
-            out += ["#" * block.level + " " + md_escape(block.title) + badge, ""]
-            _md_blocks(block.blocks, out)
-        elif isinstance(block, Paragraph):
-            parts = block.text if isinstance(block.text, tuple) else (block.text,)
-            text = " ".join(_md_block_text(part) if isinstance(part, str) else _md_part(part) for part in parts)
-            out += [("> " if block.kind == "note" else "") + text, ""]
-        elif isinstance(block, Bullets):
-            out += [f"**{md_escape(block.caption)}**", ""]
-            out += [f"- {_md_block_text(item)}" for item in block.items] + [""]
-        elif isinstance(block, Facts):
-            out += [f"**{md_escape(block.caption)}**", "", _md_row(["Item", "Value"]), _md_row(["---", "---"])]
-            out += [_md_row([md_escape(label), _md_cell(value)]) for label, value in block.rows] + [""]
-        elif isinstance(block, Table):
-            out += [f"**{md_escape(block.caption)}**", "", _md_row(md_escape(c) for c in block.columns),
-                    _md_row("---" for _ in block.columns)]
-            out += [_md_row(_md_cell(cell) for cell in row) for row in block.rows] + [""]
-            if block.total > len(block.rows):
-                out += [f"… and {block.total - len(block.rows)} more; the JSON evidence has all.", ""]
-
-
-def render_markdown(document: dict[str, Any]) -> str:
-    """The evidence report as GitHub-flavoured Markdown."""
-    title, blocks = build(document)
-    out = [f"# {md_escape(title)}", ""]
-    _md_blocks(blocks, out)
-    out.append(_footer(document))
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _footer(doc: Mapping[str, Any]) -> str:
+def footer(doc: Mapping[str, Any]) -> str:
     return (f"Generated by {_text(doc.get('tool'), 'mailbox-audit-guard')} {_text(doc.get('tool_version'))} from the "
             f"run's JSON evidence (schema {_text(doc.get('schema_version'))}), which is the record; this report "
             "is a rendering of it.")
-
-
-# ------------------------------------------------------------------------------------------------------------ HTML
-
-_LONG_TOKEN = re.compile(r"\S{41,}")
-
-
-def _e(text: Any) -> str:
-    """Escaped for an attribute value or RCDATA (<title>)."""
-    return html.escape(neutralise_bidi(str(text)), quote=True)
-
-
-def _t(text: Any) -> str:
-    """Escaped text content; very long unbroken tokens get break opportunities so tables keep their width."""
-    out, last = [], 0
-    text = str(text)
-    for match in _LONG_TOKEN.finditer(text):
-        token = match.group()
-        out += [_e(text[last:match.start()]), "<wbr>".join(_e(token[i:i + 20]) for i in range(0, len(token), 20))]
-        last = match.end()
-    out.append(_e(text[last:]))
-    return "".join(out)
-
-
-def _html_part(part: Part) -> str:
-    if isinstance(part, Badge):
-        return (f'<span class="badge {part.tone}"><span aria-hidden="true">{TONE_SYMBOLS[part.tone]} </span>'
-                f"{_t(part.text)}</span>")
-    if isinstance(part, Pairs):
-        if part.flow:
-            return '<dl class="flow">' + " ".join(f"<div><dt>{_t(label)}</dt> <dd>{_t(value)}</dd></div>"
-                                                 for label, value in part.items) + "</dl>"
-        return '<dl class="pairs">' + " ".join(f"<dt>{_t(label)}</dt> <dd>{_t(value)}</dd>"
-                                               for label, value in part.items) + "</dl>"
-    if isinstance(part, Note):
-        return f'<p class="note"><strong>Note:</strong> {_t(part.text)}</p>'
-    if isinstance(part, Link):
-        return f'<a class="line" href="#{_e(part.anchor)}">{_t(part.text)}</a>'
-    if isinstance(part, Code):
-        return f'<code class="line">{_t(part.text)}</code>'
-    return _t(part)
-
-
-def _html_cell(cell: Cell) -> str:
-    if not isinstance(cell, tuple):
-        return _html_part(cell)
-    return " ".join(_html_part(part) if not isinstance(part, str) else f'<span class="line">{_t(part)}</span>'
-                    for part in cell if part != "")
-
-
-def _html_blocks(blocks: list[Block], out: list[str]) -> None:
-    for block in blocks:
-        if isinstance(block, Section):
-            badge = f" {_html_part(block.badge)}" if block.badge else ""
-            cls = "control" if block.level == 3 else "part"
-            out.append(f'<section class="{cls}" id="{_e(block.anchor)}" aria-labelledby="{_e(block.anchor)}-h">'
-                       f'<h{block.level} id="{_e(block.anchor)}-h">{_t(block.title)}{badge}</h{block.level}>')
-            _html_blocks(block.blocks, out)
-            out.append("</section>")
-        elif isinstance(block, Paragraph):
-            if block.kind == "note" and isinstance(block.text, Note):
-                out.append(_html_part(block.text))
-            else:
-                out.append(f'<p class="{block.kind}">{_html_cell(block.text)}</p>')
-        elif isinstance(block, Bullets):
-            out.append(f'<h4>{_t(block.caption)}</h4><ul class="warnings">'
-                       + "".join(f"<li>{_t(item)}</li>" for item in block.items) + "</ul>")
-        elif isinstance(block, Facts):
-            out.append(f'<table class="facts"><caption>{_t(block.caption)}</caption><tbody>'
-                       + "".join(f'<tr><th scope="row">{_t(label)}</th><td>{_html_cell(value)}</td></tr>'
-                                 for label, value in block.rows) + "</tbody></table>")
-        elif isinstance(block, Table):
-            head = "".join(f'<th scope="col">{_t(column)}</th>' for column in block.columns)
-            rows = []
-            for row in block.rows:
-                cells = [f'<th scope="row">{_html_cell(cell)}</th>' if i == 0 and block.row_header
-                         else f"<td>{_html_cell(cell)}</td>" for i, cell in enumerate(row)]
-                rows.append("<tr>" + "".join(cells) + "</tr>")
-            cols = ("<colgroup>" + "".join(f'<col style="width:{int(w)}%">' for w in block.widths) + "</colgroup>"
-                    if block.widths else "")
-            fixed = ' class="fixed"' if block.widths else ""
-            out.append(f"<table{fixed}><caption>{_t(block.caption)}</caption>{cols}<thead><tr>{head}</tr></thead>"
-                       f"<tbody>{''.join(rows)}</tbody></table>")
-            if block.total > len(block.rows):
-                out.append(f'<p class="more">… and {block.total - len(block.rows)} more; '
-                           "the JSON evidence has all.</p>")
-
-
-CSS = """
-:root{color-scheme:light}
-*{box-sizing:border-box}
-body{margin:0 auto;max-width:1240px;padding:24px 28px;color:#1f2328;background:#fff;
- font:14px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans","Liberation Sans",Arial,sans-serif}
-h1{font-size:24px;margin:0 0 12px}
-h2{font-size:19px;margin:28px 0 10px;padding-bottom:4px;border-bottom:2px solid #d0d7de}
-h3{font-size:16px;margin:22px 0 8px}
-h4{font-size:14px;margin:14px 0 6px}
-section.control~section.control{border-top:1px solid #d0d7de;padding-top:4px}
-code{font:12.5px/1.4 ui-monospace,"DejaVu Sans Mono","Liberation Mono",Consolas,monospace;color:#3d444d}
-table{border-collapse:collapse;width:100%;margin:6px 0 14px;font-size:13px}
-caption{text-align:left;font-weight:600;padding:4px 0;caption-side:top}
-th,td{border:1px solid #d0d7de;padding:5px 7px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-thead th{background:#eef1f4}
-tbody th{background:#f6f8fa;font-weight:600}
-tbody tr:nth-child(even) td{background:#fbfcfd}
-table.facts th{width:16em}
-.line{display:block}
-dl.pairs{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:0 8px;margin:0}
-dl.pairs dt{font-weight:600}
-dl.pairs dd{margin:0}
-dl.flow{margin:0}
-dl.flow dt{display:inline;font-weight:600}
-dl.flow dd{display:inline;margin:0}
-table.fixed{table-layout:fixed}
-td .badge,th .badge{font-size:12px}
-.badge{display:inline-block;padding:0 7px;border:1px solid;border-radius:4px;font-weight:700;white-space:nowrap}
-.ok{background:#dff3e4;color:#14532d;border-color:#1a7f37}
-.bad{background:#fde2e1;color:#82071e;border-color:#cf222e}
-.err{background:#fff1c2;color:#6b3d00;border-color:#bf8700}
-.info{background:#e3edfc;color:#0a3069;border-color:#0969da}
-.neutral{background:#eef1f4;color:#1f2328;border-color:#8c959f}
-p.verdict{font-size:16px;padding:10px 12px;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa}
-p.verdict .badge{font-size:16px;margin-right:8px}
-.note{font-size:12.5px;color:#3d444d;margin:6px 0;padding:6px 9px;border-left:4px solid #0969da;background:#f1f6fe}
-td .note{margin:6px 0 0}
-.more{font-style:italic}
-ul.warnings{margin:4px 0 12px;padding-left:22px}
-footer{margin-top:28px;padding-top:8px;border-top:1px solid #d0d7de;font-size:12px;color:#57606a}
-@page{size:A4 landscape;margin:12mm}
-@media print{
- body{max-width:none;padding:0;font-size:10pt}
- table{font-size:9pt}
- td .badge,th .badge{font-size:8pt;padding:0 4px}
- #summary{break-before:page}
- thead{display:table-header-group}
- tr,.badge,.note{break-inside:avoid}
- h2,h3,h4,caption{break-after:avoid}
- a{color:inherit;text-decoration:none}
- *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-}
-"""
-
-
-def render_html(document: dict[str, Any]) -> str:
-    """The evidence report as one self-contained HTML file: inline CSS, no scripts, nothing loaded from elsewhere."""
-    title, blocks = build(document)
-    started = _timestamp(document.get("started_at"))
-    out = ['<!DOCTYPE html>', '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           '<meta name="generator" content="mailbox-audit-guard">',
-           f"<title>{_e(title)} · {_e(started)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-           f"<header><h1>{_t(title)}</h1></header>", "<main>"]
-    _html_blocks(blocks, out)
-    out += ["</main>", f"<footer><p>{_t(_footer(document))}</p></footer>", "</body>", "</html>"]
-    return "\n".join(out) + "\n"

@@ -1,4 +1,4 @@
-"""Realistic evidence documents: built by shared.evidence.document.run_document from RunReports, plus the issue-5 details."""
+"""Realistic evidence documents: built by run_document from RunReports, plus the issue-5 details."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ from shared.evidence.archive import (
     canonical_json,
     container_from_env,
 )
-from shared.evidence.layout import render_html, render_markdown
+from shared.evidence.html import render_html
+from shared.evidence.markdown import render_markdown
 from tests.report.conftest import DEV_KEY, REPO, connection_string, free_port
 from tests.report.documents import check_document, remediate_document
 
@@ -209,7 +210,7 @@ def test_container_setting():
 
 
 def test_blob_library_is_imported_lazily():
-    probe = "import sys, shared.archive; print('azure.storage.blob' in sys.modules, 'azure.identity' in sys.modules)"
+    probe = "import sys, shared.evidence.archive; print('azure.storage.blob' in sys.modules, 'azure.identity' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
                             check=True)
     assert result.stdout.split() == ["False", "False"]

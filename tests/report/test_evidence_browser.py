@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from shared.evidence.layout import render_html
+from shared.evidence.html import render_html
 from tests.report.conftest import require_chromium
 from tests.report.documents import check_document, remediate_document
 

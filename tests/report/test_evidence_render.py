@@ -1,4 +1,4 @@
-"""The evidence report renderers (shared.evidence.layout) on realistic documents built by shared.evidence.document.run_document."""
+"""The evidence report renderers (shared.evidence) on realistic documents built by run_document."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.evidence.layout import MAX_ROWS, exit_meaning, render_html, render_markdown
+from shared.evidence.html import render_html
+from shared.evidence.layout import MAX_ROWS, exit_meaning
+from shared.evidence.markdown import render_markdown
 from tests.report.documents import LICENCE_ERROR, MANY, STARTED, check_document, remediate_document
 from tests.report.htmlcheck import parse, table
 
@@ -319,7 +321,8 @@ def test_keys_the_renderer_does_not_know_still_get_a_column():
 
 def test_bidirectional_controls_in_names_are_shown_as_escapes_not_obeyed():
     """U+202E would make "eve@contoso.com" display as another address in a browser or a Markdown viewer."""
-    from shared.evidence.layout import render_html, render_markdown
+    from shared.evidence.html import render_html
+    from shared.evidence.markdown import render_markdown
     from tests.report.documents import check_document
 
     document = check_document()
