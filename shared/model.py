@@ -1,10 +1,14 @@
-"""Plain data shared by checks, remediation, reports and telemetry. No I/O."""
+"""The results data model: verdicts, planned writes, remediation outcomes and the run report. Plain data, no I/O."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from shared import __version__
 
 
 class Status(StrEnum):
@@ -72,3 +76,30 @@ class RemediationResult:
     writes: list[str] = field(default_factory=list)     # cmdlets actually sent
     warnings: list[str] = field(default_factory=list)   # what Exchange said back
     details: dict[str, Any] = field(default_factory=dict)  # per-object results of per-object plans
+
+
+@dataclass
+class RunReport:
+    """Everything one run found and did: the source of the CLI output, the evidence report and telemetry."""
+
+    command: str
+    tenant_id: str
+    trigger: str = "cli"
+    organization: str | None = None
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    dry_run: bool = False
+    caller: str | None = None
+    controls: list[ControlResult] = field(default_factory=list)
+    remediation: list[RemediationResult] = field(default_factory=list)
+    requests_sent: int = 0
+    tool_version: str = __version__
+
+    @property
+    def status(self) -> Status:
+        return worst([result.status for result in self.controls])
+
+    @property
+    def failed_controls(self) -> list[str]:
+        return [result.control_id for result in self.controls if result.status is not Status.COMPLIANT]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from shared import __version__
 from shared.config.settings import ConfigError, Settings
-from shared.engine.runner import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
+from shared.controls.registry import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
 from shared.evidence.document import exit_code, render_text, run_document
 from shared.evidence.html import render_html
 from shared.evidence.markdown import render_markdown

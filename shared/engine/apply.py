@@ -1,4 +1,4 @@
-"""Remediation: plans are pure; applying them writes, then reads back to verify. Dry run writes nothing.
+"""Applying a control's plan: write, then read back to verify. Dry run writes nothing. (Plans are the controls'.)
 
 Organisation-level plans run in order and stop at the first failure. Per-object plans (one write per mailbox or
 bypass association) carry on past a failed object, so one licence error does not stop the others, and are paced
@@ -10,13 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-from shared.config.settings import AuditPolicy
-from shared.controls.bypass_checks import BypassScan
-from shared.controls.catalogue import LOGON_TYPES
-from shared.controls.collect import AdminAuditLogConfig, OrgConfig
-from shared.controls.mailbox_checks import MailboxScan
+from shared.controls.plans import AUDIT_LOG_ANCHOR, CUSTOMISE, describe
 from shared.exchange.client import AUDIT_LOG_ANCHOR_GUID, ExchangeClient, system_anchor
 from shared.exchange.errors import (
     ExchangeAuthError,
@@ -35,102 +30,8 @@ log = logging.getLogger("mailbox_audit_guard.remediation")
 NOT_MODIFIED_MARKERS = ("have been modified", "already being audited")
 VERIFY_RETRY_SECONDS = 3.0  # replication lag: one more read-back before calling a write failed
 ALREADY_CUSTOMISED_MARKER = "already enabled for customization"
-HASHTABLE = "#Exchange.GenericHashTable"
 MAX_LISTED_FAILURES = 200
 LOCK_LOST = "the tenant write lock was lost (another instance may be writing); stopped before the next write"
-
-# Plans are pure and tenant-agnostic: this marker asks the applier for the tenant's audit-log anchor mailbox.
-AUDIT_LOG_ANCHOR = "audit-log-anchor"
-
-CUSTOMISE = Action("Enable-OrganizationCustomization", {}, "Enable-OrganizationCustomization (dehydrated tenant)")
-
-
-# -- plans (pure) -------------------------------------------------------------------------------------------------
-
-def _switch_plan(current: Any, wanted: bool, is_dehydrated: Any, cmdlet: str, parameter: str,
-                 anchor: str | None = None) -> list[Action]:
-    """Set one organisation-wide boolean; a dehydrated tenant needs customisation first. Nothing when already so."""
-    if current is wanted:
-        return []
-    write = Action(cmdlet, {parameter: wanted}, f"{cmdlet} -{parameter} ${str(wanted).lower()}", anchor=anchor)
-    return [*_customise_first(is_dehydrated), write]
-
-
-def plan_org_audit_fix(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
-    """Turn audit-by-default on."""
-    return _switch_plan(config.audit_disabled, False, config.is_dehydrated, "Set-OrganizationConfig", "AuditDisabled")
-
-
-def plan_org_audit_revert(config: OrgConfig, policy: AuditPolicy | None = None) -> list[Action]:
-    """The original script's -Revert: switch audit-by-default OFF. Dangerous; callers guard it."""
-    return _switch_plan(config.audit_disabled, True, config.is_dehydrated, "Set-OrganizationConfig", "AuditDisabled")
-
-
-def plan_audit_log_search_fix(config: AdminAuditLogConfig, policy: AuditPolicy | None = None) -> list[Action]:
-    """Enable UAL ingestion, with the audit-log anchor mailbox (without it, enabling fails: "Cmdlet needs proxy")."""
-    return _switch_plan(config.ual_enabled, True, config.is_dehydrated, "Set-AdminAuditLogConfig",
-                        "UnifiedAuditLogIngestionEnabled", AUDIT_LOG_ANCHOR)
-
-
-def plan_audit_log_search_revert(config: AdminAuditLogConfig, policy: AuditPolicy | None = None) -> list[Action]:
-    return _switch_plan(config.ual_enabled, False, config.is_dehydrated, "Set-AdminAuditLogConfig",
-                        "UnifiedAuditLogIngestionEnabled", AUDIT_LOG_ANCHOR)
-
-
-def plan_bypass_fix(scan: BypassScan, policy: AuditPolicy | None = None) -> list[Action]:
-    """Switch bypass off for every association that has no valid written exception."""
-    return [Action("Set-MailboxAuditBypassAssociation",
-                   {"Identity": finding["guid"] or finding["identity"], "AuditBypassEnabled": False},
-                   "Set-MailboxAuditBypassAssociation -AuditBypassEnabled $false", target=finding["identity"])
-            for finding in scan.findings]
-
-
-def plan_mailbox_actions_fix(scan: MailboxScan, policy: AuditPolicy) -> list[Action]:
-    """Add only the missing actions (hashtable Add), per mailbox; shared mailboxes are report-only."""
-    actions = []
-    for finding in scan.action_findings:
-        if finding["report_only"]:
-            continue
-        parameters: dict[str, Any] = {"Identity": finding["identity"]}
-        if not finding["audit_enabled"]:
-            parameters["AuditEnabled"] = True
-        if policy.baseline == "microsoft-default":
-            if finding["frozen"]:
-                parameters["DefaultAuditSet"] = list(LOGON_TYPES)
-        else:
-            for logon, missing in finding["missing"].items():
-                # Never add Send to AuditDelegate: the service rejects it (no baseline asks for it either).
-                add = [action for action in missing if not (logon == "Delegate" and action == "Send")]
-                if add:
-                    parameters[f"Audit{logon}"] = {"@odata.type": HASHTABLE, "Add": add}
-        if len(parameters) > 1:
-            changed = ", ".join(name for name in parameters if name != "Identity")
-            actions.append(Action("Set-Mailbox", parameters, f"Set-Mailbox ({changed})", target=finding["identity"]))
-    return actions
-
-
-def plan_mailbox_retention_fix(scan: MailboxScan, policy: AuditPolicy) -> list[Action]:
-    limit = f"{policy.min_retention_days}.00:00:00"
-    return [Action("Set-Mailbox", {"Identity": finding["identity"], "AuditLogAgeLimit": limit},
-                   f"Set-Mailbox -AuditLogAgeLimit {limit}", target=finding["identity"])
-            for finding in scan.retention_findings]
-
-
-def _customise_first(is_dehydrated: Any) -> list[Action]:
-    return [CUSTOMISE] if is_dehydrated is True else []
-
-
-def describe(plan: list[Action]) -> str:
-    """The plan in words; per-object plans are summarised rather than listed."""
-    if not plan:
-        return "none"
-    if all(step.target for step in plan):
-        kinds = sorted({step.description for step in plan})
-        return f"{len(plan)} × " + "; ".join(kinds) if len(kinds) == 1 else f"{len(plan)} per-object writes"
-    return "; ".join(step.description for step in plan)
-
-
-# -- apply and verify (I/O) ---------------------------------------------------------------------------------------
 
 def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action], *, dry_run: bool,
                read_back: Callable[[], ControlResult], reached: Callable[[ControlResult], bool], verb: str,

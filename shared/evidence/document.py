@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.controls.catalogue import CATALOGUE
-from shared.engine.runner import RunReport
-from shared.model import ControlResult, Outcome, RemediationResult, Status
+from shared.controls.registry import BY_ID
+from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 
 SCHEMA_VERSION = "1"
 
@@ -22,7 +21,7 @@ def exit_code(report: RunReport) -> int:
 
 
 def control_document(result: ControlResult) -> dict[str, Any]:
-    control = CATALOGUE.get(result.control_id)
+    control = BY_ID.get(result.control_id)
     return {
         "id": result.control_id,
         "title": control.title if control else None,

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.controls.base import Column as ControlColumn
+from shared.controls.base import Control
+from shared.controls.registry import BY_ID, CONTROLS
+
 MAX_ROWS = 500  # longer lists are cut; the JSON evidence keeps every row
 MAX_LINES = 10  # the same for lists inside one cell (e.g. the writes of a per-mailbox remediation)
 
@@ -112,45 +116,20 @@ FRAMEWORK_LABELS = {
     "ISO27001-2013": "ISO 27001:2013", "BIO": "BIO", "NIS2": "NIS2", "AVG": "AVG/GDPR",
 }
 
-FACT_LABELS = {
-    "UnifiedAuditLogIngestionEnabled": "UnifiedAuditLogIngestionEnabled (audit log search)",
-    "AdminAuditLogEnabled": "AdminAuditLogEnabled (context only; CIS does not require it)",
-    "AdminAuditLogAgeLimit": "AdminAuditLogAgeLimit (context only)",
-    "associations_total": "Bypass associations read",
-    "bypass_enabled": "Associations with AuditBypassEnabled = True",
-    "baseline": "Baseline",
-    "mailboxes_scanned": "Mailboxes scanned",
-    "mailboxes_noncompliant": "Non-compliant mailboxes",
-    "not_explicitly_enabled": "Mailboxes not explicitly audit-enabled (server-side filter)",
-    "minimum_days": "Minimum AuditLogAgeLimit (days)",
-    "organization": "Organisation",
-    "is_dehydrated": "Dehydrated tenant (IsDehydrated)",
-    "mailboxes_fixed": "Mailboxes fixed",
-}
+# Labels for detail keys that are not one control's: remediation results.
+FACT_LABELS = {"mailboxes_fixed": "Mailboxes fixed"}
 
-BASELINES = {
-    "cis": "cis: the CIS v5–v7 6.1.2 action lists",
-    "cis-v4": "cis-v4: the CIS v4 E3 or E5 lists, chosen per mailbox by licence (M365Auditing)",
-    "microsoft-default": "microsoft-default: compliant while DefaultAuditSet holds Admin, Delegate and Owner",
-}
 
-INDEPENDENT_SWITCHES = (
-    "org-audit-enabled (audit-by-default) and audit-log-search (unified audit log ingestion) are independent "
-    "switches: a Compliant result for one says nothing about the other. Audit records are searchable only while "
-    "audit-log-search is Compliant.")
+def _fact_label(control: Control | None, key: str) -> str:
+    """The control's own label for a detail key, else any control's (the same key means the same everywhere)."""
+    if control is not None and key in control.wording.fact_labels:
+        return control.wording.fact_labels[key]
+    return _ALL_FACT_LABELS.get(key, key)
 
-CONTROL_NOTES = {
-    "org-audit-enabled": INDEPENDENT_SWITCHES,
-    "audit-log-search": INDEPENDENT_SWITCHES + " The value is read on the Exchange Online endpoint; the Security & "
-                                              "Compliance endpoint always reports False.",
-    "audit-bypass": "A bypass association exempts an account from mailbox auditing altogether. CIS allows it only with "
-                    "a written exception (the register named by AUDIT_EXCEPTIONS_FILE).",
-    "mailbox-audit-actions": "AuditEnabled is shown as Exchange returns it: with audit-by-default on it reads True for "
-                             "every mailbox the default covers, so on its own it proves nothing. Frozen: logon types "
-                             "no longer in DefaultAuditSet; actions Microsoft adds later do not reach them.",
-    "mailbox-audit-retention": "AuditLogAgeLimit 00:00:00 purges the mailbox's own audit records (a known "
-                               "anti-forensics step, MITRE T1070): reported as possible tampering.",
-}
+
+_ALL_FACT_LABELS: dict[str, str] = {key: label for control in CONTROLS
+                                    for key, label in control.wording.fact_labels.items()} | FACT_LABELS
+
 
 # ------------------------------------------------------------------------------------------------------ formatting
 
@@ -290,20 +269,6 @@ def _entry(row: Mapping[str, Any]) -> Cell:
     return _text(entry)
 
 
-FINDING_COLUMNS: dict[str, list[Column]] = {
-    "audit-bypass": [("Identity", _get("identity")), ("Name", _get("name")), ("Guid", _get("guid"))],
-    "mailbox-audit-actions": [
-        ("Mailbox", _mailbox), ("Type", _get("type")), ("AuditEnabled", _get("audit_enabled")),
-        ("Missing actions", _missing), ("Frozen logon types", _get("frozen", "none")),
-        ("Audit Premium (M365Auditing)", lambda r: _yes_no(r.get("premium"))),
-        ("Report only", lambda r: _yes_no(r.get("report_only"))),
-    ],
-    "mailbox-audit-retention": [
-        ("Mailbox", _mailbox), ("Type", _get("type")), ("AuditLogAgeLimit", _get("age_limit")),
-        ("Days", _get("days")),
-        ("Possible tampering", lambda r: _yes_no(r.get("tampering"), "Yes: limit is zero, records purged", "No")),
-    ],
-}
 LIST_COLUMNS: dict[str, list[Column]] = {
     "exceptions_used": [("Identity", _get("identity")), ("Reason", _get("reason")),
                         ("Approved by", _get("approved_by")), ("Expires", _get("expires"))],
@@ -312,18 +277,33 @@ LIST_COLUMNS: dict[str, list[Column]] = {
 }
 # Keys the columns above show; any other key a row carries gets a column of its own, so nothing is dropped.
 SHOWN_KEYS: dict[str, set[str]] = {
-    "audit-bypass": {"identity", "name", "guid"},
-    "mailbox-audit-actions": {"identity", "upn", "type", "audit_enabled", "missing", "frozen", "premium",
-                              "report_only"},
-    "mailbox-audit-retention": {"identity", "upn", "type", "age_limit", "days", "tampering"},
     "exceptions_used": {"identity", "reason", "approved_by", "expires", "control"},
     "exceptions_rejected": {"entry", "problem"},
     "mailboxes_failed": {"identity", "reason"},
 }
-TABLE_WIDTHS: dict[str, tuple[int, ...]] = {
-    "mailbox-audit-actions": (24, 10, 9, 30, 11, 9, 7),
-    "exceptions_rejected": (60, 40),
-}
+TABLE_WIDTHS: dict[str, tuple[int, ...]] = {"exceptions_rejected": (60, 40)}
+
+
+def _cell(column: ControlColumn) -> Callable[[Mapping[str, Any]], Cell]:
+    """How a control's declared finding column turns a finding into a cell."""
+    if column.format == "mailbox":
+        return _mailbox
+    if column.format == "missing_actions":
+        return _missing
+    if column.format == "yes_no":
+        return lambda row: _yes_no(row.get(column.key), column.yes, column.no)
+    return _get(column.key, column.none)
+
+
+def _finding_columns(control: Control | None) -> tuple[list[Column], set[str]]:
+    """A control's findings columns and the keys they show."""
+    if control is None:
+        return [], set()
+    declared = control.wording.finding_columns
+    return ([(column.label, _cell(column)) for column in declared],
+            {key for column in declared for key in column.keys})
+
+
 LIST_CAPTIONS = {
     "findings": "Findings",
     "exceptions_used": "Exceptions used (written exceptions that excuse a finding)",
@@ -351,6 +331,7 @@ def _generic_columns(rows: list[Mapping[str, Any]], shown: set[str] | None = Non
 def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]]) -> list[Block]:
     """The result with the values read, then findings, exceptions and warnings; unknown keys shown generically."""
     facts: list[tuple[str, Cell]] = list(result)
+    control = BY_ID.get(control_id)
     if not isinstance(details, Mapping):
         return [Facts("Result and values read", facts + ([] if details in (None, "", {}) else
                                                           [("details", _text(details))]))]
@@ -359,23 +340,27 @@ def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]
         key = str(raw_key)
         if key == "warnings":
             continue
-        if key == "baseline" and isinstance(value, str):
-            facts.append((FACT_LABELS[key], BASELINES.get(value, value)))
+        if isinstance(value, str) and control is not None and key in control.wording.fact_values:
+            facts.append((_fact_label(control, key), control.wording.fact_values[key].get(value, value)))
         elif key in LIST_CAPTIONS or (isinstance(value, list) and _dicts(value)):
             rows = _dicts(value)
-            spec = control_id if key == "findings" else key
-            known = FINDING_COLUMNS.get(spec) or LIST_COLUMNS.get(spec) or []
-            columns = known + _generic_columns(rows, SHOWN_KEYS.get(spec) if known else None)
+            if key == "findings":
+                known, shown = _finding_columns(control)
+                widths = control.wording.table_widths if control is not None else ()
+            else:
+                known, shown = LIST_COLUMNS.get(key, []), SHOWN_KEYS.get(key, set())
+                widths = TABLE_WIDTHS.get(key, ())
+            columns = known + _generic_columns(rows, shown if known else None)
             if not rows:
                 lists.append(Paragraph(f"{LIST_CAPTIONS.get(key, key)}: none."))
             else:
                 lists.append(_table(LIST_CAPTIONS.get(key, key), columns, rows, row_header=key != "exceptions_rejected",
-                                    widths=TABLE_WIDTHS.get(spec, ())))
+                                    widths=widths))
         elif isinstance(value, Mapping):
-            facts.append((FACT_LABELS.get(key, key),
+            facts.append((_fact_label(control, key),
                           Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none"))
         else:
-            facts.append((FACT_LABELS.get(key, key), _text(value)))
+            facts.append((_fact_label(control, key), _text(value)))
     blocks: list[Block] = [Facts("Result and values read", facts)]
     blocks += lists
     warnings = details.get("warnings")
@@ -468,8 +453,9 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
                                            "Framework mappings"], [], total=len(controls), widths=(12, 12, 26, 31, 19))
     for control, anchor in zip(controls, anchors, strict=True):
         message: list[Part] = [_text(control.get("message"), "")]
-        if control.get("id") in ("org-audit-enabled", "audit-log-search"):
-            message.append(Note(INDEPENDENT_SWITCHES))
+        known_control = BY_ID.get(str(control.get("id")))
+        if known_control is not None and known_control.wording.summary_note:
+            message.append(Note(known_control.wording.summary_note))
         name = Link(_text(control.get("title"), "(untitled control)"), anchor)
         summary.rows.append([(name, Code(_text(control.get("id")))),
                              _status(control.get("status")),
@@ -484,7 +470,7 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
         control_id = str(control.get("id"))
         section = Section(3, f"{control_id}: {_text(control.get('title'), '(untitled control)')}", anchor,
                           badge=_status(control.get("status")))
-        if note := CONTROL_NOTES.get(control_id):
+        if (known_control := BY_ID.get(control_id)) is not None and (note := known_control.wording.note):
             section.blocks.append(Paragraph(Note(note), kind="note"))
         result = [("Expected", _text(control.get("expected"))), ("Actual", _text(control.get("actual"))),
                   ("Message", _text(control.get("message"), ""))]

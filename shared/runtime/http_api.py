@@ -17,9 +17,9 @@ from typing import Any
 import jsonschema
 
 from shared.config.settings import AppSettings, ConfigError
-from shared.engine.runner import IMPLEMENTED_CONTROLS, RunReport
+from shared.controls.registry import IMPLEMENTED_CONTROLS
 from shared.evidence.document import remediation_document
-from shared.model import Outcome
+from shared.model import Outcome, RunReport
 from shared.text import shorten
 
 log = logging.getLogger("mailbox_audit_guard.http")

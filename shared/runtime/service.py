@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from shared.config.settings import AppSettings, AuditPolicy, ConfigError, Settings, flag
-from shared.controls import checks
-from shared.engine.runner import HANDLERS, IMPLEMENTED_CONTROLS, RunReport, run_check, run_remediation
+from shared.controls.registry import IMPLEMENTED_CONTROLS, UNATTENDED_CONTROLS, error_result
+from shared.engine.runner import run_check, run_remediation
 from shared.evidence import archive
 from shared.evidence.document import exit_code, run_document
 from shared.exchange.auth import TokenError, token_provider_for
 from shared.exchange.client import ExchangeClient, RetryPolicy
-from shared.model import Status
+from shared.model import RunReport, Status
 from shared.runtime import telemetry
 from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 
@@ -63,7 +63,7 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         policy = AuditPolicy.from_env(env)
         client = open_client(settings, HTTP_RUN_DEADLINE_SECONDS if trigger == "http" else None)
     except (ConfigError, TokenError) as exc:
-        report.controls = [checks.error_result(control_id, str(exc)) for control_id in controls + checked_only]
+        report.controls = [error_result(control_id, str(exc)) for control_id in controls + checked_only]
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
         return _publish(report, env)
@@ -84,7 +84,7 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
                 report = run_check(client, settings.tenant_id, checked_only, policy=policy, trigger=trigger,
                                    report=report)
     except (TenantLockError, archive.ArchiveError) as exc:
-        report.controls = [checks.error_result(control_id, f"nothing was written: {exc}")
+        report.controls = [error_result(control_id, f"nothing was written: {exc}")
                            for control_id in controls + checked_only]
         log.error("Run %s: %s", report.run_id, exc)
         _record_failure(report, "could not take the tenant write lock")
@@ -104,7 +104,7 @@ def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
     """
     env = os.environ if env is None else env
     if (env.get("AUDIT_MODE") or "").strip().lower() == "remediate":
-        safe = [cid for cid in IMPLEMENTED_CONTROLS if HANDLERS[cid].safe_unattended]
+        safe = list(UNATTENDED_CONTROLS)
         rest = [cid for cid in IMPLEMENTED_CONTROLS if cid not in safe]
         return execute("remediate", trigger="timer", env=env, control_ids=safe, caller="timer:daily_audit_check",
                        also_check=rest)

@@ -14,8 +14,8 @@ import os
 import threading
 from collections.abc import Mapping
 
-from shared.controls.catalogue import CATALOGUE
-from shared.engine.runner import RunReport
+from shared.controls.registry import BY_ID
+from shared.model import RunReport
 
 LOGGER_NAME = "mailbox_audit_guard"
 events = logging.getLogger(f"{LOGGER_NAME}.events")
@@ -100,16 +100,12 @@ def _event(name: str, dimensions: Mapping[str, object], measurements: Mapping[st
 
 
 def run_measurements(report: RunReport) -> dict[str, float]:
-    """The counts the contract puts on MailboxAuditCheckCompleted, taken from the controls' details."""
-    details = {result.control_id: result.details for result in report.controls}
+    """The counts the contract puts on MailboxAuditCheckCompleted: each control's, the first to report one wins."""
     counts: dict[str, float] = {}
-    mailboxes = details.get("mailbox-audit-actions") or details.get("mailbox-audit-retention") or {}
-    if "user_mailboxes" in mailboxes:  # the same meaning whichever mailbox control ran: users plus shared
-        counts["mailboxes_scanned"] = mailboxes["user_mailboxes"] + mailboxes.get("shared_mailboxes", 0)
-    if "mailboxes_noncompliant" in (actions := details.get("mailbox-audit-actions") or {}):
-        counts["mailboxes_noncompliant"] = actions["mailboxes_noncompliant"]
-    if "bypass_enabled" in (bypass := details.get("audit-bypass") or {}):
-        counts["bypass_entries_enabled"] = bypass["bypass_enabled"]
+    for result in report.controls:
+        if (control := BY_ID.get(result.control_id)) is not None:
+            for name, value in control.measurements(result.details).items():
+                counts.setdefault(name, value)
     return counts
 
 
@@ -131,7 +127,7 @@ def emit_run(report: RunReport, *, include_identities: bool = False, pseudonym_k
     """Send one run's events: a result per control, one per remediation, and the completion event last."""
     common = {"run_id": report.run_id, "tenant_id": report.tenant_id}
     for result in report.controls:
-        control = CATALOGUE.get(result.control_id)
+        control = BY_ID.get(result.control_id)
         _event(CONTROL_RESULT, {**common, "control_id": result.control_id, "status": result.status,
                                 "expected": result.expected, "actual": result.actual,
                                 "frameworks": control.frameworks_compact if control else "",

@@ -8,7 +8,7 @@ import pytest
 
 from emulator import Fault
 from shared import __version__
-from shared.engine.runner import IMPLEMENTED_CONTROLS
+from shared.controls.registry import IMPLEMENTED_CONTROLS
 from tests.conftest import TENANT_ID, scenario
 from tests.functions.harness import events, exceptions, run_timer
 

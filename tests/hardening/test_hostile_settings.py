@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from shared.config.clouds import CLOUDS
 from shared.config.exception_register import ExceptionFileError, parse_register
 from shared.config.settings import AUTH_MODES, BASELINES, AppSettings, AuditPolicy, ConfigError, Settings
-from shared.controls.collect import NOT_EXPLICIT_FILTER
+from shared.controls.mailbox_scan import NOT_EXPLICIT_FILTER
 from tests.conftest import REPO, TENANT_ID, clean_env, cli_json, run_cli, scenario, tenant_traffic
 from tests.hardening.support import HOSTILE_TEXT, JSON_VALUES, fuzz
 

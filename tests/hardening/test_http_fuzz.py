@@ -21,8 +21,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from shared.engine.runner import IMPLEMENTED_CONTROLS, RunReport
-from shared.model import ControlResult, Outcome, RemediationResult, Status
+from shared.controls.registry import IMPLEMENTED_CONTROLS
+from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 from shared.runtime.http_api import MAX_BODY_BYTES, REMEDIATE_ROLE, ROLE_CLAIM_URI, handle
 from tests.conftest import REPO, TENANT_ID, scenario, tenant_traffic
 from tests.functions.harness import function_env

@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 
 from shared.config.exception_register import parse_register
 from shared.config.settings import AuditPolicy
-from shared.controls.bypass_checks import BypassScan, evaluate_bypass
-from shared.controls.catalogue import required_actions
-from shared.controls.mailbox_checks import MailboxScan, evaluate_mailbox_actions, evaluate_mailbox_retention
+from shared.controls.audit_actions import required_actions
+from shared.controls.audit_bypass import BypassScan, evaluate_bypass
+from shared.controls.mailbox_audit_actions import evaluate_mailbox_actions
+from shared.controls.mailbox_audit_retention import evaluate_mailbox_retention
+from shared.controls.mailbox_scan import MailboxScan
 from shared.model import Status
 from tests.conftest import cli_json, run_cli, scenario
 from tests.hardening.support import JSON_VALUES, fuzz

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from shared.controls.catalogue import required_actions
+from shared.controls.audit_actions import required_actions
 from tests.conftest import TENANT_ID, cli_json, run_cli, scenario
 
 CIS = {f"Audit{logon}": sorted(actions) for logon, actions in required_actions("cis", premium=True).items()}

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.engine.runner import RunReport
 from shared.evidence.document import run_document
-from shared.model import ControlResult, Outcome, RemediationResult, Status
+from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 from tests.conftest import TENANT_ID
 
 # Untrusted text as Exchange might hand it back: markup, quotes, Markdown table syntax, a newline.

@@ -2,8 +2,9 @@
 
 import pytest
 
-from shared.controls.checks import evaluate_org_audit
-from shared.controls.collect import MISSING, OrgConfig
+from shared.controls.org_audit_enabled import evaluate_org_audit
+from shared.controls.org_config import OrgConfig
+from shared.controls.reading import MISSING
 from shared.model import Status
 
 

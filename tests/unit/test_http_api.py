@@ -6,7 +6,7 @@ import json
 import pytest
 
 from shared.config.settings import AppSettings
-from shared.engine.runner import IMPLEMENTED_CONTROLS
+from shared.controls.registry import IMPLEMENTED_CONTROLS
 from shared.runtime.http_api import (
     REMEDIATE_ROLE,
     ROLE_CLAIM_URI,

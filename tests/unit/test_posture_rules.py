@@ -6,15 +6,15 @@ import pytest
 
 from shared.config.exception_register import ExceptionFileError, parse_register
 from shared.config.settings import AuditPolicy
-from shared.controls.bypass_checks import BypassScan, evaluate_bypass
-from shared.controls.catalogue import required_actions
-from shared.controls.collect import count_rows, stream_into
-from shared.controls.mailbox_checks import (
+from shared.controls.audit_actions import required_actions
+from shared.controls.audit_bypass import BypassScan, evaluate_bypass
+from shared.controls.mailbox_audit_actions import evaluate_mailbox_actions
+from shared.controls.mailbox_audit_retention import evaluate_mailbox_retention
+from shared.controls.mailbox_scan import (
     MailboxScan,
-    evaluate_mailbox_actions,
-    evaluate_mailbox_retention,
     timespan_days,
 )
+from shared.controls.reading import count_rows, stream_into
 from shared.exchange.client import Page
 from shared.model import Status
 

@@ -1,7 +1,7 @@
 """Remediation plans are pure: what would be written for each starting state."""
 
-from shared.controls.collect import OrgConfig
-from shared.engine.apply import plan_org_audit_fix, plan_org_audit_revert
+from shared.controls.org_audit_enabled import plan_org_audit_fix, plan_org_audit_revert
+from shared.controls.org_config import OrgConfig
 
 
 def org(audit_disabled, dehydrated=False):

@@ -1,20 +1,22 @@
-"""Per-mailbox evaluation for mailbox-audit-actions and mailbox-audit-retention. Pure: rows in, findings out.
+"""The one Get-Mailbox pass shared by mailbox-audit-actions and mailbox-audit-retention.
 
-The scan accumulates as pages stream in and keeps only findings, so memory follows the findings, not the tenant.
+The scan is pure (rows in, findings out): it accumulates as pages stream in and keeps only findings, so memory
+follows the findings, not the tenant. `read_mailbox_scan` feeds it, once per run for both controls.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config.settings import AuditPolicy
-from shared.controls.catalogue import LOGON_TYPES, MAILBOX_AUDIT_ACTIONS, MAILBOX_AUDIT_RETENTION, PREMIUM_CAPABILITY
-from shared.controls.catalogue import required_actions as baseline_actions
+from shared.controls.audit_actions import LOGON_TYPES, PREMIUM_CAPABILITY
+from shared.controls.audit_actions import required_actions as baseline_actions
+from shared.controls.reading import RunContext, count_rows, stream_into
 from shared.controls.scan import StreamedScan
-from shared.model import ControlResult, Status
 
 MAILBOX_FIELDS = ("ExternalDirectoryObjectId", "Guid", "UserPrincipalName", "RecipientTypeDetails", "AuditEnabled",
                   "AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet", "AuditLogAgeLimit",
@@ -123,51 +125,30 @@ class MailboxScan(StreamedScan):
         return sum(1 for finding in self.action_findings if not finding["report_only"])
 
 
-def evaluate_mailbox_actions(scan: MailboxScan, policy: AuditPolicy) -> ControlResult:
-    control = MAILBOX_AUDIT_ACTIONS
-    expected = f"AuditEnabled True and the {policy.baseline} action lists on every user mailbox"
-    if policy.baseline == "microsoft-default":
-        expected = "AuditEnabled True and DefaultAuditSet = Admin, Delegate, Owner on every user mailbox"
-    failing = scan.noncompliant_users
-    details: dict[str, Any] = {
-        "baseline": policy.baseline, "mailboxes_scanned": scan.users + (scan.shared if policy.include_shared else 0),
-        "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
-        "mailboxes_noncompliant": failing, "not_explicitly_enabled": scan.not_explicitly_enabled,
-        "findings": scan.action_findings, "unreadable": scan.unreadable, "warnings": scan.warnings}
-    if (problem := scan.failure(control.id, expected, "mailboxes", details)) is not None:
-        return problem
-    frozen = sum(1 for finding in scan.action_findings if finding["frozen"])
-    actual = f"{failing} of {scan.users} user mailboxes fall short"
-    meaning = ("AuditEnabled is reported as Exchange returns it: with audit-by-default on it is True for every "
-               "covered mailbox, whatever was set; only a bypass association exempts a mailbox.")
-    if failing:
-        return ControlResult(control.id, Status.NON_COMPLIANT, expected, actual,
-                             f"{failing} user mailboxes lack required audit actions or auditing "
-                             f"({frozen} have frozen lists that no longer receive Microsoft's new actions). "
-                             f"Fix: Set-Mailbox -Audit<LogonType> @{{Add=...}}. {meaning}", details)
-    return ControlResult(control.id, Status.COMPLIANT, expected, actual,
-                         f"All {scan.users} user mailboxes audit the {policy.baseline} actions. {meaning}", details)
+NOT_EXPLICIT_FILTER = ("AuditEnabled -ne $true -and RecipientTypeDetails -eq 'UserMailbox' "
+                       "-and PersistedCapabilities -ne 'M365Auditing'")
 
 
-def evaluate_mailbox_retention(scan: MailboxScan, policy: AuditPolicy) -> ControlResult:
-    control = MAILBOX_AUDIT_RETENTION
-    expected = f"AuditLogAgeLimit >= {policy.min_retention_days} days on every user and shared mailbox"
-    findings = scan.retention_findings
-    zero = sum(1 for finding in findings if finding["tampering"])
-    details: dict[str, Any] = {"minimum_days": policy.min_retention_days, "mailboxes_scanned": scan.users + scan.shared,
-                               "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
-                               "findings": findings, "zero_retention": zero, "unreadable": scan.unreadable,
-                               "warnings": scan.warnings}
-    if (problem := scan.failure(control.id, expected, "mailboxes", details)) is not None:
-        return problem
-    actual = f"{len(findings)} of {scan.users + scan.shared} mailboxes below {policy.min_retention_days} days"
-    if findings:
-        tamper = (f" {zero} have AuditLogAgeLimit 00:00:00, which purges their audit records: a known "
-                  "anti-forensics step (T1070); investigate who set it." if zero else "")
-        return ControlResult(control.id, Status.NON_COMPLIANT, expected, actual,
-                             f"{len(findings)} mailboxes keep audit records for less than "
-                             f"{policy.min_retention_days} days.{tamper} Fix: Set-Mailbox -AuditLogAgeLimit "
-                             f"{policy.min_retention_days}.00:00:00. This governs the mailbox's own audit folder, not "
-                             "audit log search retention.", details)
-    return ControlResult(control.id, Status.COMPLIANT, expected, actual,
-                         f"Every mailbox keeps audit records for at least {policy.min_retention_days} days.", details)
+def read_mailbox_scan(context: RunContext) -> MailboxScan:
+    """One pass over user and shared mailboxes, shared by mailbox-audit-actions and mailbox-audit-retention."""
+    def scan() -> MailboxScan:
+        result = MailboxScan(context.policy)
+        pages = context.client.pages("Get-Mailbox", {"ResultSize": "Unlimited",
+                                                     "RecipientTypeDetails": list(SCANNED_TYPES)},
+                                     select=MAILBOX_FIELDS)
+        result.warnings = stream_into(pages, result)
+        if context.policy.check_explicit_enable:
+            result.not_explicitly_enabled = count_rows(context.client.pages(
+                "Get-Mailbox", {"ResultSize": "Unlimited", "Filter": NOT_EXPLICIT_FILTER},
+                select=("ExternalDirectoryObjectId",)))
+        return result
+
+    scan_result: MailboxScan = context.cached("mailboxes", scan)
+    return scan_result
+
+
+def mailbox_measurements(details: Mapping[str, Any]) -> dict[str, float]:
+    """Users plus shared mailboxes read: the same meaning whichever mailbox control reports it."""
+    if "user_mailboxes" not in details:
+        return {}
+    return {"mailboxes_scanned": details["user_mailboxes"] + details.get("shared_mailboxes", 0)}

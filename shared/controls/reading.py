@@ -1,0 +1,80 @@
+"""What every control's read shares: the run context (client, policy, per-run cache) and streaming helpers.
+
+Large lists stream page by page into pure accumulators, so memory follows the findings, not the tenant. Anything
+that makes a read incomplete is recorded so the verdict fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.config.settings import AuditPolicy
+from shared.exchange.errors import ExchangeProtocolError
+
+if TYPE_CHECKING:  # the client is handed in; reads never build one
+    from shared.exchange.client import ExchangeClient, Page
+
+MISSING = object()  # a property the answer did not carry, as opposed to a null value
+TRUNCATION_MARKER = "more results available"
+MAX_WARNINGS = 100
+
+
+@dataclass
+class RunContext:
+    """What reads need: the client, the policy, and a per-run cache so two controls share one mailbox scan."""
+
+    client: ExchangeClient
+    policy: AuditPolicy
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def cached(self, key: str, read: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = read()
+        return self.cache[key]
+
+
+class Accumulator(Protocol):
+    """A pure, page-fed scan (see `scan.StreamedScan`)."""
+
+    incomplete: str | None
+
+    def add(self, row: dict[str, Any]) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+def single_row(rows: list[dict[str, Any]], cmdlet: str) -> dict[str, Any]:
+    """A singleton cmdlet must answer exactly one row; anything else is unreadable, not a value."""
+    if len(rows) != 1:
+        raise ExchangeProtocolError(f"expected exactly one object, got {len(rows)}", cmdlet=cmdlet)
+    return rows[0]
+
+
+def stream_into(pages: Iterator[Page], accumulator: Accumulator) -> list[str]:
+    """Feed every row to `accumulator.add`, resetting it when the query restarts; return the warnings (bounded).
+
+    A final page that warns the result was cut short (ResultSize) without a nextLink means the data is incomplete.
+    """
+    warnings: list[str] = []
+    last_warnings: list[str] = []
+    for page in pages:
+        if page.restarted:
+            accumulator.reset()
+            warnings = []
+        for row in page.rows:
+            accumulator.add(row)
+        last_warnings = page.warnings
+        warnings.extend(page.warnings[: max(0, MAX_WARNINGS - len(warnings))])
+    if any(TRUNCATION_MARKER in warning.lower() for warning in last_warnings):
+        accumulator.incomplete = "Exchange truncated the answer and offered no next page"
+    return warnings
+
+
+def count_rows(pages: Iterator[Page]) -> int:
+    """Count a streamed answer's rows (a restarted query counts from zero again)."""
+    total = 0
+    for page in pages:
+        total = len(page.rows) if page.restarted else total + len(page.rows)
+    return total

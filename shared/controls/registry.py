@@ -1,0 +1,31 @@
+"""Every control, in one place and in report order. Adding a control: docs/adding-a-control.md."""
+
+from __future__ import annotations
+
+from shared.controls import (
+    audit_bypass,
+    audit_log_search,
+    mailbox_audit_actions,
+    mailbox_audit_retention,
+    org_audit_enabled,
+)
+from shared.controls.base import Control
+from shared.model import ControlResult
+
+CONTROLS: tuple[Control, ...] = (
+    org_audit_enabled.CONTROL,
+    audit_log_search.CONTROL,
+    audit_bypass.CONTROL,
+    mailbox_audit_actions.CONTROL,
+    mailbox_audit_retention.CONTROL,
+)
+
+BY_ID: dict[str, Control] = {control.id: control for control in CONTROLS}
+IMPLEMENTED_CONTROLS: tuple[str, ...] = tuple(BY_ID)
+REVERTIBLE_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.plan_revert)
+UNATTENDED_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.safe_unattended)
+
+
+def error_result(control_id: str, reason: str) -> ControlResult:
+    """Fail closed: a control whose value could not be read is an Error, never Compliant."""
+    return BY_ID[control_id].error(reason)
