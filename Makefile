@@ -16,6 +16,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache  # the layering of shared/ (pyproject.toml [tool.importlinter])
 
 # Test-only tools outside the venv (checkov, Kusto language service, Azurite, Chromium); idempotent, fast when present.
 tools: $(STAMP)
