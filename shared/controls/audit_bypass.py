@@ -45,7 +45,7 @@ class BypassScan(StreamedScan):
         if not enabled:
             return
         self.enabled += 1
-        entry = {"identity": identity or name or guid, "name": name, "guid": guid}
+        entry: dict[str, Any] = {"identity": identity or name or guid, "name": name, "guid": guid}
         exception = self.policy.exceptions.find(ID, identity, name, guid)
         if exception is not None:
             self.exceptions_used.append({**exception.as_dict(), "matched": entry["identity"]})

@@ -21,7 +21,7 @@ class StreamedScan:
 
     def reset(self) -> None:
         """Forget everything (the query restarted from page 1)."""
-        self.__dict__.update(type(self)(self.policy).__dict__)  # type: ignore[attr-defined]
+        self.__dict__.update(type(self)(self.policy).__dict__)  # type: ignore[attr-defined,call-arg]  # subclasses take the policy
 
     def note_unreadable(self, who: str) -> None:
         self.unreadable += 1

@@ -472,8 +472,9 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
                           badge=_status(control.get("status")))
         if (known_control := BY_ID.get(control_id)) is not None and (note := known_control.wording.note):
             section.blocks.append(Paragraph(Note(note), kind="note"))
-        result = [("Expected", _text(control.get("expected"))), ("Actual", _text(control.get("actual"))),
-                  ("Message", _text(control.get("message"), ""))]
+        result: list[tuple[str, Cell]] = [("Expected", _text(control.get("expected"))),
+                                          ("Actual", _text(control.get("actual"))),
+                                          ("Message", _text(control.get("message"), ""))]
         section.blocks += _details_blocks(control_id, control.get("details"), result)
         if steps := [step for step in remediation if str(step.get("control_id")) == control_id]:
             section.blocks += _remediation_blocks(steps)

@@ -209,7 +209,7 @@ class ExchangeClient:
             if state.attempt_number >= policy.max_attempts:
                 return True
             # A Retry-After or backoff that would end past the deadline fails now instead of sleeping.
-            out_of_time = state.seconds_since_start + (state.upcoming_sleep or 0) >= allowed
+            out_of_time = (state.seconds_since_start or 0.0) + (state.upcoming_sleep or 0.0) >= allowed
             return out_of_time
 
         retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(retryable), stop=stop, wait=wait,

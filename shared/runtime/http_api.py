@@ -97,8 +97,8 @@ def read_principal(headers: Mapping[str, str]) -> Caller | None:
 
 def _claim(claims: list[Any], *types: str) -> str | None:
     for claim in claims:
-        if isinstance(claim, dict) and claim.get("typ") in types and isinstance(claim.get("val"), str):
-            return claim["val"]
+        if isinstance(claim, dict) and claim.get("typ") in types and isinstance(value := claim.get("val"), str):
+            return value
     return None
 
 

@@ -73,6 +73,7 @@ class TenantWriteLock:
     def _acquire_lease(self, deadline: float) -> Any:
         from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 
+        assert self.blob_service is not None  # only called with a storage account
         blob = self.blob_service.get_blob_client(LOCK_CONTAINER, f"{self.tenant_id}.lock")
         try:
             with contextlib.suppress(ResourceExistsError):
