@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 
 from shared import __version__
+from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
+from shared.cli.output import add_output_options, log_to_stderr, print_result
 from shared.config.settings import ConfigError, Settings
 from shared.controls.registry import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
 from shared.evidence.document import exit_code, render_text, run_document
 from shared.evidence.html import render_html
 from shared.evidence.markdown import render_markdown
-from shared.graph.permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.model import Status
-from shared.redact import RedactingFilter
 from shared.runtime.service import execute
 
 log = logging.getLogger("mailbox_audit_guard.cli")
@@ -34,8 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--control", action="append", choices=IMPLEMENTED_CONTROLS, metavar="ID",
                         help=f"limit the run to this control (repeatable): {', '.join(IMPLEMENTED_CONTROLS)}")
-    common.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    add_output_options(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("check", parents=[common], help="read and judge the controls (the original -Monitoring)")
     fix = commands.add_parser("remediate", parents=[common], help="fix what is non-compliant (-Remediation)")
@@ -129,25 +128,16 @@ def _local_caller() -> str:
 
 def _fail(args: argparse.Namespace, message: str, *, tenant_id: str | None) -> int:
     """A run that could not start: clear message on stderr, one JSON document with --json, exit 2."""
-    print(message, file=sys.stderr)
-    if args.json:
-        print(json.dumps({"tool": "mailbox-audit-guard", "tool_version": __version__, "command": args.command,
-                          "tenant_id": tenant_id, "status": str(Status.ERROR), "exit_code": 2,
-                          "error": message, "controls": []}, indent=2))
+    print_result(args.json, {"tool": "mailbox-audit-guard", "tool_version": __version__, "command": args.command,
+                             "tenant_id": tenant_id, "status": str(Status.ERROR), "exit_code": 2,
+                             "error": message, "controls": []}, error=message)
     return Status.ERROR.exit_code
 
 
 def _configure_logging(verbose: bool, settings: Settings) -> None:
-    """Diagnostics to stderr, secrets masked; telemetry events are for Application Insights, not the terminal."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    handler.addFilter(lambda record: not record.name.startswith("mailbox_audit_guard.events"))
-    handler.addFilter(RedactingFilter([settings.client_secret or "", settings.certificate_password or ""]))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    logging.getLogger("mailbox_audit_guard").setLevel(logging.INFO)
+    """Diagnostics to stderr, secrets masked, for the rest of the process."""
     # The token libraries log their own tracebacks for failures we already turn into a clear message.
-    for library in ("msal", "azure"):
-        logging.getLogger(library).setLevel(logging.WARNING if verbose else logging.CRITICAL)
+    library = logging.WARNING if verbose else logging.CRITICAL
+    log_to_stderr({"": logging.WARNING, "mailbox_audit_guard": logging.INFO, "msal": library, "azure": library},
+                  handler_level=logging.INFO if verbose else logging.WARNING,
+                  secrets=[settings.client_secret or "", settings.certificate_password or ""])

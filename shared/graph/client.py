@@ -8,45 +8,25 @@ The bearer token only ever goes to the configured Graph origin: redirects are no
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
 
 from shared.config.settings import origin
+from shared.graph.errors import GraphAuthError, GraphError
 from shared.redact import redact
+
+if TYPE_CHECKING:  # azure-core's protocol, which every azure-identity credential meets; no import at run time
+    from azure.core.credentials import TokenCredential
+
+__all__ = ["GraphAuthError", "GraphClient", "GraphError", "parse_error"]
 
 log = logging.getLogger("mailbox_audit_guard.graph")
 
 HTTP_TIMEOUT = (10, 30)
 MAX_PAGES = 50
 _QUERY_SAFE = ",'()"
-
-
-class AccessTokenLike(Protocol):
-    token: str
-
-
-class TokenCredential(Protocol):
-    """What azure-identity credentials offer (azure.core.credentials.TokenCredential)."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessTokenLike: ...
-
-
-class GraphError(Exception):
-    """Graph answered an error (or could not be reached: `status` None). The message holds no token."""
-
-    def __init__(self, status: int | None, code: str, message: str, *, method: str = "", path: str = "",
-                 request_id: str | None = None) -> None:
-        self.status, self.code, self.message = status, code, message
-        self.method, self.path, self.request_id = method, path, request_id
-        where = f"{method} {path}".strip()
-        answered = f"answered {status}" if status is not None else "failed"
-        super().__init__(f"Graph {where} {answered} {code}: {message}".replace("  ", " "))
-
-
-class GraphAuthError(Exception):
-    """No Graph token could be obtained (not signed in, wrong tenant, ...); the message says what to do."""
 
 
 def parse_error(response: requests.Response, method: str, path: str) -> GraphError:

@@ -20,7 +20,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
 from emulator import Fault
-from shared.graph.permissions import add_grant_permissions_parser, run_grant_permissions
+from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from tests.conftest import REPO, clean_env, scenario
 from tests.emulator.support import Exo
 from tests.integration.helpers import bearer_tokens

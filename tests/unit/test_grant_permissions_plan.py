@@ -9,21 +9,20 @@ from typing import Any
 import pytest
 import requests
 
+from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.config.clouds import CLOUDS, Cloud
 from shared.graph.client import GraphClient, GraphError, parse_error
-from shared.graph.permissions import (
+from shared.graph.grant_plan import (
     EXCHANGE_ADMINISTRATOR,
     GLOBAL_ADMINISTRATOR,
     GLOBAL_READER,
     MANAGE_AS_APP_ROLE_ID,
     GrantError,
     Step,
-    add_grant_permissions_parser,
     explain,
     is_duplicate,
     manage_as_app_role_id,
     plan_grants,
-    run_grant_permissions,
 )
 
 PRINCIPAL = "4da4a298-f3c4-4d98-83ad-b3169a6d67d2"

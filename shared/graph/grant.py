@@ -1,0 +1,112 @@
+"""grant-permissions against Microsoft Graph: read what the principal holds, plan, POST only what is missing.
+
+A second run finds both assignments and sends no POST. Graph's errors become administrator messages
+(`grant_plan.explain`); nothing here prints or parses arguments (shared/cli/grant_permissions.py does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from shared.graph.client import GraphClient
+from shared.graph.errors import GraphAuthError, GraphError
+from shared.graph.grant_plan import (
+    EXCHANGE_APP_ID,
+    EXCHANGE_DISPLAY_NAME,
+    Grant,
+    GrantError,
+    GrantReport,
+    GrantResult,
+    Outcome,
+    Principal,
+    Step,
+    explain,
+    is_duplicate,
+    manage_as_app_role_id,
+    plan_grants,
+)
+
+PRINCIPAL_SELECT = "id,appId,displayName,servicePrincipalType"
+
+T = TypeVar("T")
+
+
+def _read(step: Step, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except GraphError as exc:
+        raise GrantError(explain(step, exc)) from None
+
+
+def find_principal(client: GraphClient, reference: str, notes: list[str]) -> Principal:
+    """The service principal by object id, else by app (client) id; GrantError when neither exists."""
+    try:
+        return Principal.from_graph(client.get(f"/servicePrincipals/{reference}", {"$select": PRINCIPAL_SELECT}))
+    except GraphError as exc:
+        if exc.status != 404:
+            raise GrantError(explain(Step.FIND_PRINCIPAL, exc)) from None
+    try:
+        found = Principal.from_graph(client.get(f"/servicePrincipals(appId='{reference}')",
+                                                {"$select": PRINCIPAL_SELECT}))
+    except GraphError as exc:
+        if exc.status != 404:
+            raise GrantError(explain(Step.FIND_PRINCIPAL, exc)) from None
+        raise GrantError(
+            f"No service principal with object id or app (client) id {reference} in this tenant (Graph answered 404 "
+            f"{exc.code}). Pass the managed identity's principal id (`azd env get-value IDENTITY_PRINCIPAL_ID`), "
+            "and sign in to the tenant that holds it (`az login --tenant <tenant id>`). Nothing was assigned."
+        ) from None
+    notes.append(f"{reference} is an app (client) id; using its service principal {found.id}.")
+    return found
+
+
+def find_exchange(client: GraphClient) -> tuple[str, str]:
+    """(object id, Exchange.ManageAsApp role id) of the Office 365 Exchange Online service principal."""
+    try:
+        exchange = client.get(f"/servicePrincipals(appId='{EXCHANGE_APP_ID}')", {"$select": "id,appId,appRoles"})
+    except GraphError as exc:
+        if exc.status == 404:
+            raise GrantError(f"The {EXCHANGE_DISPLAY_NAME} service principal ({EXCHANGE_APP_ID}) does not exist in "
+                             "this tenant: it has no Exchange Online, or you signed in to another tenant. Nothing "
+                             "was assigned.") from None
+        raise GrantError(explain(Step.FIND_EXCHANGE, exc)) from None
+    return str(exchange.get("id", "")).lower(), manage_as_app_role_id(exchange)
+
+
+def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -> GrantReport:
+    """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`."""
+    report = GrantReport(requested_id=reference, read_only=read_only, graph_url=client.base_url)
+    try:
+        principal = report.principal = find_principal(client, reference, report.notes)
+        exchange_id, role_id = find_exchange(client)
+        app_roles = _read(Step.READ_APP_ROLES, lambda: client.get_all(f"/servicePrincipals/{principal.id}"
+                                                                      "/appRoleAssignments"))
+        directory_roles = _read(Step.READ_DIRECTORY_ROLES, lambda: client.get_all(
+            "/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{principal.id}'"}))
+    except (GrantError, GraphAuthError) as exc:
+        report.error = str(exc)
+        return report
+    plan = plan_grants(principal_id=principal.id, exchange_sp_id=exchange_id, app_role_id=role_id,
+                       app_role_assignments=app_roles, role_assignments=directory_roles, read_only=read_only)
+    report.notes.extend(plan.notes)
+    for grant in plan.grants:
+        report.results.append(_apply(client, grant))
+    failed = [r.message for r in report.results if r.outcome is Outcome.FAILED]
+    if failed:
+        report.error = "\n".join(failed)
+    return report
+
+
+def _apply(client: GraphClient, grant: Grant) -> GrantResult:
+    if grant.present:
+        return GrantResult(grant, Outcome.ALREADY_ASSIGNED, "already assigned")
+    try:
+        client.post(grant.path, grant.body)
+    except GraphError as exc:
+        if is_duplicate(exc):
+            return GrantResult(grant, Outcome.ALREADY_ASSIGNED, "already assigned (by a concurrent change)")
+        return GrantResult(grant, Outcome.FAILED, explain(grant.step, exc, f"assign the {grant.label}"))
+    except GraphAuthError as exc:
+        return GrantResult(grant, Outcome.FAILED, str(exc))
+    return GrantResult(grant, Outcome.ASSIGNED, "assigned")

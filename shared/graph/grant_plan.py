@@ -1,0 +1,224 @@
+"""grant-permissions, the pure part: what the identity needs, what to assign, what a run found, what errors mean.
+
+Two assignments (exchange-admin-api.md §4.1, azure-functions.md §12), both on the identity's service principal:
+1. the app role `Exchange.ManageAsApp` of the Office 365 Exchange Online service principal;
+2. the Entra role Exchange Administrator (remediation) or, with --read-only, Global Reader, directory-wide.
+
+No I/O here: shared/graph/grant.py reads Graph and posts what `plan_grants` finds missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shared.graph.errors import GraphError
+
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+EXCHANGE_DISPLAY_NAME = "Office 365 Exchange Online"
+MANAGE_AS_APP = "Exchange.ManageAsApp"
+MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"
+EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+ROLE_NAMES = {EXCHANGE_ADMINISTRATOR: "Exchange Administrator", GLOBAL_READER: "Global Reader",
+              GLOBAL_ADMINISTRATOR: "Global Administrator"}
+DIRECTORY_SCOPE = "/"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DUPLICATE_TEXTS = ("already exists", "conflicting object")
+ADMIN_ROLES = "Privileged Role Administrator (or Global Administrator)"
+
+
+class Outcome(StrEnum):
+    """What happened to one wanted assignment."""
+
+    ASSIGNED = "Assigned"                 # POSTed now (201)
+    ALREADY_ASSIGNED = "AlreadyAssigned"  # found in place: nothing sent
+    FAILED = "Failed"                     # the POST was refused
+
+
+class Step(StrEnum):
+    """What the command was doing when Graph answered an error; decides which permission the message names."""
+
+    FIND_PRINCIPAL = "look up the principal"
+    FIND_EXCHANGE = f"look up the {EXCHANGE_DISPLAY_NAME} service principal"
+    READ_APP_ROLES = "read the principal's app role assignments"
+    READ_DIRECTORY_ROLES = "read the principal's directory role assignments"
+    ASSIGN_APP_ROLE = f"assign the {MANAGE_AS_APP} app role"
+    ASSIGN_DIRECTORY_ROLE = "assign the directory role"
+
+
+NEEDED_PERMISSION = {
+    Step.FIND_PRINCIPAL: "the Graph permission Application.Read.All",
+    Step.FIND_EXCHANGE: "the Graph permission Application.Read.All",
+    Step.READ_APP_ROLES: "the Graph permission Application.Read.All",
+    Step.READ_DIRECTORY_ROLES: "the Graph permission RoleManagement.Read.Directory (or RoleManagement.ReadWrite."
+                               "Directory)",
+    Step.ASSIGN_APP_ROLE: "the Graph permissions AppRoleAssignment.ReadWrite.All and Application.Read.All",
+    Step.ASSIGN_DIRECTORY_ROLE: "the Graph permission RoleManagement.ReadWrite.Directory",
+}
+
+
+class GrantError(Exception):
+    """The command cannot go on; the message is for the administrator and holds no token."""
+
+
+# ---- the plan ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The service principal that receives the assignments (the managed identity's, usually)."""
+
+    id: str
+    app_id: str
+    display_name: str
+    type: str
+
+    @classmethod
+    def from_graph(cls, item: Mapping[str, Any]) -> Principal:
+        return cls(id=str(item.get("id", "")).lower(), app_id=str(item.get("appId", "")).lower(),
+                   display_name=str(item.get("displayName") or ""), type=str(item.get("servicePrincipalType") or ""))
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One wanted assignment: where to POST it, what to send, and whether it is already in place."""
+
+    kind: str  # "appRole" or "directoryRole"
+    name: str
+    step: Step
+    path: str
+    body: dict[str, Any]
+    present: bool
+
+    @property
+    def label(self) -> str:
+        if self.kind == "appRole":
+            return f"{self.name} app role on {EXCHANGE_DISPLAY_NAME}"
+        return f"Entra role {self.name} (directory-wide)"
+
+
+@dataclass(frozen=True)
+class GrantPlan:
+    grants: tuple[Grant, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> tuple[Grant, ...]:
+        return tuple(grant for grant in self.grants if not grant.present)
+
+
+def is_guid(text: str) -> bool:
+    return bool(_GUID.match(text.strip()))
+
+
+def _same(a: Any, b: Any) -> bool:
+    return str(a or "").lower() == str(b or "").lower()
+
+
+def wanted_directory_role(read_only: bool) -> tuple[str, str]:
+    """(role definition id, name): Global Reader for checks only, Exchange Administrator to remediate."""
+    role_id = GLOBAL_READER if read_only else EXCHANGE_ADMINISTRATOR
+    return role_id, ROLE_NAMES[role_id]
+
+
+def manage_as_app_role_id(exchange_sp: Mapping[str, Any]) -> str:
+    """The id of Exchange.ManageAsApp among the Exchange service principal's app roles (the tenant's answer wins)."""
+    for role in exchange_sp.get("appRoles") or []:
+        if isinstance(role, dict) and role.get("value") == MANAGE_AS_APP and role.get("isEnabled", True):
+            return str(role.get("id") or MANAGE_AS_APP_ROLE_ID).lower()
+    raise GrantError(f"The {EXCHANGE_DISPLAY_NAME} service principal in this tenant offers no enabled "
+                     f"{MANAGE_AS_APP} app role; nothing was assigned.")
+
+
+def plan_grants(*, principal_id: str, exchange_sp_id: str, app_role_id: str,
+                app_role_assignments: Sequence[Mapping[str, Any]], role_assignments: Sequence[Mapping[str, Any]],
+                read_only: bool) -> GrantPlan:
+    """What to assign, from what the principal already holds."""
+    has_app_role = any(_same(a.get("resourceId"), exchange_sp_id) and _same(a.get("appRoleId"), app_role_id)
+                       and _same(a.get("principalId") or principal_id, principal_id) for a in app_role_assignments)
+    role_id, role_name = wanted_directory_role(read_only)
+    mine = [a for a in role_assignments if _same(a.get("principalId"), principal_id)]
+    wide = {str(a.get("roleDefinitionId", "")).lower() for a in mine if a.get("directoryScopeId") == DIRECTORY_SCOPE}
+    notes = []
+    scoped = sorted({str(a.get("directoryScopeId")) for a in mine if _same(a.get("roleDefinitionId"), role_id)
+                     and a.get("directoryScopeId") != DIRECTORY_SCOPE})
+    if scoped and role_id not in wide:
+        notes.append(f"{role_name} is assigned only on scope {', '.join(scoped)}; Exchange Online needs it "
+                     "directory-wide (\"/\").")
+    if read_only and EXCHANGE_ADMINISTRATOR in wide:
+        notes.append("The principal also holds Exchange Administrator, more than checks need; remove that "
+                     "assignment if it only checks (least privilege).")
+    if not read_only and GLOBAL_READER in wide:
+        notes.append("The principal also holds Global Reader, which this app does not need next to Exchange "
+                     "Administrator; remove it unless something else uses it.")
+    if GLOBAL_ADMINISTRATOR in wide:
+        notes.append("The principal holds Global Administrator, far more than this app needs; remove it.")
+    grants = (
+        Grant("appRole", MANAGE_AS_APP, Step.ASSIGN_APP_ROLE, f"/servicePrincipals/{principal_id}/appRoleAssignments",
+              {"principalId": principal_id, "resourceId": exchange_sp_id, "appRoleId": app_role_id}, has_app_role),
+        Grant("directoryRole", role_name, Step.ASSIGN_DIRECTORY_ROLE, "/roleManagement/directory/roleAssignments",
+              {"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "principalId": principal_id,
+               "roleDefinitionId": role_id, "directoryScopeId": DIRECTORY_SCOPE}, role_id in wide),
+    )
+    return GrantPlan(grants, tuple(notes))
+
+
+# ---- what Graph's errors mean -------------------------------------------------------------------------------------
+
+
+def explain(step: Step, error: GraphError, what: str | None = None) -> str:
+    """The administrator's message for a Graph error during `step` (described as `what`, default the step):
+    what failed, why, and which permission or role is needed."""
+    what = what or str(step)
+    said = f"{error.code}: {error.message}" if error.message else error.code
+    ref = f" (request-id {error.request_id})" if error.request_id else ""
+    if error.status == 403:
+        return (f"Not allowed to {what}: Graph answered 403 ({said}){ref}. The caller needs "
+                f"{NEEDED_PERMISSION[step]}; a signed-in administrator needs the Entra role {ADMIN_ROLES}.")
+    if error.status == 401:
+        return (f"Graph refused the token while trying to {what} (401 {said}){ref}. Sign in to the tenant that holds "
+                "the identity (`az login --tenant <tenant id>`), and check that --cloud / GRAPH_ENDPOINT match it.")
+    if error.status == 429:
+        return (f"Graph is throttling requests ({said}). Wait a minute and run the command again; it only assigns "
+                "what is still missing.")
+    if error.status is None:
+        return f"Could not reach Microsoft Graph to {what}: {said}."
+    return f"Could not {what}: Graph answered {error.status} ({said}){ref}."
+
+
+def is_duplicate(error: GraphError) -> bool:
+    """Graph's answer to re-posting an existing assignment (400/409), e.g. after a concurrent run."""
+    return error.status in (400, 409) and any(text in error.message.lower() for text in _DUPLICATE_TEXTS)
+
+
+# ---- what a run found and did ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    grant: Grant
+    outcome: Outcome
+    message: str
+
+
+@dataclass
+class GrantReport:
+    """What one run found and did; `exit_code` 0 only when both assignments are in place."""
+
+    requested_id: str
+    read_only: bool
+    graph_url: str
+    principal: Principal | None = None
+    results: list[GrantResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        ok = {Outcome.ASSIGNED, Outcome.ALREADY_ASSIGNED}
+        return 0 if self.error is None and self.results and all(r.outcome in ok for r in self.results) else 2
