@@ -17,6 +17,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache  # the layering of shared/ (pyproject.toml [tool.importlinter])
+	$(VENV)/bin/mypy  # --strict on shared/ (pyproject.toml [tool.mypy])
 
 # Test-only tools outside the venv (checkov, Kusto language service, Azurite, Chromium); idempotent, fast when present.
 tools: $(STAMP)

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from shared import __version__
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args)
     except Exception as exc:  # never a traceback and exit 1 (which would read as NonCompliant): exit 2, fail closed
-        log.debug("unexpected failure", exc_info=True)
+        log.info("unexpected failure", exc_info=True)  # shown with -v (INFO), tokens and secrets masked
         return _fail(args, f"Unexpected {type(exc).__name__}; nothing can be concluded (run with -v for details).",
                      tenant_id=None)
 
@@ -98,7 +99,7 @@ def _main(args: argparse.Namespace) -> int:
     return code
 
 
-def _write_report(args: argparse.Namespace, document: dict, code: int) -> int:
+def _write_report(args: argparse.Namespace, document: dict[str, Any], code: int) -> int:
     """Write the evidence in the asked format; the exit code stays the check's (2 if the file cannot be written)."""
     renderers = {"json": lambda d: json.dumps(d, indent=2) + "\n", "md": render_markdown, "html": render_html}
     text = renderers[args.format](document)
