@@ -13,15 +13,16 @@ from typing import Literal
 
 Kind = Literal["guid", "domain", "choice", "flag", "number", "text", "path", "url", "secret", "ncrontab",
                "connection string", "container name", "account name", "platform"]
-Group = Literal["exchange", "app", "telemetry", "policy", "storage", "host"]
+Group = Literal["exchange", "app", "telemetry", "policy", "storage", "host", "tools"]
 
 GROUPS: dict[Group, str] = {
     "exchange": "Exchange connection",
-    "app": "schedule, mode and who may remediate",
+    "app": "the timer's mode and who may remediate",
     "telemetry": "telemetry",
     "policy": "mailbox controls",
     "storage": "host storage and evidence archive",
     "host": "read by the Functions host, its worker or azure-identity; never parsed by this code",
+    "tools": "read by `python -m shared grant-permissions` only (never by the functions)",
 }
 
 
@@ -121,6 +122,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(empty: system-assigned)", example=None),
     Setting("EVIDENCE_CONTAINER", "storage", "container name", "blob container of the evidence archive in the app's "
             "storage account (`AzureWebJobsStorage`)", "`evidence`", example="evidence"),
+    Setting("GRAPH_ENDPOINT", "tools", "url", "override of the Microsoft Graph base URL for `grant-permissions` "
+            "(emulator, tests); plain http only for loopback", "the cloud's", example=None),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
