@@ -169,11 +169,13 @@ def blob_service(storage: StorageSettings, *, retry_total: int = 3) -> BlobServi
             return BlobServiceClient.from_connection_string(storage.connection_string, **options)
         except ValueError:  # a shape the loader's check let through but the SDK refuses
             raise ArchiveError(f"{PREFIX} {BAD_CONNECTION_STRING}") from None
+    url = storage.blob_url
+    assert url is not None  # configured, without a connection string
     from azure.identity import ManagedIdentityCredential
 
     credential = (ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id
                   else ManagedIdentityCredential())
-    return BlobServiceClient(storage.blob_url, credential=credential, **options)
+    return BlobServiceClient(url, credential=credential, **options)
 
 
 def _endpoint(blob_service: Any) -> str:
