@@ -16,7 +16,7 @@ import requests
 
 from shared.cli.output import add_output_options, log_to_stderr, print_result
 from shared.config.clouds import CLOUDS, Cloud
-from shared.config.settings import check_base_url
+from shared.config.loader import graph_target
 from shared.graph.client import GraphClient
 from shared.graph.grant import grant_permissions
 from shared.graph.grant_plan import GrantReport, is_guid
@@ -92,14 +92,11 @@ def _grant(args: argparse.Namespace, credential: TokenCredential | None, session
            environ: Mapping[str, str]) -> GrantReport:
     """Check the input before anything is sent, then grant; a wrong input is a report with an error."""
     reference = args.principal_id.strip().lower()
-    cloud_name = (args.cloud or environ.get("EXO_CLOUD", "").strip() or "global").lower()
-    cloud = CLOUDS.get(cloud_name)
-    graph_url = (environ.get("GRAPH_ENDPOINT", "").strip() or (cloud.graph_url if cloud else "")).rstrip("/")
+    target = graph_target(environ, args.cloud)
+    cloud, graph_url = CLOUDS.get(target.cloud_name), target.graph_url
     report = GrantReport(requested_id=reference, read_only=args.read_only, graph_url=graph_url)
-    if cloud is None:
-        report.error = f"EXO_CLOUD: must be one of {', '.join(CLOUDS)} (or pass --cloud)"
-    elif (problem := check_base_url(graph_url, allow_loopback_http=True)) is not None:
-        report.error = f"GRAPH_ENDPOINT: {problem}"
+    if target.problem is not None or cloud is None:
+        report.error = target.problem
     elif not is_guid(reference):
         report.error = ("--principal-id must be a GUID: the identity's service principal object id (azd output "
                         "IDENTITY_PRINCIPAL_ID) or its client id.")

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.config.clouds import CLOUDS, Cloud
+from shared.config.declaration import Env
 from shared.config.exception_register import ExceptionFileError, ExceptionRegister, load_register
 
 AUTH_MODES = ("managed_identity", "certificate", "secret")
@@ -100,101 +101,106 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the EXO_* variables; raise ConfigError naming every bad one."""
-        env = os.environ if env is None else env
         problems: dict[str, str] = {}
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        tenant_id = get("EXO_TENANT_ID")
-        if tenant_id is None:
-            problems["EXO_TENANT_ID"] = "required: the tenant's GUID (Entra ID > Overview > Tenant ID)"
-        elif not _GUID.match(tenant_id):
-            problems["EXO_TENANT_ID"] = "must be the tenant GUID, e.g. 0b5c1c1e-1111-2222-3333-444455556666"
-
-        organization = get("EXO_ORGANIZATION")
-        if organization is not None and not _DOMAIN.match(organization):
-            problems["EXO_ORGANIZATION"] = "must be a domain name such as contoso.onmicrosoft.com"
-
-        auth_mode = (get("EXO_AUTH_MODE") or "managed_identity").lower()
-        if auth_mode not in AUTH_MODES:
-            problems["EXO_AUTH_MODE"] = f"must be one of {', '.join(AUTH_MODES)}"
-
-        client_id = get("EXO_CLIENT_ID")
-        if client_id is not None and not _GUID.match(client_id):
-            problems["EXO_CLIENT_ID"] = "must be an application (client) id GUID"
-        elif client_id is None and auth_mode in ("certificate", "secret"):
-            problems["EXO_CLIENT_ID"] = f"required with EXO_AUTH_MODE={auth_mode}: the app registration's client id"
-
-        client_secret = get("EXO_CLIENT_SECRET")
-        if auth_mode == "secret" and client_secret is None:
-            problems["EXO_CLIENT_SECRET"] = "required with EXO_AUTH_MODE=secret"  # noqa: S105
-
-        certificate_path = None
-        raw_cert = get("EXO_CERTIFICATE_PATH")
-        if auth_mode == "certificate":
-            if raw_cert is None:
-                problems["EXO_CERTIFICATE_PATH"] = (
-                    "required with EXO_AUTH_MODE=certificate: a PEM with key and certificate")
-            else:
-                certificate_path = Path(raw_cert)
-                try:
-                    found = certificate_path.is_file()
-                except OSError:  # e.g. PEM text pasted instead of a path: "File name too long" was a traceback
-                    found = False
-                if not found:
-                    problems["EXO_CERTIFICATE_PATH"] = "file not found or not readable"
-
-        cloud_name = (get("EXO_CLOUD") or "global").lower()
-        cloud = CLOUDS.get(cloud_name)
-        if cloud is None:
-            problems["EXO_CLOUD"] = f"must be one of {', '.join(CLOUDS)}"
-            cloud = CLOUDS["global"]
-
-        exchange_url = get("EXO_ENDPOINT") or cloud.exchange_url
-        if (problem := check_base_url(exchange_url, allow_loopback_http=True)) is not None:
-            problems["EXO_ENDPOINT"] = problem
-
-        authority = get("EXO_AUTHORITY") or cloud.authority
-        if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
-            problems["EXO_AUTHORITY"] = problem
-
-        deadline = _number(get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS",
-                           problems)
-
-        backoff = _number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", problems)
-        # 25 minutes: below the Flex Consumption default function timeout of 30 minutes (host.json).
-        run_deadline = _number(get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS",
-                               problems)
-
-        if problems:
+        settings = parse_exchange(Env(os.environ if env is None else env), problems)
+        if settings is None:
             raise ConfigError(problems)
-        assert tenant_id is not None
-        return cls(
-            tenant_id=tenant_id.lower(),
-            auth_mode=auth_mode,
-            cloud=cloud,
-            exchange_url=exchange_url.rstrip("/"),
-            authority=authority.rstrip("/"),
-            organization=organization,
-            client_id=client_id.lower() if client_id else None,
-            client_secret=client_secret,
-            certificate_path=certificate_path,
-            certificate_password=get("EXO_CERTIFICATE_PASSWORD"),
-            operation_deadline_seconds=deadline,
-            retry_backoff_seconds=backoff,
-            run_deadline_seconds=run_deadline,
-        )
+        return settings
+
+
+def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
+    """The connection settings, or None with every problem recorded in `problems` under its variable's name."""
+    bad: dict[str, str] = {}
+    get = env.get
+    tenant_id = get("EXO_TENANT_ID")
+    if tenant_id is None:
+        bad["EXO_TENANT_ID"] = "required: the tenant's GUID (Entra ID > Overview > Tenant ID)"
+    elif not _GUID.match(tenant_id):
+        bad["EXO_TENANT_ID"] = "must be the tenant GUID, e.g. 0b5c1c1e-1111-2222-3333-444455556666"
+
+    organization = get("EXO_ORGANIZATION")
+    if organization is not None and not _DOMAIN.match(organization):
+        bad["EXO_ORGANIZATION"] = "must be a domain name such as contoso.onmicrosoft.com"
+
+    auth_mode = (get("EXO_AUTH_MODE") or "managed_identity").lower()
+    if auth_mode not in AUTH_MODES:
+        bad["EXO_AUTH_MODE"] = f"must be one of {', '.join(AUTH_MODES)}"
+
+    client_id = get("EXO_CLIENT_ID")
+    if client_id is not None and not _GUID.match(client_id):
+        bad["EXO_CLIENT_ID"] = "must be an application (client) id GUID"
+    elif client_id is None and auth_mode in ("certificate", "secret"):
+        bad["EXO_CLIENT_ID"] = f"required with EXO_AUTH_MODE={auth_mode}: the app registration's client id"
+
+    client_secret = get("EXO_CLIENT_SECRET")
+    if auth_mode == "secret" and client_secret is None:
+        bad["EXO_CLIENT_SECRET"] = "required with EXO_AUTH_MODE=secret"  # noqa: S105
+
+    certificate_path = None
+    raw_cert = get("EXO_CERTIFICATE_PATH")
+    if auth_mode == "certificate":
+        if raw_cert is None:
+            bad["EXO_CERTIFICATE_PATH"] = (
+                "required with EXO_AUTH_MODE=certificate: a PEM with key and certificate")
+        else:
+            certificate_path = Path(raw_cert)
+            try:
+                readable = certificate_path.is_file()
+            except OSError:  # e.g. PEM text pasted instead of a path: "File name too long" was a traceback
+                readable = False
+            if not readable:
+                bad["EXO_CERTIFICATE_PATH"] = "file not found or not readable"
+
+    cloud_name = (get("EXO_CLOUD") or "global").lower()
+    cloud = CLOUDS.get(cloud_name)
+    if cloud is None:
+        bad["EXO_CLOUD"] = f"must be one of {', '.join(CLOUDS)}"
+        cloud = CLOUDS["global"]
+
+    exchange_url = get("EXO_ENDPOINT") or cloud.exchange_url
+    if (problem := check_base_url(exchange_url, allow_loopback_http=True)) is not None:
+        bad["EXO_ENDPOINT"] = problem
+
+    authority = get("EXO_AUTHORITY") or cloud.authority
+    if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
+        bad["EXO_AUTHORITY"] = problem
+
+    deadline = _number(get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS",
+                       bad)
+
+    backoff = _number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", bad)
+    # 25 minutes: below the Flex Consumption default function timeout of 30 minutes (host.json).
+    run_deadline = _number(get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS",
+                           bad)
+
+    if bad:
+        problems.update(bad)
+        return None
+    assert tenant_id is not None
+    return Settings(
+        tenant_id=tenant_id.lower(),
+        auth_mode=auth_mode,
+        cloud=cloud,
+        exchange_url=exchange_url.rstrip("/"),
+        authority=authority.rstrip("/"),
+        organization=organization,
+        client_id=client_id.lower() if client_id else None,
+        client_secret=client_secret,
+        certificate_path=certificate_path,
+        certificate_password=get("EXO_CERTIFICATE_PASSWORD"),
+        operation_deadline_seconds=deadline,
+        retry_backoff_seconds=backoff,
+        run_deadline_seconds=run_deadline,
+    )
 
 
 TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no", "")
 
 
-def flag(env: Mapping[str, str], name: str, problems: dict[str, str]) -> bool:
+def flag(env: Mapping[str, str] | Env, name: str, problems: dict[str, str]) -> bool:
     """A true/false setting (unset is false); a typo such as `ture` is a problem, never a silent false."""
-    raw = env.get(name, "").strip().lower()
+    raw = (env.raw(name) if isinstance(env, Env) else env.get(name, "")).strip().lower()
     if raw not in TRUE_WORDS + FALSE_WORDS:
         problems[name] = "must be true or false"
     return raw in TRUE_WORDS
@@ -231,37 +237,38 @@ class AuditPolicy:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, today: date | None = None) -> AuditPolicy:
         """Read the MAILBOX_AUDIT_* settings and the exception register; ConfigError names every bad one."""
-        env = os.environ if env is None else env
-        today = today or datetime.now(UTC).date()
         problems: dict[str, str] = {}
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        baseline = (get("MAILBOX_AUDIT_BASELINE") or "cis").lower()
-        if baseline not in BASELINES:
-            problems["MAILBOX_AUDIT_BASELINE"] = f"must be one of {', '.join(BASELINES)}"
-        days = _number(get("MAILBOX_AUDIT_MIN_RETENTION_DAYS"), 90, 1, 3650, "MAILBOX_AUDIT_MIN_RETENTION_DAYS",
-                       problems)
-        if days != int(days):
-            problems["MAILBOX_AUDIT_MIN_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
-        pace = _number(get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50,
-                       "MAILBOX_REMEDIATION_WRITES_PER_SECOND", problems)
-        flags = {name: flag(env, name, problems)
-                 for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")}
-        register = ExceptionRegister()
-        if (path := get("AUDIT_EXCEPTIONS_FILE")) is not None:
-            try:
-                register = load_register(path, today)
-            except ExceptionFileError as exc:
-                problems["AUDIT_EXCEPTIONS_FILE"] = f"{exc}; fix the file or unset the variable"
+        policy = parse_policy(Env(os.environ if env is None else env), problems, today)
         if problems:
             raise ConfigError(problems)
-        return cls(baseline=baseline, min_retention_days=int(days),
-                   include_shared=flags["MAILBOX_AUDIT_INCLUDE_SHARED"],
-                   check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
-                   exceptions=register, writes_per_second=pace)
+        return policy
+
+
+def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) -> AuditPolicy:
+    """The mailbox controls' policy; problems are recorded under their variable's name (defaults stand in)."""
+    today = today or datetime.now(UTC).date()
+    bad: dict[str, str] = {}
+    baseline = (env.get("MAILBOX_AUDIT_BASELINE") or "cis").lower()
+    if baseline not in BASELINES:
+        bad["MAILBOX_AUDIT_BASELINE"] = f"must be one of {', '.join(BASELINES)}"
+    days = _number(env.get("MAILBOX_AUDIT_MIN_RETENTION_DAYS"), 90, 1, 3650, "MAILBOX_AUDIT_MIN_RETENTION_DAYS", bad)
+    if days != int(days):
+        bad["MAILBOX_AUDIT_MIN_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
+    pace = _number(env.get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50,
+                   "MAILBOX_REMEDIATION_WRITES_PER_SECOND", bad)
+    flags = {name: flag(env, name, bad) for name in ("MAILBOX_AUDIT_INCLUDE_SHARED",
+                                                     "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")}
+    register = ExceptionRegister()
+    if (path := env.get("AUDIT_EXCEPTIONS_FILE")) is not None:
+        try:
+            register = load_register(path, today)
+        except ExceptionFileError as exc:
+            bad["AUDIT_EXCEPTIONS_FILE"] = f"{exc}; fix the file or unset the variable"
+    problems.update(bad)
+    return AuditPolicy(baseline=baseline if baseline in BASELINES else "cis", min_retention_days=int(days),
+                       include_shared=flags["MAILBOX_AUDIT_INCLUDE_SHARED"],
+                       check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
+                       exceptions=register, writes_per_second=pace)
 
 
 AUDIT_MODES = ("report", "remediate")
@@ -278,17 +285,22 @@ class AppSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
-        env = os.environ if env is None else env
         problems: dict[str, str] = {}
-        mode = (env.get("AUDIT_MODE") or "report").strip().lower()
-        if mode not in AUDIT_MODES:
-            problems["AUDIT_MODE"] = f"must be one of {', '.join(AUDIT_MODES)}"
-        settings = cls(audit_mode=mode,
+        settings = parse_app(Env(os.environ if env is None else env), problems)
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+
+def parse_app(env: Env, problems: dict[str, str]) -> AppSettings:
+    """The function app's own settings; problems are recorded under their variable's name (defaults stand in)."""
+    # Not env.get: a blank AUDIT_MODE has always been refused, unlike a blank EXO_* setting.
+    mode = (env.raw("AUDIT_MODE") or "report").strip().lower()
+    if mode not in AUDIT_MODES:
+        problems["AUDIT_MODE"] = f"must be one of {', '.join(AUDIT_MODES)}"
+    return AppSettings(audit_mode=mode if mode in AUDIT_MODES else "report",
                        allow_key_only=flag(env, "REMEDIATION_ALLOW_KEY_ONLY", problems),
                        include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
                        # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
                        # injected by the platform (and client-sent copies stripped).
                        auth_enabled=flag(env, "WEBSITE_AUTH_ENABLED", problems))
-        if problems:
-            raise ConfigError(problems)
-        return settings

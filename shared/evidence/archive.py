@@ -20,19 +20,25 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shared.config.settings import is_loopback_host
+from shared.config.declaration import Env
+from shared.config.loader import (
+    BAD_CONNECTION_STRING,
+    CONTAINER_RULES,
+    DEFAULT_CONTAINER,
+    StorageSettings,
+    container_problem,
+    parse_storage,
+)
 from shared.evidence.html import render_html
 from shared.evidence.markdown import render_markdown
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
-DEFAULT_CONTAINER = "evidence"
 PREFIX = "AzureWebJobsStorage"
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "html": "text/html; charset=utf-8",
                  "md": "text/markdown; charset=utf-8"}
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 _SECRETISH = re.compile(r"(?i)(accountkey|sharedaccesssignature|sig|signature)=[^;&\s'\"]+")
 
 
@@ -118,18 +124,32 @@ def _put(container_client: Any, name: str, data: bytes, content_type: str, metad
 
 def check_container_name(name: str) -> str:
     """Azure's container naming rules: 3-63 lowercase letters, digits and single hyphens."""
-    if not isinstance(name, str) or not _CONTAINER.match(name):
-        raise ArchiveError(f"EVIDENCE_CONTAINER {name!r} is not a valid container name "
-                           "(3-63 lowercase letters, digits and single hyphens, starting with a letter or digit)")
+    if not isinstance(name, str) or container_problem(name) is not None:
+        raise ArchiveError(f"EVIDENCE_CONTAINER {name!r} is not a valid container name ({CONTAINER_RULES})")
     return name
+
+
+def storage_from_env(env: Mapping[str, str]) -> StorageSettings:
+    """The storage settings alone (the loader reads them with all the others); ArchiveError names a bad one."""
+    problems: dict[str, str] = {}
+    storage = parse_storage(Env(env), problems)
+    if problems:
+        name, problem = next(iter(problems.items()))
+        raise ArchiveError(f"{name} {problem}")
+    return storage
 
 
 def container_from_env(env: Mapping[str, str]) -> str:
     """`EVIDENCE_CONTAINER`, default `evidence`, checked against the naming rules."""
-    return check_container_name(env.get("EVIDENCE_CONTAINER", "").strip() or DEFAULT_CONTAINER)
+    return check_container_name(Env(env).get("EVIDENCE_CONTAINER") or DEFAULT_CONTAINER)
 
 
 def blob_service_from_env(env: Mapping[str, str], *, retry_total: int = 3) -> BlobServiceClient | None:
+    """`blob_service` for the storage settings in `env`."""
+    return blob_service(storage_from_env(env), retry_total=retry_total)
+
+
+def blob_service(storage: StorageSettings, *, retry_total: int = 3) -> BlobServiceClient | None:
     """The blob client for the function app's storage account, or None when no storage is configured.
 
     `AzureWebJobsStorage` holds a connection string (e.g. Azurite's, or `UseDevelopmentStorage=true`); otherwise
@@ -138,53 +158,24 @@ def blob_service_from_env(env: Mapping[str, str], *, retry_total: int = 3) -> Bl
     sovereign clouds set `__blobServiceUri`. ArchiveError names the setting that is wrong, never its value.
     `retry_total` bounds the SDK's retries (1 s base backoff); tests pass 0.
     """
-    connection = env.get(PREFIX, "").strip()
-    service_uri = env.get(f"{PREFIX}__blobServiceUri", "").strip()
-    account = env.get(f"{PREFIX}__accountName", "").strip()
-    if not (connection or service_uri or account):
+    if not storage.configured:
         return None
     from azure.storage.blob import BlobServiceClient
 
     options: dict[str, Any] = {"retry_total": retry_total, "initial_backoff": 1, "increment_base": 2,
                                "connection_timeout": 10, "read_timeout": 30}
-    if connection:
+    if storage.connection_string:
         try:
-            return BlobServiceClient.from_connection_string(connection, **options)
-        except ValueError:
-            raise ArchiveError(f"{PREFIX} is not a usable storage connection string (expected key=value pairs "
-                               "separated by ';' naming the account or its BlobEndpoint, or "
-                               "UseDevelopmentStorage=true)") from None
-    credential_kind = env.get(f"{PREFIX}__credential", "managedidentity").strip().lower()
-    if credential_kind != "managedidentity":
-        raise ArchiveError(f"{PREFIX}__credential must be 'managedidentity' for identity-based storage access")
-    if service_uri:
-        problem = _check_service_uri(service_uri)
-        if problem:
-            raise ArchiveError(f"{PREFIX}__blobServiceUri {problem}")
-        url = service_uri
-    else:
-        if not re.fullmatch(r"[a-z0-9]{3,24}", account):
-            raise ArchiveError(f"{PREFIX}__accountName is not a storage account name (3-24 lowercase letters/digits)")
-        url = f"https://{account}.blob.core.windows.net"
+            return BlobServiceClient.from_connection_string(storage.connection_string, **options)
+        except ValueError:  # a shape the loader's check let through but the SDK refuses
+            raise ArchiveError(f"{PREFIX} {BAD_CONNECTION_STRING}") from None
+    url = storage.blob_url
+    assert url is not None  # configured, without a connection string
     from azure.identity import ManagedIdentityCredential
 
-    client_id = env.get(f"{PREFIX}__clientId", "").strip() or None
-    credential = ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    credential = (ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id
+                  else ManagedIdentityCredential())
     return BlobServiceClient(url, credential=credential, **options)
-
-
-def _check_service_uri(value: str) -> str | None:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "must be an absolute https URL, e.g. https://<account>.blob.core.windows.net"
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        return "must use https (plain http is allowed only for loopback addresses)"
-    if parts.query or parts.username or parts.password:
-        return "must not carry credentials or a query (a SAS token); identity-based access uses the managed identity"
-    return None
 
 
 def _endpoint(blob_service: Any) -> str:

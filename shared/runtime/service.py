@@ -11,7 +11,9 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from shared.config.settings import AppSettings, AuditPolicy, ConfigError, Settings, flag
+from shared.config import loader
+from shared.config.loader import RunSettings, StorageSettings, TelemetrySettings
+from shared.config.settings import ConfigError, Settings
 from shared.controls.registry import IMPLEMENTED_CONTROLS, UNATTENDED_CONTROLS, error_result
 from shared.engine.runner import run_check, run_remediation
 from shared.evidence import archive
@@ -44,34 +46,40 @@ def open_client(settings: Settings, run_seconds: float | None = None) -> Exchang
 
 def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None, settings: Settings | None = None,
             control_ids: Sequence[str] | None = None, dry_run: bool = False, caller: str | None = None,
-            also_check: Sequence[str] = ()) -> RunReport:
+            also_check: Sequence[str] = (), config: RunSettings | ConfigError | None = None) -> RunReport:
     """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
 
     Never raises for a tenant or service problem: those become Error verdicts, an exception in telemetry,
     and a local log line. Telemetry trouble never changes the result. `also_check` controls are only checked
-    (after the remediation), so an unattended run still reports every control.
+    (after the remediation), so an unattended run still reports every control. `config`: the run's settings (or
+    their refusal) when the caller has loaded them already; otherwise they are loaded from `env` here.
     """
     env = os.environ if env is None else env
+    config = loader.try_load(env, exchange=settings) if config is None else config
+    loaded = config if isinstance(config, RunSettings) else None
+    # A refused run is still exported, logged and archived, as far as those settings are usable themselves.
+    telemetry_settings = loaded.telemetry if loaded else loader.telemetry_for(env)
+    storage = loaded.storage if loaded else loader.storage_for(env)
     controls = tuple(control_ids or IMPLEMENTED_CONTROLS)
     checked_only = tuple(cid for cid in also_check if cid not in controls)
-    telemetry.configure(env)
-    report = RunReport(command=command, tenant_id=(env.get("EXO_TENANT_ID") or "unknown").strip().lower(),
+    telemetry.configure(telemetry_settings)
+    report = RunReport(command=command, tenant_id=loaded.exchange.tenant_id if loaded else loader.reported_tenant(env),
                        trigger=trigger, dry_run=dry_run, caller=caller)
     try:
-        AppSettings.from_env(env)  # a bad app setting fails the run visibly, like a bad connection setting
-        settings = settings or Settings.from_env(env)
-        policy = AuditPolicy.from_env(env)
+        if not isinstance(config, RunSettings):
+            raise config  # any bad setting fails the run visibly, each named
+        settings, policy = config.exchange, config.policy
         client = open_client(settings, HTTP_RUN_DEADLINE_SECONDS if trigger == "http" else None)
     except (ConfigError, TokenError) as exc:
         report.controls = [error_result(control_id, str(exc)) for control_id in controls + checked_only]
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
-        return _publish(report, env)
+        return _publish(report, telemetry_settings, storage)
     try:
         if command == "check":
             report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
         else:
-            blob_service = archive.blob_service_from_env(env, retry_total=1) if trigger != "cli" else None
+            blob_service = archive.blob_service(config.storage, retry_total=1) if trigger != "cli" else None
             try:
                 with TenantWriteLock(settings.tenant_id, blob_service, wait_seconds=LOCK_WAIT_SECONDS) as lock:
                     report = run_remediation(client, settings.tenant_id, controls, policy=policy, dry_run=dry_run,
@@ -90,41 +98,42 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
         _record_failure(report, "could not take the tenant write lock")
     except Exception:
         _record_failure(report, "run failed unexpectedly")
-        _publish(report, env)
+        _publish(report, telemetry_settings, storage)
         raise
     finally:
         client.close()
-    return _publish(report, env)
+    return _publish(report, telemetry_settings, storage)
 
 
 def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
     """The timer's job: check every control; with AUDIT_MODE=remediate, fix what is safe unattended.
 
-    Never a revert. An invalid AUDIT_MODE runs the check, which then reports the setting as an Error.
+    Never a revert. An invalid AUDIT_MODE (or any bad setting) makes an Error run that names it.
     """
     env = os.environ if env is None else env
-    if (env.get("AUDIT_MODE") or "").strip().lower() == "remediate":
+    config = loader.try_load(env)
+    if isinstance(config, RunSettings) and config.app.audit_mode == "remediate":
         safe = list(UNATTENDED_CONTROLS)
         rest = [cid for cid in IMPLEMENTED_CONTROLS if cid not in safe]
         return execute("remediate", trigger="timer", env=env, control_ids=safe, caller="timer:daily_audit_check",
-                       also_check=rest)
-    return execute("check", trigger="timer", env=env)
+                       also_check=rest, config=config)
+    return execute("check", trigger="timer", env=env, config=config)
 
 
-def archive_run(report: RunReport, env: Mapping[str, str]) -> list[str]:
+def archive_run(report: RunReport, storage: StorageSettings) -> list[str]:
     """Keep the run's evidence (JSON, HTML, Markdown) in the function app's storage account, write-once.
 
     The history then outlives Application Insights retention. A failure is logged and sent as an exception
     (so the check-failed alert fires); it never changes the run's verdict.
     """
     try:
-        blob_service = archive.blob_service_from_env(env, retry_total=1)  # one retry: never hold the run long
+        blob_service = archive.blob_service(storage, retry_total=1)  # one retry: never hold the run long
         if blob_service is None:
             log.info("No storage account configured (AzureWebJobsStorage): evidence not archived.")
             return []
         with blob_service:
             names = archive.archive_evidence(run_document(report, exit_code(report)),
-                                             container=archive.container_from_env(env), blob_service=blob_service)
+                                             container=storage.container, blob_service=blob_service)
     except archive.ArchiveError as exc:
         log.error("Evidence of run %s could not be archived: %s", report.run_id, exc)
         _record_failure(report, "evidence could not be archived")
@@ -139,18 +148,18 @@ def _record_failure(report: RunReport, what: str) -> None:
                              tenant_id=report.tenant_id)
 
 
-def _publish(report: RunReport, env: Mapping[str, str]) -> RunReport:
+def _publish(report: RunReport, settings: TelemetrySettings, storage: StorageSettings | None) -> RunReport:
     """Log the run locally (always), then send and flush its telemetry (bounded)."""
     if report.finished_at is None:
         report.finished_at = datetime.now(UTC)
     level = logging.INFO if report.status is Status.COMPLIANT else logging.WARNING
     log.log(level, "Mailbox audit %s %s for tenant %s: %s%s", report.command, report.run_id, report.tenant_id,
             report.status, f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "")
-    if report.trigger in ARCHIVED_TRIGGERS:
-        archive_run(report, env)
+    if report.trigger in ARCHIVED_TRIGGERS and storage is not None:  # None: the storage settings are refused
+        archive_run(report, storage)
     try:
-        telemetry.emit_run(report, include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", {}),
-                           pseudonym_key=env.get("TELEMETRY_PSEUDONYM_KEY") or None)
+        telemetry.emit_run(report, include_identities=settings.include_identities,
+                           pseudonym_key=settings.pseudonym_key)
     finally:
         telemetry.flush()
     return report

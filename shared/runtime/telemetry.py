@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Mapping
 
+from shared.config.loader import TelemetrySettings, telemetry_for
 from shared.controls.registry import BY_ID
 from shared.model import RunReport
 
@@ -35,25 +36,22 @@ _configured_by_us = False
 _flush_worker: threading.Thread | None = None
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes")
-
-
 def worker_configures_telemetry(env: Mapping[str, str]) -> bool:
     """In Azure the Functions worker sets the exporter up itself when this app setting is true."""
-    return _truthy(env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"))
+    return telemetry_for(env).worker_exports
 
 
-def configure(env: Mapping[str, str] | None = None) -> bool:
+def configure(settings: TelemetrySettings | Mapping[str, str] | None = None) -> bool:
     """Set up exporting once per process, unless the worker does; True when telemetry will be exported.
 
     Never both: with PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true the worker owns the OpenTelemetry globals.
     """
     global _configured_by_us  # noqa: PLW0603 - the OpenTelemetry globals are per process too
-    env = os.environ if env is None else env
-    if worker_configures_telemetry(env):
+    if not isinstance(settings, TelemetrySettings):
+        settings = telemetry_for(os.environ if settings is None else settings)
+    if settings.worker_exports:
         return True
-    connection_string = (env.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or "").strip()
+    connection_string = settings.connection_string
     if not connection_string:
         return False
     with _configure_lock:
@@ -61,8 +59,8 @@ def configure(env: Mapping[str, str] | None = None) -> bool:
             from azure.monitor.opentelemetry import configure_azure_monitor
 
             options: dict[str, object] = {}
-            if env.get("TELEMETRY_STORAGE_DIRECTORY"):
-                options["storage_directory"] = env["TELEMETRY_STORAGE_DIRECTORY"]
+            if settings.storage_directory:
+                options["storage_directory"] = settings.storage_directory
             configure_azure_monitor(
                 connection_string=connection_string,
                 logger_name=LOGGER_NAME,

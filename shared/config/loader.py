@@ -1,0 +1,214 @@
+"""One run's settings: every declared variable parsed once into one frozen object, every problem named.
+
+`load` is the only place the app turns environment variables into values (the Functions host and azure-identity
+read theirs themselves, see shared.config.declaration). A bad value of any setting is a ConfigError naming it;
+values are never echoed, so a secret in the wrong variable stays secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from urllib.parse import urlsplit
+
+from shared.config.declaration import Env
+from shared.config.settings import (
+    AppSettings,
+    AuditPolicy,
+    ConfigError,
+    Settings,
+    flag,
+    is_loopback_host,
+    parse_app,
+    parse_exchange,
+    parse_policy,
+)
+
+STORAGE = "AzureWebJobsStorage"
+DEFAULT_CONTAINER = "evidence"
+_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+BAD_CONNECTION_STRING = ("is not a usable storage connection string (expected key=value pairs separated by ';' "
+                         "naming the account or its BlobEndpoint, or UseDevelopmentStorage=true)")
+CONTAINER_RULES = "3-63 lowercase letters, digits and single hyphens, starting with a letter or digit"
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """Where telemetry goes and how identities in it are disguised."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    worker_exports: bool = False  # the Functions worker sets the exporter up (PYTHON_APPLICATIONINSIGHTS_...)
+    storage_directory: str | None = None
+    include_identities: bool = False
+    pseudonym_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The function app's storage account (lock and evidence archive): a connection string or identity-based."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    blob_service_uri: str | None = None
+    account_name: str | None = None
+    client_id: str | None = None
+    container: str = DEFAULT_CONTAINER
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.connection_string or self.blob_service_uri or self.account_name)
+
+    @property
+    def blob_url(self) -> str | None:
+        """The blob endpoint of identity-based access (None with a connection string or no storage)."""
+        if self.connection_string:
+            return None
+        if self.blob_service_uri:
+            return self.blob_service_uri
+        return f"https://{self.account_name}.blob.core.windows.net" if self.account_name else None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one run needs from the environment, parsed and checked."""
+
+    exchange: Settings
+    policy: AuditPolicy
+    app: AppSettings
+    telemetry: TelemetrySettings
+    storage: StorageSettings
+
+
+def parse_telemetry(env: Env, problems: dict[str, str]) -> TelemetrySettings:
+    """Telemetry settings; always usable (a bad flag counts as false here) so even a refused run is exported."""
+    return TelemetrySettings(
+        connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        worker_exports=flag(env, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", problems),
+        storage_directory=env.raw("TELEMETRY_STORAGE_DIRECTORY") or None,
+        include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
+        pseudonym_key=env.raw("TELEMETRY_PSEUDONYM_KEY") or None,
+    )
+
+
+def container_problem(name: str) -> str | None:
+    """What is wrong with a blob container name (Azure's naming rules), or None."""
+    return None if _CONTAINER.match(name) else f"is not a valid container name ({CONTAINER_RULES})"
+
+
+def service_uri_problem(value: str) -> str | None:
+    """What is wrong with an identity-based blob endpoint, or None."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an absolute https URL, e.g. https://<account>.blob.core.windows.net"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must use https (plain http is allowed only for loopback addresses)"
+    if parts.query or parts.username or parts.password:
+        return "must not carry credentials or a query (a SAS token); identity-based access uses the managed identity"
+    return None
+
+
+def connection_string_problem(value: str) -> str | None:
+    """The shape azure-storage-blob accepts: key=value pairs naming the account or its blob endpoint."""
+    pairs = [part.split("=", 1) for part in value.rstrip(";").split(";")]
+    keys = {pair[0].strip().lower() for pair in pairs if len(pair) == 2}
+    if len(keys) == len(pairs) and keys & {"usedevelopmentstorage", "blobendpoint", "accountname"}:
+        return None
+    return BAD_CONNECTION_STRING
+
+
+def parse_storage(env: Env, problems: dict[str, str]) -> StorageSettings:
+    """The storage settings, checked as far as possible without a request; problems named by variable."""
+    bad: dict[str, str] = {}
+    connection = env.get(STORAGE)
+    service_uri = env.get(f"{STORAGE}__blobServiceUri")
+    account = env.get(f"{STORAGE}__accountName")
+    if connection:
+        if (problem := connection_string_problem(connection)) is not None:
+            bad[STORAGE] = problem
+    elif service_uri or account:
+        if (env.get(f"{STORAGE}__credential") or "managedidentity").lower() != "managedidentity":
+            bad[f"{STORAGE}__credential"] = "must be 'managedidentity' for identity-based storage access"
+        if service_uri:
+            if (problem := service_uri_problem(service_uri)) is not None:
+                bad[f"{STORAGE}__blobServiceUri"] = problem
+        elif account is not None and not _ACCOUNT.fullmatch(account):
+            bad[f"{STORAGE}__accountName"] = "is not a storage account name (3-24 lowercase letters/digits)"
+    container = env.get("EVIDENCE_CONTAINER") or DEFAULT_CONTAINER
+    if (problem := container_problem(container)) is not None:
+        bad["EVIDENCE_CONTAINER"] = problem
+    problems.update(bad)
+    return StorageSettings(connection_string=connection, blob_service_uri=service_uri,
+                           account_name=account,
+                           client_id=env.get(f"{STORAGE}__clientId"), container=container)
+
+
+def load(env: Mapping[str, str] | None = None, *, today: date | None = None,
+         exchange: Settings | None = None) -> RunSettings:
+    """Parse every setting once; ConfigError names every bad variable. `exchange`: connection settings the caller
+    already parsed (the CLI, which must refuse them before anything else)."""
+    reader = Env(os.environ if env is None else env)
+    problems: dict[str, str] = {}
+    parsed_exchange = exchange or parse_exchange(reader, problems)
+    app = parse_app(reader, problems)
+    policy = parse_policy(reader, problems, today)
+    telemetry = parse_telemetry(reader, problems)
+    storage = parse_storage(reader, problems)
+    if problems or parsed_exchange is None:
+        raise ConfigError(problems)
+    return RunSettings(exchange=parsed_exchange, policy=policy, app=app, telemetry=telemetry, storage=storage)
+
+
+def try_load(env: Mapping[str, str] | None = None, *, exchange: Settings | None = None) -> RunSettings | ConfigError:
+    """`load`, with a refusal returned rather than raised: a run that cannot start must still be reported."""
+    try:
+        return load(env, exchange=exchange)
+    except ConfigError as error:
+        return error
+
+
+def telemetry_for(env: Mapping[str, str]) -> TelemetrySettings:
+    """Telemetry settings even when other settings are bad: the refused run must still reach Application Insights."""
+    return parse_telemetry(Env(env), {})
+
+
+def storage_for(env: Mapping[str, str]) -> StorageSettings | None:
+    """Storage settings even when other settings are bad (a refused run is archived too); None when they are bad."""
+    problems: dict[str, str] = {}
+    storage = parse_storage(Env(env), problems)
+    return None if problems else storage
+
+
+def reported_tenant(env: Mapping[str, str]) -> str:
+    """The tenant id a refused run is reported under: as set (it may be what is wrong), or `unknown`."""
+    return (Env(env).raw("EXO_TENANT_ID") or "unknown").strip().lower()
+
+
+@dataclass(frozen=True)
+class GraphTarget:
+    """Where `grant-permissions` talks to Microsoft Graph: the cloud and its Graph base URL, or what is wrong."""
+
+    cloud_name: str
+    graph_url: str
+    problem: str | None = None  # "VARIABLE: what is wrong", for the command to report before anything is sent
+
+
+def graph_target(env: Mapping[str, str], cloud_override: str | None = None) -> GraphTarget:
+    """EXO_CLOUD (or --cloud) and GRAPH_ENDPOINT, checked: only the tools read these, so they are parsed on demand."""
+    from shared.config.clouds import CLOUDS
+    from shared.config.settings import check_base_url
+
+    reader = Env(env)
+    cloud_name = (cloud_override or (reader.get("EXO_CLOUD") or "") or "global").lower()
+    cloud = CLOUDS.get(cloud_name)
+    graph_url = ((reader.get("GRAPH_ENDPOINT") or "") or (cloud.graph_url if cloud else "")).rstrip("/")
+    if cloud is None:
+        return GraphTarget(cloud_name, graph_url, f"EXO_CLOUD: must be one of {', '.join(CLOUDS)} (or pass --cloud)")
+    if (problem := check_base_url(graph_url, allow_loopback_http=True)) is not None:
+        return GraphTarget(cloud_name, graph_url, f"GRAPH_ENDPOINT: {problem}")
+    return GraphTarget(cloud_name, graph_url)
