@@ -210,7 +210,8 @@ def test_container_setting():
 
 
 def test_blob_library_is_imported_lazily():
-    probe = "import sys, shared.evidence.archive; print('azure.storage.blob' in sys.modules, 'azure.identity' in sys.modules)"
+    probe = ("import sys, shared.evidence.archive; "
+             "print('azure.storage.blob' in sys.modules, 'azure.identity' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
                             check=True)
     assert result.stdout.split() == ["False", "False"]
