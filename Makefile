@@ -1,12 +1,27 @@
 # Two commands on a fresh machine: `make demo` (the daily check against the emulated tenant) and `make test`.
-PYTHON ?= python3
+# The app runs on Python 3.13 (pyproject, the Flex runtime in infra/). pyenv's `python3.13` shim fails unless 3.13 is
+# the selected version, so after it try pyenv's installed versions directly; `make PYTHON=/path/python3.13` overrides.
+is_313 = $(shell "$(1)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && echo "$(1)")
+PYENV_DIRS := $(sort $(PYENV_ROOT) $(shell pyenv root 2>/dev/null) $(HOME)/.pyenv)
+PYTHON_CANDIDATES := python3.13 $(sort $(wildcard $(addsuffix /versions/3.13*/bin/python3.13,$(PYENV_DIRS)))) \
+	/usr/local/bin/python3.13 /usr/bin/python3.13
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach candidate,$(PYTHON_CANDIDATES),$(call is_313,$(candidate))))
+endif
+unexport PYTHON  # tools/install-infra-tools.sh reads PYTHON for checkov's own venv (3.11, pinned apart)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# A .venv from before the move to 3.13 (or from another interpreter) is rebuilt, not reused.
+VENV_IS_313 := $(call is_313,$(PY))
 
-.PHONY: demo test lint unit infra tools clean
+.PHONY: demo test lint unit infra tools clean FORCE
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt $(if $(VENV_IS_313),,FORCE)
+	@test -n "$(PYTHON)" && test -n "$(call is_313,$(PYTHON))" || { \
+	  echo "Python 3.13 is required: $(if $(PYTHON),$(PYTHON) is not 3.13,none found (tried $(PYTHON_CANDIDATES)))." >&2; \
+	  echo "Install it (e.g. pyenv install 3.13) or run make PYTHON=/path/to/python3.13." >&2; exit 2; }
+	$(if $(VENV_IS_313),,rm -rf $(VENV))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)

@@ -1,4 +1,4 @@
-// Flex Consumption plan + Python 3.11 Function App with identity-based host storage and telemetry. The app
+// Flex Consumption plan + Python 3.13 Function App with identity-based host storage and telemetry. The app
 // settings (siteConfig.appSettings, set with the site so the host never starts without them) are the ones
 // docs/telemetry.md lists. On Flex the runtime comes from functionAppConfig: FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION must not be app settings.
@@ -94,7 +94,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }
@@ -128,7 +128,7 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(remediationCl
   // checkov:skip=CKV_AZURE_63: false positive (web-config check): HTTP logging is not part of authsettingsV2
   // checkov:skip=CKV_AZURE_65: false positive (web-config check): detailed error pages are not part of authsettingsV2
   // checkov:skip=CKV_AZURE_66: false positive (web-config check): failed request tracing is not part of authsettingsV2
-  // checkov:skip=CKV_AZURE_80: false positive (web-config check): no .NET runtime here; the app is Python 3.11
+  // checkov:skip=CKV_AZURE_80: false positive (web-config check): no .NET runtime here; the app is Python 3.13
   // checkov:skip=CKV_AZURE_88: false positive (web-config check): Flex Consumption uses blob deployment storage, not Azure Files
   // checkov:skip=CKV_AZURE_222: false positive (web-config check): public network access is a site property, skipped there with its reason
   parent: site

@@ -180,7 +180,7 @@ def test_app_insights_is_workspace_based_without_local_auth(bicep: dict[str, dic
     assert monitoring["workspace"]["config"]["properties"]["sku"]["name"] == "PerGB2018"
 
 
-def test_function_app_is_flex_python_311_locked_down(bicep: dict[str, dict[str, Any]]) -> None:
+def test_function_app_is_flex_python_313_locked_down(bicep: dict[str, dict[str, Any]]) -> None:
     app = resources(bicep, "modules/function-app.bicep")
     assert app["plan"]["config"]["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
     site = app["site"]["config"]
@@ -192,7 +192,7 @@ def test_function_app_is_flex_python_311_locked_down(bicep: dict[str, dict[str, 
     assert properties["siteConfig"]["minTlsVersion"] == "1.2"
     assert properties["siteConfig"]["ftpsState"] == "Disabled"
     config = properties["functionAppConfig"]
-    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["runtime"] == {"name": "python", "version": "3.13"}
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
     assert storage["authentication"] == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
