@@ -7,7 +7,6 @@ A second run finds both assignments and sends no POST. Graph's errors become adm
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from shared.graph.client import GraphClient
 from shared.graph.errors import GraphAuthError, GraphError
@@ -29,10 +28,7 @@ from shared.graph.grant_plan import (
 
 PRINCIPAL_SELECT = "id,appId,displayName,servicePrincipalType"
 
-T = TypeVar("T")
-
-
-def _read(step: Step, call: Callable[[], T]) -> T:
+def _read[T](step: Step, call: Callable[[], T]) -> T:
     try:
         return call()
     except GraphError as exc:
