@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit infra tools clean
+.PHONY: demo test quick lint unit infra tools clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ tools: $(STAMP)
 
 test: lint tools
 	$(PY) -m pytest -n 4  # I/O-bound tests (emulator, retries, subprocesses): 4 workers on 2 cores
+
+# The inner loop: everything not marked slow (no child processes, browser, checkov or long fuzzing); `make test`
+# (and CI) still runs the whole suite.
+quick: $(STAMP)
+	$(PY) -m pytest -n 4 -m "not slow" -q
 
 infra: tools
 	$(PY) -m pytest tests/infra -q

@@ -24,8 +24,9 @@ from shared.controls.bypass_checks import BypassScan, evaluate_bypass
 from shared.controls.catalogue import required_actions
 from shared.controls.mailbox_checks import MailboxScan, evaluate_mailbox_actions, evaluate_mailbox_retention
 from shared.model import Status
-from tests.conftest import cli_json, run_cli, scenario
 from tests.hardening.support import JSON_VALUES, fuzz
+from tests.support.cli import cli_json, run_cli
+from tests.support.tenant import scenario
 
 IN_SCOPE = ("UserMailbox", "SharedMailbox")
 OUT_OF_SCOPE = ("RoomMailbox", "EquipmentMailbox", "DiscoveryMailbox", "GroupMailbox")
@@ -127,6 +128,7 @@ def judge(policy: AuditPolicy, rows: list[dict[str, Any]]) -> tuple[Any, Any, Ma
     return evaluate_mailbox_actions(scan, policy), evaluate_mailbox_retention(scan, policy), scan
 
 
+@pytest.mark.slow
 @fuzz(150)
 @given(policy=policies(), drawn=st.lists(mailboxes(), max_size=6))
 def test_odd_mailboxes_never_crash_a_check_and_unreadable_ones_are_never_compliant(policy, drawn):
