@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # A .venv from before the move to 3.13 (or from another interpreter) is rebuilt, not reused.
 VENV_IS_313 := $(call is_313,$(PY))
 
-.PHONY: demo test lint unit infra tools clean FORCE
+.PHONY: demo test quick lint unit infra tools clean FORCE
 
 $(STAMP): requirements.txt requirements-dev.txt $(if $(VENV_IS_313),,FORCE)
 	@test -n "$(PYTHON)" && test -n "$(call is_313,$(PYTHON))" || { \
@@ -41,6 +41,11 @@ tools: $(STAMP)
 
 test: lint tools
 	$(PY) -m pytest -n 4  # I/O-bound tests (emulator, retries, subprocesses): 4 workers on 2 cores
+
+# The inner loop: everything not marked slow (no child processes, browser, checkov or long fuzzing); `make test`
+# (and CI) still runs the whole suite.
+quick: $(STAMP)
+	$(PY) -m pytest -n 4 -m "not slow" -q
 
 infra: tools
 	$(PY) -m pytest tests/infra -q

@@ -9,7 +9,8 @@ import shutil
 import tempfile
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .certs import TestPKI
 from .exchange import INVOKE_PATH, ExchangeApi, is_write
@@ -18,14 +19,19 @@ from .graph import GraphApi, GraphState, operation_for
 from .identity import IdentityApi, is_token_request
 from .ingestion import IngestionApi
 from .scenario import load_scenario
-from .server import Listener
+from .server import Dispatch, Listener
 from .tenant import TenantState
 from .tokens import AppCertificate, TokenIssuer
+from .transport import EmulatorTransport
 from .wire import RecordedRequest, Request, Response, json_response
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("emulator")
 
 AUTH_MODES = ("managed_identity", "secret", "certificate")
+PLAIN_HTTP = frozenset({"msi", "ingestion"})  # the listeners served without TLS
 INSTRUMENTATION_KEY = "00000000-0000-0000-0000-000000000001"
 
 
@@ -89,9 +95,8 @@ class Emulator:
             self._pki = TestPKI(self._tmpdir)
             self.app_certificate = AppCertificate(self._pki.app_certificate_pem)
             tls = self._pki.server_context()
-            for name, use_tls in (("exchange", True), ("foreign", True), ("msi", False), ("ingestion", False),
-                                  ("graph", True)):
-                listener = Listener(name, self._dispatcher(name), self.wait, tls if use_tls else None)
+            for name in ("exchange", "foreign", "msi", "ingestion", "graph"):
+                listener = Listener(name, self._dispatcher(name), self.wait, None if name in PLAIN_HTTP else tls)
                 self._listeners[name] = listener
                 listener.start()
         except BaseException:
@@ -129,6 +134,34 @@ class Emulator:
         if name not in self._listeners:
             raise RuntimeError("emulator is not running; call start() first")
         return self._listeners[name].port
+
+    def listener_for(self, url: str) -> str:
+        """The name of the listener that serves `url` (by port; only loopback hosts are ours)."""
+        parts = urlsplit(url)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError(f"{parts.hostname!r} is not served by the emulator")
+        for name, listener in self._listeners.items():
+            if listener.port == parts.port:
+                return name
+        raise ValueError(f"no emulator listener on port {parts.port}")
+
+    def dispatch_for(self, listener: str) -> Dispatch:
+        """The request handler a listener serves with (what the in-process transport calls too)."""
+        self._port(listener)
+        return self._listeners[listener].dispatch
+
+    def transport(self) -> EmulatorTransport:
+        """A requests transport adapter answering from this emulator in process (emulator/transport.py)."""
+        return EmulatorTransport(self)
+
+    def mount(self, session: requests.Session, *listeners: str) -> requests.Session:
+        """Mount the in-process transport on `session` for these listeners' URLs (default: exchange and graph).
+
+        Requests to any other URL, e.g. the token endpoints msal and azure-identity use, still go over sockets."""
+        adapter = self.transport()
+        for name in listeners or ("exchange", "graph"):
+            session.mount(f"{'http' if name in PLAIN_HTTP else 'https'}://127.0.0.1:{self._port(name)}/", adapter)
+        return session
 
     @property
     def exchange_url(self) -> str:
@@ -286,7 +319,7 @@ class Emulator:
 
     # ---- dispatch --------------------------------------------------------------------------------------------
 
-    def _dispatcher(self, listener: str):
+    def _dispatcher(self, listener: str) -> Dispatch:
         def dispatch(request: Request) -> Response:
             record = self._record(request)
             try:

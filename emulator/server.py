@@ -12,7 +12,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -23,6 +23,23 @@ log = logging.getLogger("emulator")
 
 Dispatch = Callable[[Request], Response]
 IDLE_TIMEOUT = 30.0
+
+
+def handle(dispatch: Dispatch, listener: str, method: str, target: str, headers: Iterable[tuple[str, str]],
+           body: bytes) -> Response:
+    """One request, as read off the wire, to its answer: the single entry point of every listener.
+
+    The socket listeners below and the in-process transport (emulator/transport.py) both come through here, so
+    routing, faults, paging and the request log are the same code whichever way a test talks to the emulator.
+    `target` is the request line's target (path and query); header names are matched case-insensitively.
+    """
+    parts = urlsplit(target)
+    lowered = {name.lower(): value for name, value in headers}
+    request = Request(
+        method=method, path=unquote(parts.path), raw_query=parts.query,
+        query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        headers=lowered, raw_body=body, host=lowered.get("host", ""), listener=listener)
+    return dispatch(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -54,13 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _serve(self) -> None:
-        parts = urlsplit(self.path)
-        request = Request(
-            method=self.command, path=unquote(parts.path), raw_query=parts.query,
-            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-            headers={k.lower(): v for k, v in self.headers.items()}, raw_body=self._read_body(),
-            host=self.headers.get("Host", ""), listener=self.server.name)
-        response = self.server.dispatch(request)
+        response = handle(self.server.dispatch, self.server.name, self.command, self.path, self.headers.items(),
+                          self._read_body())
         if response.action == "hang":
             self.server.wait(response.hang_seconds)
             self.close_connection = True

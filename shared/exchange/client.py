@@ -45,6 +45,15 @@ READ_CHUNK_BYTES = 256 * 1024
 MAX_BODY_BYTES = 64 * 2**20  # a page of 1,000 mailboxes is a few MiB
 
 
+def new_session() -> requests.Session:
+    """The HTTP session a client opens when it is given none: a plain requests.Session.
+
+    Built in one place so the tests can mount the emulator's in-process transport (emulator/transport.py) on
+    every client the service opens, running the whole CLI in process; nothing in `shared` replaces it.
+    """
+    return requests.Session()
+
+
 def system_anchor(mailbox_guid: str, tenant_id: str) -> str:
     """The X-AnchorMailbox value that routes an app-only call to a tenant system mailbox."""
     return f"APP:SystemMailbox{{{mailbox_guid}}}@{tenant_id}"
@@ -99,7 +108,7 @@ class ExchangeClient:
         self.policy = policy or RetryPolicy()
         self.requests_sent = 0
         self._tokens = tokens
-        self._session = session or requests.Session()
+        self._session = session or new_session()
         self._sleep = sleep
         self._connection_id = str(uuid.uuid4())
         self._origin = origin(self.endpoint)

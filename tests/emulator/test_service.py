@@ -91,6 +91,7 @@ def test_defaults_and_shipped_scenarios():
         load_scenario({"mailbox": []})
 
 
+@pytest.mark.slow
 def test_one_hundred_thousand_generated_mailboxes_are_cheap():
     started = time.monotonic()
     state = TenantState({"generate_mailboxes": {"count": 100_000, "variants": [
@@ -107,6 +108,7 @@ def shell_assignments(line: str) -> dict[str, str]:
     return dict(re.findall(r"export (\w+)='([^']*)'", line))
 
 
+@pytest.mark.e2e
 def test_command_line_prints_exports_and_stops_on_sigterm(tmp_path):
     port_file = tmp_path / "ports.json"
     child = subprocess.Popen([sys.executable, "-m", "emulator", "--scenario", str(SCENARIOS / "noncompliant.json"),

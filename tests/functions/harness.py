@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, clean_env
+from tests.support.cli import clean_env
+from tests.support.tenant import REPO
 
 HERMETIC_TELEMETRY = {
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.conftest import scenario
 from tests.functions.harness import events, exceptions, run_timer
-from tests.report.conftest import connection_string, free_port
+from tests.support.report_tools import connection_string, free_port
+from tests.support.tenant import scenario
+
+pytestmark = pytest.mark.e2e  # every test here invokes a function in a child process (harness.py)
 
 
 def test_the_timer_archives_the_runs_evidence(start_emulator, azurite):

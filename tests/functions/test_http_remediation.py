@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from tests.conftest import scenario, tenant_traffic
 from tests.functions.harness import call_http, events
+from tests.support.tenant import scenario, tenant_traffic
+
+pytestmark = pytest.mark.e2e  # every test here invokes a function in a child process (harness.py)
 
 NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True})
 EASY_AUTH = {"WEBSITE_AUTH_ENABLED": "true"}
@@ -137,7 +139,7 @@ def test_two_instances_at_once_make_one_write_through_the_storage_lease(start_em
 
 
 def test_an_unreachable_lock_store_means_no_write(start_emulator):
-    from tests.report.conftest import connection_string, free_port
+    from tests.support.report_tools import connection_string, free_port
 
     emu = start_emulator(NON_COMPLIANT)
     answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage=connection_string(free_port()),

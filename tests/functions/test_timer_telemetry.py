@@ -9,8 +9,10 @@ import pytest
 from emulator import Fault
 from shared import __version__
 from shared.controls.registry import IMPLEMENTED_CONTROLS
-from tests.conftest import TENANT_ID, scenario
 from tests.functions.harness import events, exceptions, run_timer
+from tests.support.tenant import TENANT_ID, scenario
+
+pytestmark = pytest.mark.e2e  # every test here invokes a function in a child process (harness.py)
 
 COMPLETED_DIMENSIONS = {"run_id", "tenant_id", "status", "failed_controls", "trigger", "tool_version", "command"}
 CONTROL_DIMENSIONS = {"run_id", "tenant_id", "control_id", "status", "expected", "actual", "frameworks", "trigger"}

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, scenario, tenant_traffic
 from tests.functions.harness import events, function_env
 from tests.functions.test_http_remediation import AUTHORISED, EASY_AUTH, NON_COMPLIANT, ORG_ONLY
+from tests.support.tenant import REPO, scenario, tenant_traffic
+
+pytestmark = pytest.mark.e2e  # each test runs the real worker in a fresh child process
 
 SUCCESS, FAILURE = 1, 0
 IN, OUT = 0, 1

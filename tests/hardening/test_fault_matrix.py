@@ -1,6 +1,9 @@
 """The fault matrix: every way Exchange, the token service or ingestion is known to fail, through the CLI and the
 daily timer. Whatever fails, the verdict is Error (never Compliant), the exit code 2, the message says what happened
 and what to do, and the run ends within its time budget. Recoverable faults give the true verdict.
+
+The CLI runs in process (`run_cli`); the cases where a timeout or deadline decides the outcome, and the timer,
+run as real child processes (`spawn_cli`, the function harness) and are marked e2e.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import time
 import pytest
 
 from emulator import Fault
-from tests.conftest import cli_json, run_cli, scenario
 from tests.functions.harness import events, run_timer
+from tests.support.cli import cli_json, run_cli, spawn_cli
+from tests.support.tenant import scenario
 
 NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True}, mailboxes=[{"Name": "ann"}],
                          generate_bypass_associations={"count": 1500, "enabled_every": 0})
@@ -52,6 +56,9 @@ PAGING = {
     "cursor expires twice": (Fault("expire_cursor", cmdlet="Get-MailboxAuditBypassAssociation", times=ALWAYS),
                              "cursor"),
 }
+# Where a timeout or a deadline decides the outcome: measured on a real process, from the outside.
+PROCESS_LEVEL = frozenset({"429 storm with Retry-After", "absurd Retry-After", "slower than the timeout",
+                           "token endpoint slow"})
 RECOVERABLE = {
     "401 once (token refresh)": Fault("status", status=401, times=1),
     "cursor expires once": Fault("expire_cursor", cmdlet="Get-MailboxAuditBypassAssociation", times=1),
@@ -61,18 +68,20 @@ RECOVERABLE = {
 }
 
 
-def cli_check(emu, **env):
+def cli_check(emu, *, spawn=False, **env):
     started = time.monotonic()
-    result = run_cli(emu, "check", "--json", env={**TIMING, **env}, timeout=120)
+    run = spawn_cli if spawn else run_cli
+    result = run(emu, "check", "--json", env={**TIMING, **env}, timeout=120)
     return result, cli_json(result), time.monotonic() - started
 
 
-@pytest.mark.parametrize("name", sorted(FAILING))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.e2e) if name in PROCESS_LEVEL else name
+                                  for name in sorted(FAILING)])
 def test_cli_fails_closed_when_everything_fails(start_emulator, name):
     fault, hint = FAILING[name]
     emu = start_emulator(NON_COMPLIANT)
     emu.add_fault(fault)
-    result, document, elapsed = cli_check(emu)
+    result, document, elapsed = cli_check(emu, spawn=name in PROCESS_LEVEL)
     assert result.returncode == 2, result.stdout
     assert document["status"] == "Error"
     assert {control["status"] for control in document["controls"]} == {"Error"}
@@ -115,6 +124,7 @@ TIMER_FAULTS = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(TIMER_FAULTS))
 def test_timer_fails_closed_and_says_so_in_telemetry(start_emulator, name):
     fault = TIMER_FAULTS[name]
@@ -128,10 +138,11 @@ def test_timer_fails_closed_and_says_so_in_telemetry(start_emulator, name):
     assert {e["properties"]["status"] for e in events(emu, "MailboxAuditControlResult")} == {"Error"}
 
 
+@pytest.mark.e2e
 def test_the_run_deadline_cuts_a_slow_tenant_short(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
     emu.add_fault(Fault("delay", seconds=1.5, times=ALWAYS))
-    result, document, elapsed = cli_check(emu, AUDIT_RUN_DEADLINE_SECONDS="5")
+    result, document, elapsed = cli_check(emu, spawn=True, AUDIT_RUN_DEADLINE_SECONDS="5")
     assert result.returncode == 2
     assert elapsed < 5 + 10
     statuses = [control["status"] for control in document["controls"]]
@@ -174,10 +185,11 @@ def test_hostile_answers_are_errors_not_crashes(start_emulator, name, fault, hin
     assert all(hint in control["message"] for control in document["controls"]), name
 
 
+@pytest.mark.e2e
 def test_per_mailbox_remediation_stops_at_the_run_deadline(start_emulator):
     emu = start_emulator(scenario(generate_mailboxes={"count": 300, "template": {"AuditLogAgeLimit": "30.00:00:00"}}))
     started = time.monotonic()
-    result = run_cli(emu, "remediate", "--control", "mailbox-audit-retention", "--json", timeout=120,
+    result = spawn_cli(emu, "remediate", "--control", "mailbox-audit-retention", "--json", timeout=120,
                      env={**TIMING, "AUDIT_RUN_DEADLINE_SECONDS": "6", "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "5"})
     elapsed = time.monotonic() - started
     [step] = cli_json(result)["remediation"]

@@ -28,8 +28,9 @@ from shared.config.clouds import CLOUDS
 from shared.config.exception_register import ExceptionFileError, parse_register
 from shared.config.settings import AUTH_MODES, BASELINES, AppSettings, AuditPolicy, ConfigError, Settings
 from shared.controls.mailbox_scan import NOT_EXPLICIT_FILTER
-from tests.conftest import REPO, TENANT_ID, clean_env, cli_json, run_cli, scenario, tenant_traffic
 from tests.hardening.support import HOSTILE_TEXT, JSON_VALUES, fuzz
+from tests.support.cli import clean_env, cli_json, run_cli
+from tests.support.tenant import REPO, TENANT_ID, scenario, tenant_traffic
 
 TODAY = date(2026, 11, 28)
 CLIENT_ID = "3f1c2a4b-5d6e-4f70-8a9b-0c1d2e3f4a5b"
@@ -125,6 +126,7 @@ NAMED_VALUES = st.sampled_from(sorted(SETTINGS)).flatmap(lambda name: st.tuples(
 LONG_PATH = "-----BEGIN PRIVATE KEY-----/" + "A" * 300  # a pasted PEM: longer than a file name may be
 
 
+@pytest.mark.slow
 @fuzz(400)
 @given(setting=NAMED_VALUES, auth_mode=st.sampled_from(AUTH_MODES))
 # Combinations too specific to rely on drawing them; each once broke (a traceback, or a hang):
@@ -274,6 +276,7 @@ def capped_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
+@pytest.mark.e2e
 def test_a_register_path_that_never_ends_or_blocks_is_refused_at_once(emu, tmp_path):
     """/dev/zero used to be read forever (and a FIFO blocks on open): the run hung until the function timed out."""
     fifo = tmp_path / "register.fifo"
@@ -419,6 +422,7 @@ TWISTS = (str.upper, str.lower, lambda t: f"  {t}\t", lambda t: t + "' -or '1'='
           lambda t: t[:-1], lambda t: "*", lambda t: t + "\x00", lambda t: t)
 
 
+@pytest.mark.slow
 @fuzz(300)
 @given(document=REGISTERS, data=st.data())
 def test_a_register_either_loads_or_is_refused_and_an_entry_excuses_only_its_own_identity(document, data):

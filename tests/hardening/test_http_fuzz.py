@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from shared.controls.registry import IMPLEMENTED_CONTROLS
 from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 from shared.runtime.http_api import MAX_BODY_BYTES, REMEDIATE_ROLE, ROLE_CLAIM_URI, handle
-from tests.conftest import REPO, TENANT_ID, scenario, tenant_traffic
 from tests.functions.harness import function_env
 from tests.hardening.support import at_stack_depth, fuzz, nested
+from tests.support.tenant import REPO, TENANT_ID, scenario, tenant_traffic
 
 # ---- app settings, with what each value means (the oracle never re-parses a flag) ------------------------------
 # README: a true/false setting is true for true/1/yes, false for false/0/no or unset, and anything else (a typo such
@@ -330,6 +330,7 @@ def authorised(app: AppFacts, kind: str) -> bool:
     return app.key_only or (app.easy_auth and kind == "role")
 
 
+@pytest.mark.slow
 @fuzz(400)
 @given(method=METHODS, app=app_settings(), caller=callers(), body=bodies())
 def test_any_request_gets_a_clean_answer_and_only_authorised_valid_requests_run(method, app, caller, body):
@@ -363,6 +364,7 @@ def test_any_request_gets_a_clean_answer_and_only_authorised_valid_requests_run(
         assert status == want, (status, want, kind)
 
 
+@pytest.mark.slow
 @fuzz(300)
 @given(body=bodies())
 def test_every_body_from_an_authorised_caller_is_run_exactly_as_asked_or_refused_with_400_or_413(body):
@@ -378,6 +380,7 @@ def test_every_body_from_an_authorised_caller_is_run_exactly_as_asked_or_refused
         assert (status, (request.controls, request.dry_run)) == (200, want)
 
 
+@pytest.mark.slow
 @fuzz(200)
 @given(caller=callers())
 def test_only_a_principal_with_the_role_gets_through_app_service_authentication(caller):
@@ -390,6 +393,7 @@ def test_only_a_principal_with_the_role_gets_through_app_service_authentication(
     assert bool(run.calls) == (kind == "role")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [*DEEP_SHAPES, "principal", "principal-object"])
 @pytest.mark.parametrize("caller_frames", [0, 300])
 def test_nesting_at_every_depth_is_refused_cleanly_however_deep_the_callers_stack(shape, caller_frames):
@@ -509,6 +513,7 @@ CATEGORIES = ("anonymous-or-forged", "forged-without-easy-auth", "wrong-method",
               "key-only")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("category", CATEGORIES)
 @fuzz(9, shrink=False)
 @given(data=st.data())

@@ -18,9 +18,10 @@ from azure.storage.blob import BlobServiceClient
 from cryptography.hazmat.primitives import serialization
 
 from emulator import Fault
-from tests.conftest import TENANT_ID, run_cli
 from tests.functions.harness import call_http, function_env, run_timer
 from tests.functions.test_http_remediation import AUTHORISED, EASY_AUTH
+from tests.support.cli import run_cli, spawn_cli
+from tests.support.tenant import TENANT_ID
 
 SCENARIO = "emulator/scenarios/noncompliant.json"
 WRONG_SECRET = "canary-wrong-secret-7f3a9c1e"
@@ -56,6 +57,7 @@ def assert_clean(texts: dict[str, str], secrets: set[str]) -> None:
         assert not JWT.search(text), f"a JWT-shaped string appeared in {where}"
 
 
+@pytest.mark.e2e
 def test_no_cli_flow_leaks_a_secret(start_emulator, tmp_path):
     emu = start_emulator(SCENARIO)
     encrypted = encrypted_certificate(emu, tmp_path)
@@ -72,7 +74,8 @@ def test_no_cli_flow_leaks_a_secret(start_emulator, tmp_path):
         for number, flow in enumerate(flows):
             out = tmp_path / f"{mode}-{number}"
             args = [part.format(out=out) for part in flow]
-            result = run_cli(emu, *args, auth_mode=mode, env={**extra, "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "50"})
+            result = spawn_cli(emu, *args, auth_mode=mode,
+                               env={**extra, "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "50"})
             outputs[f"{mode} {' '.join(flow)} stdout"] = result.stdout
             outputs[f"{mode} {' '.join(flow)} stderr"] = result.stderr
             for written in tmp_path.glob(f"{mode}-{number}.*"):

@@ -26,8 +26,9 @@ from shared.controls.mailbox_audit_actions import evaluate_mailbox_actions
 from shared.controls.mailbox_audit_retention import evaluate_mailbox_retention
 from shared.controls.mailbox_scan import MailboxScan
 from shared.model import Status
-from tests.conftest import cli_json, run_cli, scenario
 from tests.hardening.support import JSON_VALUES, fuzz
+from tests.support.cli import cli_json, run_cli
+from tests.support.tenant import scenario
 
 IN_SCOPE = ("UserMailbox", "SharedMailbox")
 OUT_OF_SCOPE = ("RoomMailbox", "EquipmentMailbox", "DiscoveryMailbox", "GroupMailbox")
@@ -129,6 +130,7 @@ def judge(policy: AuditPolicy, rows: list[dict[str, Any]]) -> tuple[Any, Any, Ma
     return evaluate_mailbox_actions(scan, policy), evaluate_mailbox_retention(scan, policy), scan
 
 
+@pytest.mark.slow
 @fuzz(150)
 @given(policy=policies(), drawn=st.lists(mailboxes(), max_size=6))
 def test_odd_mailboxes_never_crash_a_check_and_unreadable_ones_are_never_compliant(policy, drawn):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import BICEP_FILES, INFRA, REPO, body, loaded_file, ref, walk
+from tests.infra.validators import BICEP_FILES, INFRA, REPO, body, loaded_file, ref, walk
 
 API_VERSIONS = {
     "Microsoft.Resources/resourceGroups": "2024-03-01",

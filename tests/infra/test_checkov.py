@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import BICEP_FILES, INFRA, REPO, require_checkov
+from tests.infra.validators import BICEP_FILES, INFRA, REPO, require_checkov
+
+pytestmark = pytest.mark.slow  # checkov scans every Bicep file (seconds per run)
 
 SKIP = re.compile(r"//\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?$")
 # checkov 3.3.30 crashes (KeyError 'properties', logged, not reported) running this check on a conditional

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import ALL_QUERIES, INFRA, kql_check
+from tests.infra.validators import ALL_QUERIES, INFRA, kql_check
+
+pytestmark = pytest.mark.slow  # each test starts node and the Kusto language service
 
 
 def compact(text: str) -> str:

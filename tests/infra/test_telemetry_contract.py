@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import ALL_QUERIES, INFRA, REPO
+from tests.infra.validators import ALL_QUERIES, INFRA, REPO
 
 DOC = REPO / "docs" / "telemetry.md"
 EVENT_NAME = re.compile(r'\bname\s*==\s*"(\w+)"')
@@ -69,8 +69,9 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     a non-compliant timer run that remediates, a run that cannot start (exception), a failed remediation and a
     CLI revert, all through the real exporter into the emulator's ingestion endpoint."""
     from emulator import Emulator, Fault
-    from tests.conftest import TENANT_ID, run_cli, scenario
     from tests.functions.harness import function_env, run_timer
+    from tests.support.cli import run_cli
+    from tests.support.tenant import TENANT_ID, scenario
 
     seen: dict[str, set[str]] = {}
     values: dict[str, set[str]] = {}
@@ -106,6 +107,7 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     return seen
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda p: p.relative_to(INFRA).as_posix())
 def test_live_contract_queries_match_emitted_telemetry(query: Path, emitted: dict[str, set[str]]) -> None:
     """Every event and dimension a query reads is one the app really sends."""
@@ -117,6 +119,7 @@ def test_live_contract_queries_match_emitted_telemetry(query: Path, emitted: dic
     assert dimensions <= sent, f"{query.name} reads dimensions the app never sends: {dimensions - sent}"
 
 
+@pytest.mark.e2e
 def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]]) -> None:
     values = emitted["_values"]
     for expected in ("MailboxAuditCheckCompleted.status=NonCompliant", "MailboxAuditCheckCompleted.status=Error",

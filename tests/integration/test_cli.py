@@ -1,21 +1,24 @@
-"""The command line end to end: a child process, real token libraries, the emulated tenant."""
+"""The command line against the emulated tenant with real token libraries: in process (`run_cli`), and for each
+command path once as a real child process (`spawn_cli`, marked e2e)."""
 
 from __future__ import annotations
 
 import pytest
 
 from emulator import Fault
-from tests.conftest import TENANT_ID, cli_json, run_cli, scenario, tenant_traffic
 from tests.integration.helpers import bearer_tokens
+from tests.support.cli import cli_json, run_cli, spawn_cli
+from tests.support.tenant import TENANT_ID, scenario, tenant_traffic
 
 NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True})
 ORG = ("--control", "org-audit-enabled")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("auth_mode", ["managed_identity", "certificate", "secret"])
 def test_check_reports_each_state_with_the_original_exit_codes(start_emulator, auth_mode):
     emu = start_emulator(NON_COMPLIANT)
-    result = run_cli(emu, "check", *ORG, "--json", auth_mode=auth_mode)
+    result = spawn_cli(emu, "check", *ORG, "--json", auth_mode=auth_mode)
     assert result.returncode == 1, result.stderr
     document = cli_json(result)
     assert document["status"] == "NonCompliant"
@@ -26,7 +29,25 @@ def test_check_reports_each_state_with_the_original_exit_codes(start_emulator, a
     assert control["frameworks"]["CIS-v7"] == "6.1.1"
     with emu.lock:
         emu.tenant.organization_config["AuditDisabled"] = False
-    assert run_cli(emu, "check", *ORG, auth_mode=auth_mode).returncode == 0
+    assert spawn_cli(emu, "check", *ORG, auth_mode=auth_mode).returncode == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("args", [("check", *ORG, "--json"), ("remediate", "--dry-run", "--json"),
+                                  ("check", "--control", "bogus")])
+def test_an_in_process_run_gives_what_a_child_process_gives(start_emulator, args):
+    """The premise of run_cli: same exit code, same verdicts, same usage errors as `python -m shared`."""
+    emu = start_emulator(NON_COMPLIANT)
+    child, in_process = spawn_cli(emu, *args), run_cli(emu, *args)
+    assert in_process.returncode == child.returncode
+    if "--json" in args:
+        def verdicts(result):
+            document = cli_json(result)
+            return (document["status"], [(c["id"], c["status"], c["actual"]) for c in document["controls"]],
+                    [(s["control_id"], s["outcome"]) for s in document.get("remediation", [])])
+        assert verdicts(in_process) == verdicts(child)
+    else:
+        assert in_process.stderr == child.stderr and in_process.stdout == child.stdout == ""
 
 
 def test_text_output_is_a_readable_table(start_emulator):
@@ -36,9 +57,10 @@ def test_text_output_is_a_readable_table(start_emulator):
     assert "Overall: NonCompliant (exit code 1)" in result.stdout
 
 
+@pytest.mark.e2e
 def test_remediate_fixes_verifies_and_is_idempotent(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    first = run_cli(emu, "remediate", *ORG, "--json")
+    first = spawn_cli(emu, "remediate", *ORG, "--json")
     assert first.returncode == 0, first.stderr
     [step] = cli_json(first)["remediation"]
     assert step["outcome"] == "Applied"
@@ -48,7 +70,7 @@ def test_remediate_fixes_verifies_and_is_idempotent(start_emulator):
     assert calls == ["Get-OrganizationConfig", "Set-OrganizationConfig", "Get-OrganizationConfig"]
     assert emu.invocations("Set-OrganizationConfig")[0].body["CmdletInput"]["Parameters"] == {"AuditDisabled": False}
 
-    second = run_cli(emu, "remediate", *ORG, "--json")
+    second = spawn_cli(emu, "remediate", *ORG, "--json")
     assert second.returncode == 0
     assert cli_json(second)["remediation"][0]["outcome"] == "AlreadyCompliant"
     assert len(emu.invocations("Set-OrganizationConfig")) == 1
@@ -88,9 +110,10 @@ def test_revert_needs_the_tenant_id_confirmed_and_sends_nothing_otherwise(start_
     assert tenant_traffic(emu) == []
 
 
+@pytest.mark.e2e
 def test_revert_switches_auditing_off_with_a_loud_warning(start_emulator):
     emu = start_emulator()
-    result = run_cli(emu, "revert", *ORG, "--confirm", TENANT_ID.upper(), "--json")
+    result = spawn_cli(emu, "revert", *ORG, "--confirm", TENANT_ID.upper(), "--json")
     assert result.returncode == 0, result.stderr
     assert "WARNING" in result.stderr and "OFF" in result.stderr
     assert emu.tenant.organization_config["AuditDisabled"] is True

@@ -18,8 +18,8 @@ from shared.exchange.errors import (
     ExchangeProtocolError,
     PaginationExpired,
 )
-from tests.conftest import TENANT_ID, scenario
 from tests.integration.helpers import RetryPolicy, bearer_tokens, client_for
+from tests.support.tenant import TENANT_ID, scenario
 
 MAILBOX_FIELDS = ("ExternalDirectoryObjectId", "UserPrincipalName", "AuditAdmin")
 

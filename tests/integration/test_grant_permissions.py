@@ -21,9 +21,10 @@ from azure.identity import ClientSecretCredential
 
 from emulator import Fault
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
-from tests.conftest import REPO, clean_env, scenario
 from tests.emulator.support import Exo
 from tests.integration.helpers import bearer_tokens
+from tests.support.cli import clean_env
+from tests.support.tenant import REPO, scenario
 
 NO_RIGHTS = scenario(principal={"roles": [], "directory_roles": []})
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
@@ -262,6 +263,7 @@ def cli(tmp_path: Path):
     return run
 
 
+@pytest.mark.e2e
 def test_cli_grants_with_the_azure_cli_login_and_no_exo_settings(start_emulator, cli):
     emu = start_emulator(NO_RIGHTS)
     first = cli(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
@@ -277,6 +279,7 @@ def test_cli_grants_with_the_azure_cli_login_and_no_exo_settings(start_emulator,
     assert tokens and not any(t in first.stdout + first.stderr + second.stdout + second.stderr for t in tokens)
 
 
+@pytest.mark.e2e
 def test_cli_unknown_principal_and_help(start_emulator, cli):
     emu = start_emulator(NO_RIGHTS)
     missing = cli(emu, "--principal-id", UNKNOWN)

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from shared.controls.audit_actions import required_actions
-from tests.conftest import TENANT_ID, cli_json, run_cli, scenario
+from tests.support.cli import cli_json, run_cli
+from tests.support.tenant import TENANT_ID, scenario
 
 CIS = {f"Audit{logon}": sorted(actions) for logon, actions in required_actions("cis", premium=True).items()}
 CIS_V4_E3 = {f"Audit{logon}": sorted(actions) for logon, actions in required_actions("cis-v4", premium=False).items()}

@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli, spawn_cli
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("fmt", "marker"), [("json", '"schema_version"'), ("md", "| "), ("html", "<!DOCTYPE html>")])
 def test_report_is_written_in_each_format_with_the_checks_exit_code(start_emulator, tmp_path, fmt, marker):
     emu = start_emulator("emulator/scenarios/noncompliant.json")
     out = tmp_path / f"evidence.{fmt}"
-    result = run_cli(emu, "report", "--format", fmt, "--out", str(out))
+    result = spawn_cli(emu, "report", "--format", fmt, "--out", str(out))
     assert result.returncode == 1, result.stderr
     text = out.read_text(encoding="utf-8")
     assert marker in text

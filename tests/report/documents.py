@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.evidence.document import run_document
 from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
-from tests.conftest import TENANT_ID
+from tests.support.tenant import TENANT_ID
 
 # Untrusted text as Exchange might hand it back: markup, quotes, Markdown table syntax, a newline.
 HOSTILE = "<script>alert(\"pwned\")</script> O'Brien | \"Bob\" & <b>co</b>\nsecond | line"

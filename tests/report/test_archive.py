@@ -22,8 +22,8 @@ from shared.evidence.archive import (
 )
 from shared.evidence.html import render_html
 from shared.evidence.markdown import render_markdown
-from tests.report.conftest import DEV_KEY, REPO, connection_string, free_port
 from tests.report.documents import check_document, remediate_document
+from tests.support.report_tools import DEV_KEY, REPO, connection_string, free_port
 
 PREFIX = "0b5c1c1e-1111-2222-3333-444455556666/2026/11/28/"
 

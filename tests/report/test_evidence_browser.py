@@ -9,8 +9,10 @@ import pytest
 from PIL import Image
 
 from shared.evidence.html import render_html
-from tests.report.conftest import require_chromium
 from tests.report.documents import check_document, remediate_document
+from tests.support.report_tools import require_chromium
+
+pytestmark = pytest.mark.slow  # headless Chromium renders the report
 
 WIDTH, HEIGHT = 1280, 2000
 # The badge backgrounds of the stylesheet: seeing them proves the inline CSS was applied.

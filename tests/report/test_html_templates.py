@@ -12,9 +12,9 @@ import pytest
 
 from shared.evidence.html import ENVIRONMENT, TEMPLATES, render_html
 from shared.evidence.layout import Paragraph, build
-from tests.report.conftest import REPO
 from tests.report.documents import check_document
 from tests.report.htmlcheck import parse
+from tests.support.tenant import REPO
 
 TEMPLATE_NAMES = sorted(ENVIRONMENT.list_templates())
 

@@ -1,4 +1,5 @@
-"""Paths, the parsed Bicep files and the pinned offline validators for the infrastructure tests.
+"""Paths, the Bicep parser and the pinned offline validators for the infrastructure tests (the parsed files are
+the `bicep` fixture in tests/support/fixtures.py).
 
 The validators live outside the main venv (tools/install-infra-tools.sh). When one is missing the tests FAIL,
 never skip: a green run must mean the infrastructure was really validated.
@@ -41,12 +42,6 @@ def _parser() -> BicepParser:
 
 def parse_bicep(path: Path) -> dict[str, Any]:
     return _parser().parse(file_path=path)
-
-
-@pytest.fixture(scope="session")
-def bicep() -> dict[str, dict[str, Any]]:
-    """Every Bicep file under infra/, parsed by pycep-parser, keyed by its path relative to infra/."""
-    return {path.relative_to(INFRA).as_posix(): parse_bicep(path) for path in BICEP_FILES}
 
 
 def body(resource_or_module: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Real tools for the evidence report tests: Azurite (local Blob Storage) and headless Chromium.
 
+A `pytest_plugins` module: its `azurite` fixture serves every test that needs the app's storage account.
+
 Both come from tools/install-report-tools.sh. When one is missing the tests FAIL, never skip: a green run must
 mean the report was really rendered by a browser and really archived.
 """
