@@ -31,6 +31,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache  # the layering of shared/ (pyproject.toml [tool.importlinter])
 	$(VENV)/bin/mypy  # --strict on shared/ (pyproject.toml [tool.mypy])
 

@@ -27,9 +27,9 @@ def remediate(req: func.HttpRequest) -> func.HttpResponse:
     """POST /api/remediate {"controls": [...], "dryRun": bool}: fix, verify by reading back, report per control."""
 
     def run(request: http_api.RemediationRequest, caller: http_api.Caller) -> service.RunReport:
-        return service.execute("remediate", trigger="http", control_ids=request.controls,
-                               dry_run=request.dry_run, caller=caller.label)
+        return service.execute(
+            "remediate", trigger="http", control_ids=request.controls, dry_run=request.dry_run, caller=caller.label
+        )
 
     status, document, headers = http_api.handle(req.method, req.headers, req.get_body(), os.environ, run)
-    return func.HttpResponse(json.dumps(document), status_code=status, mimetype="application/json",
-                             headers=headers)
+    return func.HttpResponse(json.dumps(document), status_code=status, mimetype="application/json", headers=headers)

@@ -13,6 +13,9 @@ from shared.cli.main import main
 if __name__ == "__main__":
     code = main(sys.argv[1:])
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    Path(os.environ["BENCH_USAGE_FILE"]).write_text(json.dumps(
-        {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}))
+    Path(os.environ["BENCH_USAGE_FILE"]).write_text(
+        json.dumps(
+            {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}
+        )
+    )
     sys.exit(code)

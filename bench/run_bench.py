@@ -22,15 +22,54 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FINDINGS = 10  # non-compliant mailboxes and enabled bypass entries per size, whatever the size
 ACTIONS = {
-    "AuditAdmin": ["ApplyRecord", "Copy", "Create", "FolderBind", "HardDelete", "MailItemsAccessed", "Move",
-                   "MoveToDeletedItems", "Send", "SendAs", "SendOnBehalf", "SoftDelete", "Update",
-                   "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"],
-    "AuditDelegate": ["ApplyRecord", "Create", "FolderBind", "HardDelete", "MailItemsAccessed", "Move",
-                      "MoveToDeletedItems", "SendAs", "SendOnBehalf", "SoftDelete", "Update",
-                      "UpdateFolderPermissions", "UpdateInboxRules"],
-    "AuditOwner": ["ApplyRecord", "Create", "HardDelete", "MailboxLogin", "MailItemsAccessed", "Move",
-                   "MoveToDeletedItems", "Send", "SoftDelete", "Update", "UpdateCalendarDelegation",
-                   "UpdateFolderPermissions", "UpdateInboxRules"],
+    "AuditAdmin": [
+        "ApplyRecord",
+        "Copy",
+        "Create",
+        "FolderBind",
+        "HardDelete",
+        "MailItemsAccessed",
+        "Move",
+        "MoveToDeletedItems",
+        "Send",
+        "SendAs",
+        "SendOnBehalf",
+        "SoftDelete",
+        "Update",
+        "UpdateCalendarDelegation",
+        "UpdateFolderPermissions",
+        "UpdateInboxRules",
+    ],
+    "AuditDelegate": [
+        "ApplyRecord",
+        "Create",
+        "FolderBind",
+        "HardDelete",
+        "MailItemsAccessed",
+        "Move",
+        "MoveToDeletedItems",
+        "SendAs",
+        "SendOnBehalf",
+        "SoftDelete",
+        "Update",
+        "UpdateFolderPermissions",
+        "UpdateInboxRules",
+    ],
+    "AuditOwner": [
+        "ApplyRecord",
+        "Create",
+        "HardDelete",
+        "MailboxLogin",
+        "MailItemsAccessed",
+        "Move",
+        "MoveToDeletedItems",
+        "Send",
+        "SoftDelete",
+        "Update",
+        "UpdateCalendarDelegation",
+        "UpdateFolderPermissions",
+        "UpdateInboxRules",
+    ],
 }
 
 
@@ -38,10 +77,17 @@ def scenario(size: int, latency_ms: float) -> dict:
     every = max(size // FINDINGS, 1)
     tenant = {
         "description": f"benchmark tenant with {size} mailboxes",
-        "generate_mailboxes": {"count": size, "template": {**ACTIONS, "Name": "user{i:06d}",
-                                                           "AuditLogAgeLimit": "180.00:00:00"},
-                               "variants": [{"every": every, "offset": every // 2,
-                                             "set": {"AuditOwner": ["Update"], "AuditLogAgeLimit": "30.00:00:00"}}]},
+        "generate_mailboxes": {
+            "count": size,
+            "template": {**ACTIONS, "Name": "user{i:06d}", "AuditLogAgeLimit": "180.00:00:00"},
+            "variants": [
+                {
+                    "every": every,
+                    "offset": every // 2,
+                    "set": {"AuditOwner": ["Update"], "AuditLogAgeLimit": "30.00:00:00"},
+                }
+            ],
+        },
         "generate_bypass_associations": {"count": max(size // 10, 1), "enabled_every": max(size // 10 // FINDINGS, 1)},
     }
     if latency_ms:
@@ -50,8 +96,12 @@ def scenario(size: int, latency_ms: float) -> dict:
 
 
 def start_emulator(scenario_file: Path, port_file: Path) -> tuple[subprocess.Popen, dict]:
-    process = subprocess.Popen([sys.executable, "-m", "emulator", "--scenario", str(scenario_file), "--port-file",
-                                str(port_file)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--scenario", str(scenario_file), "--port-file", str(port_file)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not port_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -63,8 +113,13 @@ def start_emulator(scenario_file: Path, port_file: Path) -> tuple[subprocess.Pop
 def run_check(env: dict[str, str], work: Path) -> dict:
     usage_file = work / "usage.json"
     started = time.perf_counter()
-    child = subprocess.run([sys.executable, "bench/measure.py", "check", "--json"], cwd=REPO,
-                           env={**env, "BENCH_USAGE_FILE": str(usage_file)}, capture_output=True, check=False)
+    child = subprocess.run(
+        [sys.executable, "bench/measure.py", "check", "--json"],
+        cwd=REPO,
+        env={**env, "BENCH_USAGE_FILE": str(usage_file)},
+        capture_output=True,
+        check=False,
+    )
     wall = time.perf_counter() - started
     document = json.loads(child.stdout)
     assert document["status"] != "Error", child.stderr.decode()[-2000:]
@@ -102,8 +157,11 @@ def main() -> int:
                 emulator.terminate()
                 emulator.wait(timeout=30)
         results.append(result)
-        print(f"{size:>10} {result['bypass_entries']:>7} {result['wall_seconds']:>8} {result['requests']:>9} "
-              f"{result['peak_rss_mb']:>12} {result['cpu_seconds']:>7}", flush=True)
+        print(
+            f"{size:>10} {result['bypass_entries']:>7} {result['wall_seconds']:>8} {result['requests']:>9} "
+            f"{result['peak_rss_mb']:>12} {result['cpu_seconds']:>7}",
+            flush=True,
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))

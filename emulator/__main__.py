@@ -30,9 +30,15 @@ def exports(env: dict[str, str]) -> list[str]:
 def write_port_file(path: str, emu: Emulator) -> None:
     """Written atomically (rename), so a poller never reads half a file."""
     info: dict[str, Any] = {
-        "exchange_url": emu.exchange_url, "authority_url": emu.authority_url, "foreign_url": emu.foreign_url,
-        "identity_endpoint": emu.identity_endpoint, "ingestion_url": emu.ingestion_url, "graph_url": emu.graph_url,
-        "ca_bundle": emu.ca_bundle, "pid": os.getpid(), "env": emu.env("managed_identity"),
+        "exchange_url": emu.exchange_url,
+        "authority_url": emu.authority_url,
+        "foreign_url": emu.foreign_url,
+        "identity_endpoint": emu.identity_endpoint,
+        "ingestion_url": emu.ingestion_url,
+        "graph_url": emu.graph_url,
+        "ca_bundle": emu.ca_bundle,
+        "pid": os.getpid(),
+        "env": emu.env("managed_identity"),
     }
     temporary = f"{path}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
@@ -54,11 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"# Mailbox Audit Guard emulator: tenant {emu.tenant_id}, Exchange at {emu.exchange_url}")
         print("\n".join(exports(emu.env("managed_identity"))))
-        for mode, names in (("secret", ("EXO_CLIENT_ID", "EXO_CLIENT_SECRET")),
-                            ("certificate", ("EXO_CLIENT_ID", "EXO_CERTIFICATE_PATH"))):
+        for mode, names in (
+            ("secret", ("EXO_CLIENT_ID", "EXO_CLIENT_SECRET")),
+            ("certificate", ("EXO_CLIENT_ID", "EXO_CERTIFICATE_PATH")),
+        ):
             alternative = emu.env(mode)
-            print(f"# {mode}: " + "; ".join([f"export EXO_AUTH_MODE={shell_quote(mode)}",
-                                             *(f"export {n}={shell_quote(alternative[n])}" for n in names)]))
+            print(
+                f"# {mode}: "
+                + "; ".join(
+                    [
+                        f"export EXO_AUTH_MODE={shell_quote(mode)}",
+                        *(f"export {n}={shell_quote(alternative[n])}" for n in names),
+                    ]
+                )
+            )
         print("# serving until Ctrl-C / SIGTERM", flush=True)
         if args.port_file:
             write_port_file(args.port_file, emu)

@@ -55,8 +55,10 @@ class Emulator:
         self.system_identity_client_id = str(uuid.uuid4())
         self.identity_header = secrets.token_urlsafe(24)
         self.app_object_id = str(uuid.uuid4())
-        self.mi_object_ids = {self.managed_identity_client_id: str(uuid.uuid4()),
-                              self.system_identity_client_id: str(uuid.uuid4())}
+        self.mi_object_ids = {
+            self.managed_identity_client_id: str(uuid.uuid4()),
+            self.system_identity_client_id: str(uuid.uuid4()),
+        }
         self.issuer = TokenIssuer(self.tenant_id)
         self.faults = FaultSet()
         for fault in self.scenario["faults"]:
@@ -72,14 +74,31 @@ class Emulator:
         self._exchange = ExchangeApi(self)
         self._identity = IdentityApi(self)
         self._ingestion = IngestionApi(self)
-        self.graph = GraphState(self.tenant_id, self.tenant.principal, self.scenario["graph"], [
-            {"id": self.mi_object_ids[self.managed_identity_client_id], "appId": self.managed_identity_client_id,
-             "displayName": "id-mailbox-audit-guard", "servicePrincipalType": "ManagedIdentity"},
-            {"id": self.mi_object_ids[self.system_identity_client_id], "appId": self.system_identity_client_id,
-             "displayName": "func-mailbox-audit-guard", "servicePrincipalType": "ManagedIdentity"},
-            {"id": self.app_object_id, "appId": self.client_id, "displayName": "Mailbox Audit Guard",
-             "servicePrincipalType": "Application"},
-        ])  # Microsoft Graph's directory objects; guarded by self.lock like self.tenant
+        self.graph = GraphState(
+            self.tenant_id,
+            self.tenant.principal,
+            self.scenario["graph"],
+            [
+                {
+                    "id": self.mi_object_ids[self.managed_identity_client_id],
+                    "appId": self.managed_identity_client_id,
+                    "displayName": "id-mailbox-audit-guard",
+                    "servicePrincipalType": "ManagedIdentity",
+                },
+                {
+                    "id": self.mi_object_ids[self.system_identity_client_id],
+                    "appId": self.system_identity_client_id,
+                    "displayName": "func-mailbox-audit-guard",
+                    "servicePrincipalType": "ManagedIdentity",
+                },
+                {
+                    "id": self.app_object_id,
+                    "appId": self.client_id,
+                    "displayName": "Mailbox Audit Guard",
+                    "servicePrincipalType": "Application",
+                },
+            ],
+        )  # Microsoft Graph's directory objects; guarded by self.lock like self.tenant
         self._graph = GraphApi(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -196,8 +215,10 @@ class Emulator:
     @property
     def connection_string(self) -> str:
         """APPLICATIONINSIGHTS_CONNECTION_STRING pointing every App Insights endpoint at the ingestion listener."""
-        return (f"InstrumentationKey={INSTRUMENTATION_KEY};IngestionEndpoint={self.ingestion_url};"
-                f"LiveEndpoint={self.ingestion_url}")
+        return (
+            f"InstrumentationKey={INSTRUMENTATION_KEY};IngestionEndpoint={self.ingestion_url};"
+            f"LiveEndpoint={self.ingestion_url}"
+        )
 
     @property
     def ca_bundle(self) -> str:
@@ -243,8 +264,11 @@ class Emulator:
             "APPLICATIONINSIGHTS_CONNECTION_STRING": self.connection_string,
         }
         if auth_mode == "managed_identity":
-            env.update(EXO_CLIENT_ID=self.managed_identity_client_id, IDENTITY_ENDPOINT=self.identity_endpoint,
-                       IDENTITY_HEADER=self.identity_header)
+            env.update(
+                EXO_CLIENT_ID=self.managed_identity_client_id,
+                IDENTITY_ENDPOINT=self.identity_endpoint,
+                IDENTITY_HEADER=self.identity_header,
+            )
         elif auth_mode == "secret":
             env.update(EXO_CLIENT_ID=self.client_id, EXO_CLIENT_SECRET=self.client_secret)
         else:
@@ -293,8 +317,13 @@ class Emulator:
 
     def invocations(self, cmdlet: str | None = None) -> list[RecordedRequest]:
         """InvokeCommand requests on the Exchange listener, optionally of one cmdlet (case-insensitive)."""
-        return [r for r in self.requests if r.listener == "exchange" and INVOKE_PATH.match(r.path)
-                and (cmdlet is None or (r.cmdlet or "").lower() == cmdlet.lower())]
+        return [
+            r
+            for r in self.requests
+            if r.listener == "exchange"
+            and INVOKE_PATH.match(r.path)
+            and (cmdlet is None or (r.cmdlet or "").lower() == cmdlet.lower())
+        ]
 
     def writes(self) -> list[RecordedRequest]:
         """InvokeCommand requests for Set-*/Enable-* cmdlets, whatever they were answered."""
@@ -329,6 +358,7 @@ class Emulator:
                 response = json_response(500, {"error": {"code": "EmulatorError", "message": repr(exc)}})
             record.status = None if response.action == "hang" else response.status
             return response
+
         return dispatch
 
     def _record(self, request: Request) -> RecordedRequest:
@@ -339,11 +369,18 @@ class Emulator:
         if isinstance(body, dict) and isinstance(body.get("CmdletInput"), dict):
             name = body["CmdletInput"].get("CmdletName")
             cmdlet = (self.tenant.canonical_cmdlet(name) or name) if isinstance(name, str) else None
-        record = RecordedRequest(method=request.method, path=request.path, query=dict(request.query),
-                                 headers=dict(request.headers), body=body, host=request.host,
-                                 listener=request.listener, cmdlet=cmdlet, form=request.form(),
-                                 operation=operation_for(request.method, request.path)
-                                 if request.listener == "graph" else None)
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=body,
+            host=request.host,
+            listener=request.listener,
+            cmdlet=cmdlet,
+            form=request.form(),
+            operation=operation_for(request.method, request.path) if request.listener == "graph" else None,
+        )
         with self._records_lock:
             self._requests.append(record)
         return record
@@ -361,5 +398,6 @@ class Emulator:
             answer = self._graph.handle(request)
         else:  # foreign: a host that must never be contacted; answer like a lenient server would
             answer = json_response(200, {"value": [], "@adminapi.warnings": []})
-        return answer or json_response(404, {"error": {"code": "NotFound",
-                                                       "message": f"No route for {request.method} {request.path}"}})
+        return answer or json_response(
+            404, {"error": {"code": "NotFound", "message": f"No route for {request.method} {request.path}"}}
+        )

@@ -18,9 +18,17 @@ ODATA = "Microsoft.Exchange.Admin.OData.Core.ODataServiceException"
 VALIDATION = "Microsoft.Exchange.Data.DataValidationException"
 
 CODES: dict[int, str] = {
-    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 408: "RequestTimeout",
-    409: "Conflict", 429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
-    503: "ServiceUnavailable", 504: "GatewayTimeout",
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    408: "RequestTimeout",
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
 }
 
 PAGINATION_TEXT = "Expired or Invalid pagination request. Default Expiry time is 00:30:00"
@@ -57,13 +65,15 @@ def make(status: int, exception_type: str, text: str) -> EmulatedError:
 
 
 def not_found(identity: str) -> EmulatedError:
-    return make(404, NOT_FOUND, f"The operation couldn't be performed because object '{identity}' couldn't be found "
-                                f"on '{SERVER_FQDN}'.")
+    return make(
+        404,
+        NOT_FOUND,
+        f"The operation couldn't be performed because object '{identity}' couldn't be found on '{SERVER_FQDN}'.",
+    )
 
 
 def ambiguous(identity: str) -> EmulatedError:
-    return make(400, AMBIGUOUS,
-                f"The operation couldn't be performed because '{identity}' matches multiple entries.")
+    return make(400, AMBIGUOUS, f"The operation couldn't be performed because '{identity}' matches multiple entries.")
 
 
 def binding(text: str) -> EmulatedError:
@@ -75,15 +85,22 @@ def unknown_parameter(name: str) -> EmulatedError:
 
 
 def conversion(parameter: str, value: object, target: str, detail: str = "") -> EmulatedError:
-    text = (f"Cannot process argument transformation on parameter '{parameter}'. "
-            f"Cannot convert value \"{value}\" to type \"{target}\".")
-    return binding(text + (f" Error: \"{detail}\"" if detail else ""))
+    text = (
+        f"Cannot process argument transformation on parameter '{parameter}'. "
+        f'Cannot convert value "{value}" to type "{target}".'
+    )
+    return binding(text + (f' Error: "{detail}"' if detail else ""))
 
 
 def enumeration(parameter: str, value: object, target: str, names: list[str] | tuple[str, ...]) -> EmulatedError:
     """A value outside an enum; the text lists the valid names, as PowerShell does."""
-    return conversion(parameter, value, target, f"Unable to match the identifier name {value} to a valid enumerator "
-                      f"name. Specify one of the following enumerator names and try again: {', '.join(names)}")
+    return conversion(
+        parameter,
+        value,
+        target,
+        f"Unable to match the identifier name {value} to a valid enumerator "
+        f"name. Specify one of the following enumerator names and try again: {', '.join(names)}",
+    )
 
 
 def dehydrated() -> EmulatedError:
@@ -104,10 +121,14 @@ def envelope(error: EmulatedError) -> dict[str, object]:
         "error": {
             "code": error.code,
             "message": "Error executing cmdlet",
-            "details": [{"code": "Context", "target": "",
-                         "message": f"{error.error_id}|{error.exception_type}|{error.text}"}],
-            "innererror": {"message": "Error executing cmdlet", "type": ODATA,
-                           "internalexception": {"message": error.text, "type": error.exception_type}},
+            "details": [
+                {"code": "Context", "target": "", "message": f"{error.error_id}|{error.exception_type}|{error.text}"}
+            ],
+            "innererror": {
+                "message": "Error executing cmdlet",
+                "type": ODATA,
+                "internalexception": {"message": error.text, "type": error.exception_type},
+            },
         },
         "@adminapi.warnings": [],
     }

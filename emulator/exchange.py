@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from .emulator import Emulator
 
 INVOKE_PATH = re.compile(r"^/adminapi/beta/(?P<tenant>[^/]+)/InvokeCommand/?$", re.IGNORECASE)
-CONTENT_TYPE = ("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
-                "charset=utf-8")
+CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 GUID_PROPERTIES = frozenset({"Guid", "ExchangeGuid"})
 NUL_BODY = b"\x00" * 16
 READER_CMDLETS = frozenset({"Get-OrganizationConfig", "Get-AdminAuditLogConfig"})
@@ -41,13 +40,17 @@ def is_write(cmdlet: str | None) -> bool:
 
 
 def error_response(error: errors.EmulatedError) -> Response:
-    return json_response(error.status, errors.envelope(error), {"X-ExceptionType": error.short_type,
-                                                                "request-id": str(uuid.uuid4())})
+    return json_response(
+        error.status, errors.envelope(error), {"X-ExceptionType": error.short_type, "request-id": str(uuid.uuid4())}
+    )
 
 
 def unauthorized(message: str) -> Response:
-    return json_response(401, {"error": {"code": "Unauthorized", "message": message}}, {
-        "WWW-Authenticate": 'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", error="invalid_token"'})
+    return json_response(
+        401,
+        {"error": {"code": "Unauthorized", "message": message}},
+        {"WWW-Authenticate": 'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", error="invalid_token"'},
+    )
 
 
 def forbidden() -> Response:
@@ -117,8 +120,7 @@ class ExchangeApi:
         kinds = set(RESPONSE_KINDS - {"garbage_token"})
         if not skiptoken:
             kinds.discard("expire_cursor")
-        fault = self.emu.faults.fire(kinds, listener="exchange", cmdlet=cmdlet or raw_name, page=page,
-                                     path=req.path)
+        fault = self.emu.faults.fire(kinds, listener="exchange", cmdlet=cmdlet or raw_name, page=page, path=req.path)
 
         def proceed() -> Response:
             return self._process(req, match.group("tenant"), cmdlet_input, raw_name, cmdlet)
@@ -152,20 +154,27 @@ class ExchangeApi:
             return f"The token has no '{EXCHANGE_ROLE}' role."
         return None
 
-    def _process(self, req: Request, path_tenant: str, cmdlet_input: Any, raw_name: Any,
-                 cmdlet: str | None) -> Response:
+    def _process(
+        self, req: Request, path_tenant: str, cmdlet_input: Any, raw_name: Any, cmdlet: str | None
+    ) -> Response:
         reason = self._authenticate(req, path_tenant)
         if reason:
             return unauthorized(reason)
         if not isinstance(raw_name, str):
-            return error_response(errors.bad_request("The request body must be {\"CmdletInput\": {\"CmdletName\": "
-                                                     "..., \"Parameters\": {...}}}."))
+            return error_response(
+                errors.bad_request(
+                    'The request body must be {"CmdletInput": {"CmdletName": ..., "Parameters": {...}}}.'
+                )
+            )
         if cmdlet is None or not cmdlet_allowed(cmdlet, self.emu.tenant.principal.get("directory_roles") or []):
             return forbidden()
         parameters = cmdlet_input.get("Parameters")
         if not isinstance(parameters, dict):
-            return error_response(errors.bad_request("CmdletInput.Parameters must be an object; send {} when the "
-                                                     "cmdlet takes no parameters."))
+            return error_response(
+                errors.bad_request(
+                    "CmdletInput.Parameters must be an object; send {} when the cmdlet takes no parameters."
+                )
+            )
         select = [s.strip() for s in req.query["$select"].split(",") if s.strip()] if "$select" in req.query else None
         size = page_size(req.headers.get("prefer"))
         skiptoken = req.query.get("$skiptoken")
@@ -175,8 +184,9 @@ class ExchangeApi:
             if cursor is None or cursor.cmdlet != cmdlet:
                 return error_response(errors.pagination())
             return self._page(req, path_tenant, cursor, position.offset, position.page, size, select)
-        if is_write(cmdlet) and self.emu.faults.fire({"ignore_writes"}, listener="exchange", cmdlet=cmdlet, page=1,
-                                                     path=req.path):
+        if is_write(cmdlet) and self.emu.faults.fire(
+            {"ignore_writes"}, listener="exchange", cmdlet=cmdlet, page=1, path=req.path
+        ):
             return self._success(path_tenant, [], [], None)
         try:
             with self.emu.lock:
@@ -198,8 +208,16 @@ class ExchangeApi:
             rows = [projection(render(r)) for r in result.rows]
         return self._success(path_tenant, rows, result.warnings, None)
 
-    def _page(self, req: Request, path_tenant: str, cursor: Cursor, offset: int, page: int, size: int,
-              select: list[str] | None) -> Response:
+    def _page(
+        self,
+        req: Request,
+        path_tenant: str,
+        cursor: Cursor,
+        offset: int,
+        page: int,
+        size: int,
+        select: list[str] | None,
+    ) -> Response:
         end = offset + size
         projection, render = Projection(select), cursor.render
         with self.emu.lock:
@@ -208,27 +226,31 @@ class ExchangeApi:
         next_link = None
         if more:
             query = f"$select={req.query['$select']}&" if "$select" in req.query else ""
-            next_link = (f"{self.emu.exchange_url}/adminapi/beta/{path_tenant}/InvokeCommand?"
-                         f"{query}$skiptoken={make_token(cursor.qid, end, page + 1)}")
+            next_link = (
+                f"{self.emu.exchange_url}/adminapi/beta/{path_tenant}/InvokeCommand?"
+                f"{query}$skiptoken={make_token(cursor.qid, end, page + 1)}"
+            )
             next_link = self._tamper_next_link(req, next_link, cursor.cmdlet, page)
         # The truncation warning belongs to the answer that ends the result.
         return self._success(path_tenant, rows, [] if more else cursor.warnings, next_link)
 
     def _tamper_next_link(self, req: Request, next_link: str, cmdlet: str, page: int) -> str:
-        fault = self.emu.faults.fire({"foreign_next_link", "loop_next_link"}, listener="exchange", cmdlet=cmdlet,
-                                     page=page, path=req.path)
+        fault = self.emu.faults.fire(
+            {"foreign_next_link", "loop_next_link"}, listener="exchange", cmdlet=cmdlet, page=page, path=req.path
+        )
         if fault is None:
             return next_link
         if fault.kind == "foreign_next_link":
-            return self.emu.foreign_url + next_link[len(self.emu.exchange_url):]
+            return self.emu.foreign_url + next_link[len(self.emu.exchange_url) :]
         # loop: hand back the link this very page was fetched with (for page N that is the previous nextLink).
         return f"{self.emu.exchange_url}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
 
-    def _success(self, path_tenant: str, rows: list[dict[str, Any]], warnings: list[str],
-                 next_link: str | None) -> Response:
+    def _success(
+        self, path_tenant: str, rows: list[dict[str, Any]], warnings: list[str], next_link: str | None
+    ) -> Response:
         payload: dict[str, Any] = {
             "@odata.context": f"{self.emu.exchange_url}/adminapi/beta/{path_tenant}/$metadata"
-                              "#Collection(Exchange.GenericHashTable)",
+            "#Collection(Exchange.GenericHashTable)",
             "adminapi.warnings@odata.type": "#Collection(String)",
             "@adminapi.warnings": list(warnings),
         }
@@ -236,5 +258,8 @@ class ExchangeApi:
             payload["@odata.nextLink"] = next_link
         payload["value"] = rows
         body = json.dumps(payload, separators=(",", ":")).encode()
-        return Response(200, body, {"Content-Type": CONTENT_TYPE, "request-id": str(uuid.uuid4()),
-                                    "X-CalculatedBETarget": errors.SERVER_FQDN})
+        return Response(
+            200,
+            body,
+            {"Content-Type": CONTENT_TYPE, "request-id": str(uuid.uuid4()), "X-CalculatedBETarget": errors.SERVER_FQDN},
+        )

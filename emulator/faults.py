@@ -13,14 +13,25 @@ from typing import Any
 from . import errors
 from .wire import Response, json_response
 
-KINDS = frozenset({"status", "delay", "reset", "hang", "foreign_next_link", "loop_next_link", "expire_cursor",
-                   "ignore_writes", "garbage_token", "short_token_lifetime"})
+KINDS = frozenset(
+    {
+        "status",
+        "delay",
+        "reset",
+        "hang",
+        "foreign_next_link",
+        "loop_next_link",
+        "expire_cursor",
+        "ignore_writes",
+        "garbage_token",
+        "short_token_lifetime",
+    }
+)
 LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph"})
 # Kinds that replace (or delay) the whole answer; checked when a request arrives. The others modify a normal
 # answer and are checked where they apply (nextLink built, write about to happen, token about to be issued).
 RESPONSE_KINDS = frozenset({"status", "delay", "reset", "hang", "garbage_token", "expire_cursor"})
-CONCURRENCY_TEXT = ("You have reached the maximum number of concurrent requests per tenant. Please wait and try "
-                    "again.")
+CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant. Please wait and try again."
 
 
 @dataclass(init=False, eq=False)
@@ -43,8 +54,15 @@ class Fault:
     matched: int = field(default=0)
     fired: int = field(default=0)
 
-    def __init__(self, kind: str, cmdlet: str | None = None, listener: str = "exchange", times: int = 1,
-                 after: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        kind: str,
+        cmdlet: str | None = None,
+        listener: str = "exchange",
+        times: int = 1,
+        after: int = 0,
+        **options: Any,
+    ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(sorted(KINDS))}")
         if listener not in LISTENERS:
@@ -114,8 +132,15 @@ class FaultSet:
         with self._lock:
             self.fired.clear()
 
-    def fire(self, kinds: frozenset[str] | set[str], *, listener: str, cmdlet: str | None = None,
-             page: int | None = None, path: str = "") -> Fault | None:
+    def fire(
+        self,
+        kinds: frozenset[str] | set[str],
+        *,
+        listener: str,
+        cmdlet: str | None = None,
+        page: int | None = None,
+        path: str = "",
+    ) -> Fault | None:
         """Count a match on every eligible fault up to the first that fires, and return that one."""
         with self._lock:
             for fault in self._faults:
@@ -130,8 +155,7 @@ class FaultSet:
         return None
 
 
-def respond(fault: Fault, listener: str, proceed: Callable[[], Response],
-            wait: Callable[[float], object]) -> Response:
+def respond(fault: Fault, listener: str, proceed: Callable[[], Response], wait: Callable[[float], object]) -> Response:
     """The answer for a response-kind fault; `proceed` produces the normal answer, `wait` sleeps until stop()."""
     opts = fault.options
     if fault.kind == "delay":
@@ -186,8 +210,11 @@ def status_response(fault: Fault, listener: str) -> Response:
 def _envelope(listener: str, status: int, message: str, opts: dict[str, Any]) -> dict[str, Any]:
     """The error body each listener's real counterpart would send."""
     if listener == "token":
-        return {"error": "temporarily_unavailable", "error_description": f"AADSTS50196: {message}",
-                "error_codes": [50196]}
+        return {
+            "error": "temporarily_unavailable",
+            "error_description": f"AADSTS50196: {message}",
+            "error_codes": [50196],
+        }
     if listener == "msi":
         return {"statusCode": status, "message": message}
     if listener == "graph":
@@ -196,8 +223,11 @@ def _envelope(listener: str, status: int, message: str, opts: dict[str, Any]) ->
         text = str(opts.get("message") or GRAPH_MESSAGES.get(status, message))
         return graph_envelope(str(opts.get("code", GRAPH_CODES.get(status, "UnknownError"))), text)
     if listener == "ingestion":
-        return {"itemsReceived": 0, "itemsAccepted": 0,
-                "errors": [{"index": 0, "statusCode": status, "message": message}]}
+        return {
+            "itemsReceived": 0,
+            "itemsAccepted": 0,
+            "errors": [{"index": 0, "statusCode": status, "message": message}],
+        }
     exception_type = str(opts.get("exception_type", errors.ODATA))
     return errors.envelope(errors.make(status, exception_type, message))
 

@@ -25,8 +25,11 @@ EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"
 EXCHANGE_APP_ROLES = (
     (MANAGE_AS_APP_ROLE_ID, "Exchange.ManageAsApp", "Manage Exchange As Application"),
-    ("dc890d15-9560-4a4c-9b7f-a736ec74ec40", "full_access_as_app", "Use Exchange Web Services with full access to "
-                                                                   "all mailboxes"),
+    (
+        "dc890d15-9560-4a4c-9b7f-a736ec74ec40",
+        "full_access_as_app",
+        "Use Exchange Web Services with full access to all mailboxes",
+    ),
     ("810c84a8-4a9e-49e6-bf7d-12d183f40d01", "Mail.Read", "Read mail in all mailboxes"),
 )
 # Built-in Entra roles: display name -> template id (the roleDefinitionId of a built-in role in every tenant).
@@ -41,12 +44,23 @@ DIRECTORY_ROLES = {
     "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
 }
 # What the caller's Graph token carries unless the scenario says otherwise: enough for grant-permissions.
-DEFAULT_CALLER_PERMISSIONS = ("Application.Read.All", "AppRoleAssignment.ReadWrite.All",
-                              "RoleManagement.ReadWrite.Directory")
-_READ_APPS = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All",
-                        "Directory.ReadWrite.All"})
-_READ_ROLES = frozenset({"RoleManagement.Read.Directory", "RoleManagement.Read.All",
-                         "RoleManagement.ReadWrite.Directory", "Directory.Read.All", "Directory.ReadWrite.All"})
+DEFAULT_CALLER_PERMISSIONS = (
+    "Application.Read.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "RoleManagement.ReadWrite.Directory",
+)
+_READ_APPS = frozenset(
+    {"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+_READ_ROLES = frozenset(
+    {
+        "RoleManagement.Read.Directory",
+        "RoleManagement.Read.All",
+        "RoleManagement.ReadWrite.Directory",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    }
+)
 # operation (Graph reference page name) -> Graph permissions of which the token needs one
 REQUIRED = {
     "servicePrincipal-get": _READ_APPS,
@@ -62,27 +76,55 @@ _ROUTES = (
     ("GET", re.compile(r"^/v1\.0/servicePrincipals\(appId='(?P<app_id>[^']*)'\)/?$", re.I), "servicePrincipal-get"),
     ("GET", re.compile(r"^/v1\.0/servicePrincipals/(?P<id>[^/]+)/?$", re.I), "servicePrincipal-get"),
     ("GET", re.compile(r"^/v1\.0/servicePrincipals/?$", re.I), "servicePrincipal-list"),
-    ("GET", re.compile(r"^/v1\.0/servicePrincipals/(?P<id>[^/]+)/appRoleAssignments/?$", re.I),
-     "servicePrincipal-list-appRoleAssignments"),
-    ("POST", re.compile(r"^/v1\.0/servicePrincipals/(?P<id>[^/]+)/appRoleAssignments/?$", re.I),
-     "servicePrincipal-post-appRoleAssignments"),
-    ("GET", re.compile(r"^/v1\.0/roleManagement/directory/roleAssignments/?$", re.I),
-     "rbacApplication-list-roleAssignments"),
-    ("POST", re.compile(r"^/v1\.0/roleManagement/directory/roleAssignments/?$", re.I),
-     "rbacApplication-post-roleAssignments"),
-    ("GET", re.compile(r"^/v1\.0/roleManagement/directory/roleDefinitions/?$", re.I),
-     "rbacApplication-list-roleDefinitions"),
-    ("GET", re.compile(r"^/v1\.0/roleManagement/directory/roleDefinitions/(?P<id>[^/]+)/?$", re.I),
-     "unifiedRoleDefinition-get"),
+    (
+        "GET",
+        re.compile(r"^/v1\.0/servicePrincipals/(?P<id>[^/]+)/appRoleAssignments/?$", re.I),
+        "servicePrincipal-list-appRoleAssignments",
+    ),
+    (
+        "POST",
+        re.compile(r"^/v1\.0/servicePrincipals/(?P<id>[^/]+)/appRoleAssignments/?$", re.I),
+        "servicePrincipal-post-appRoleAssignments",
+    ),
+    (
+        "GET",
+        re.compile(r"^/v1\.0/roleManagement/directory/roleAssignments/?$", re.I),
+        "rbacApplication-list-roleAssignments",
+    ),
+    (
+        "POST",
+        re.compile(r"^/v1\.0/roleManagement/directory/roleAssignments/?$", re.I),
+        "rbacApplication-post-roleAssignments",
+    ),
+    (
+        "GET",
+        re.compile(r"^/v1\.0/roleManagement/directory/roleDefinitions/?$", re.I),
+        "rbacApplication-list-roleDefinitions",
+    ),
+    (
+        "GET",
+        re.compile(r"^/v1\.0/roleManagement/directory/roleDefinitions/(?P<id>[^/]+)/?$", re.I),
+        "unifiedRoleDefinition-get",
+    ),
 )
 _CLAUSE = re.compile(r"^\s*(?P<name>[A-Za-z]+)\s+eq\s+'(?P<value>[^']*)'\s*$")
 GRAPH_FAULT_KINDS = frozenset(RESPONSE_KINDS - {"garbage_token", "expire_cursor"})
 # Status fault answers on listener "graph": the error code and message Graph sends with that status.
-GRAPH_CODES = {400: "Request_BadRequest", 401: "InvalidAuthenticationToken", 403: "Authorization_RequestDenied",
-               404: "Request_ResourceNotFound", 409: "Request_MultipleObjectsWithSameKeyValue",
-               429: "TooManyRequests", 500: "UnknownError", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
-GRAPH_MESSAGES = {403: "Insufficient privileges to complete the operation.",
-                  429: "Too many requests. Please try again later."}
+GRAPH_CODES = {
+    400: "Request_BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "Authorization_RequestDenied",
+    404: "Request_ResourceNotFound",
+    409: "Request_MultipleObjectsWithSameKeyValue",
+    429: "TooManyRequests",
+    500: "UnknownError",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+GRAPH_MESSAGES = {
+    403: "Insufficient privileges to complete the operation.",
+    429: "Too many requests. Please try again later.",
+}
 APP_ROLE_EXISTS = "Permission being assigned already exists on the object."
 CONFLICT = "A conflicting object with one or more of the specified property values is present in the directory."
 
@@ -104,8 +146,13 @@ def graph_envelope(code: str, message: str) -> dict[str, Any]:
     """Graph's error body: error.code, error.message and innerError with request id and date."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     request_id = str(uuid.uuid4())
-    return {"error": {"code": code, "message": message,
-                      "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id}}}
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id},
+        }
+    }
 
 
 class GraphFailure(Exception):
@@ -117,8 +164,11 @@ class GraphFailure(Exception):
 
 
 def _not_found(object_id: str) -> GraphFailure:
-    return GraphFailure(404, "Request_ResourceNotFound", f"Resource '{object_id}' does not exist or one of its "
-                                                         "queried reference-property objects are not present.")
+    return GraphFailure(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
 def _bad_request(message: str) -> GraphFailure:
@@ -157,24 +207,47 @@ class GraphState:
     Exchange answers as it would once the grant has reached it.
     """
 
-    def __init__(self, tenant_id: str, principal: dict[str, Any], settings: dict[str, Any],
-                 identities: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, tenant_id: str, principal: dict[str, Any], settings: dict[str, Any], identities: list[dict[str, Any]]
+    ) -> None:
         self.tenant_id = tenant_id
         self.principal = principal
         self.caller_permissions: list[str] = list(settings.get("caller_permissions", DEFAULT_CALLER_PERMISSIONS))
         self.exchange_sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/servicePrincipal/{EXCHANGE_APP_ID}"))
-        self.service_principals: list[dict[str, Any]] = [{
-            "id": self.exchange_sp_id, "appId": EXCHANGE_APP_ID, "displayName": "Office 365 Exchange Online",
-            "servicePrincipalType": "Application", "accountEnabled": True,
-            "appRoles": [{"id": role_id, "value": value, "displayName": name, "allowedMemberTypes": ["Application"],
-                          "isEnabled": True, "origin": "Application", "description": name}
-                         for role_id, value, name in EXCHANGE_APP_ROLES],
-        }]
+        self.service_principals: list[dict[str, Any]] = [
+            {
+                "id": self.exchange_sp_id,
+                "appId": EXCHANGE_APP_ID,
+                "displayName": "Office 365 Exchange Online",
+                "servicePrincipalType": "Application",
+                "accountEnabled": True,
+                "appRoles": [
+                    {
+                        "id": role_id,
+                        "value": value,
+                        "displayName": name,
+                        "allowedMemberTypes": ["Application"],
+                        "isEnabled": True,
+                        "origin": "Application",
+                        "description": name,
+                    }
+                    for role_id, value, name in EXCHANGE_APP_ROLES
+                ],
+            }
+        ]
         self.service_principals += [{**identity, "accountEnabled": True, "appRoles": []} for identity in identities]
         self.own_identity_ids = {identity["id"] for identity in identities}
-        self.role_definitions = [{"id": role_id, "templateId": role_id, "displayName": name, "isBuiltIn": True,
-                                  "isEnabled": True, "description": f"Built-in role {name}."}
-                                 for name, role_id in DIRECTORY_ROLES.items()]
+        self.role_definitions = [
+            {
+                "id": role_id,
+                "templateId": role_id,
+                "displayName": name,
+                "isBuiltIn": True,
+                "isEnabled": True,
+                "description": f"Built-in role {name}.",
+            }
+            for name, role_id in DIRECTORY_ROLES.items()
+        ]
         self.app_role_assignments: list[dict[str, Any]] = []
         self.role_assignments: list[dict[str, Any]] = []
         for identity_id in self.own_identity_ids:
@@ -219,8 +292,9 @@ class GraphState:
     def assign_app_role(self, path_id: str, body: Any) -> dict[str, Any]:
         """POST /servicePrincipals/{id}/appRoleAssignments (id = the client, i.e. the principal)."""
         client = self.service_principal(path_id)
-        if not isinstance(body, dict) or not all(isinstance(body.get(k), str)
-                                                 for k in ("principalId", "resourceId", "appRoleId")):
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("principalId", "resourceId", "appRoleId")
+        ):
             raise _bad_request("principalId, resourceId and appRoleId are required.")
         if body["principalId"].lower() != client["id"].lower():
             raise _bad_request("The principalId must be the service principal in the request URL.")
@@ -230,8 +304,12 @@ class GraphState:
             raise _bad_request(f"Invalid resourceId '{body['resourceId']}'.") from None
         if not any(role["id"].lower() == body["appRoleId"].lower() for role in resource["appRoles"]):
             raise _bad_request(f"Permission being assigned was not found on application '{resource['appId']}'.")
-        if any(a["principalId"].lower() == client["id"].lower() and a["resourceId"].lower() == resource["id"].lower()
-               and a["appRoleId"].lower() == body["appRoleId"].lower() for a in self.app_role_assignments):
+        if any(
+            a["principalId"].lower() == client["id"].lower()
+            and a["resourceId"].lower() == resource["id"].lower()
+            and a["appRoleId"].lower() == body["appRoleId"].lower()
+            for a in self.app_role_assignments
+        ):
             raise _bad_request(APP_ROLE_EXISTS)
         assignment = self._add_app_role_assignment(client["id"], resource["id"], body["appRoleId"])
         if client["id"] in self.own_identity_ids:
@@ -243,8 +321,9 @@ class GraphState:
 
     def assign_directory_role(self, body: Any) -> dict[str, Any]:
         """POST /roleManagement/directory/roleAssignments."""
-        if not isinstance(body, dict) or not all(isinstance(body.get(k), str)
-                                                 for k in ("principalId", "roleDefinitionId", "directoryScopeId")):
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("principalId", "roleDefinitionId", "directoryScopeId")
+        ):
             raise _bad_request("principalId, roleDefinitionId and directoryScopeId are required.")
         try:
             principal = self.service_principal(body["principalId"])
@@ -252,8 +331,12 @@ class GraphState:
             raise _bad_request(f"Invalid principalId '{body['principalId']}'.") from None
         definition = self.role_definition(body["roleDefinitionId"])
         scope = body["directoryScopeId"]
-        if any(a["principalId"].lower() == principal["id"].lower() and a["roleDefinitionId"] == definition["id"]
-               and a["directoryScopeId"] == scope for a in self.role_assignments):
+        if any(
+            a["principalId"].lower() == principal["id"].lower()
+            and a["roleDefinitionId"] == definition["id"]
+            and a["directoryScopeId"] == scope
+            for a in self.role_assignments
+        ):
             raise _bad_request(CONFLICT)
         assignment = self._add_role_assignment(principal["id"], definition["id"], scope)
         if principal["id"] in self.own_identity_ids and scope == "/":
@@ -266,18 +349,26 @@ class GraphState:
         principal = self.service_principal(principal_id)
         resource = self.service_principal(resource_id)
         assignment = {
-            "id": uuid.uuid4().hex, "deletedDateTime": None, "appRoleId": app_role_id,
+            "id": uuid.uuid4().hex,
+            "deletedDateTime": None,
+            "appRoleId": app_role_id,
             "createdDateTime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "principalDisplayName": principal["displayName"], "principalId": principal["id"],
-            "principalType": "ServicePrincipal", "resourceDisplayName": resource["displayName"],
+            "principalDisplayName": principal["displayName"],
+            "principalId": principal["id"],
+            "principalType": "ServicePrincipal",
+            "resourceDisplayName": resource["displayName"],
             "resourceId": resource["id"],
         }
         self.app_role_assignments.append(assignment)
         return assignment
 
     def _add_role_assignment(self, principal_id: str, role_id: str, scope: str) -> dict[str, Any]:
-        assignment = {"id": uuid.uuid4().hex, "principalId": principal_id, "roleDefinitionId": role_id,
-                      "directoryScopeId": scope}
+        assignment = {
+            "id": uuid.uuid4().hex,
+            "principalId": principal_id,
+            "roleDefinitionId": role_id,
+            "directoryScopeId": scope,
+        }
         self.role_assignments.append(assignment)
         return assignment
 
@@ -291,8 +382,9 @@ class GraphApi:
     def handle(self, req: Request) -> Response:
         found = route(req.method, req.path)
         if found is None:
-            return json_response(400, graph_envelope("BadRequest", f"Resource not found for the segment in "
-                                                                   f"'{req.method} {req.path}'."))
+            return json_response(
+                400, graph_envelope("BadRequest", f"Resource not found for the segment in '{req.method} {req.path}'.")
+            )
         operation, params = found
         fault = self.emu.faults.fire(GRAPH_FAULT_KINDS, listener="graph", cmdlet=operation, path=req.path)
         proceed = lambda: self._process(req, operation, params)  # noqa: E731
@@ -308,30 +400,42 @@ class GraphApi:
             with self.emu.lock:
                 if operation == "servicePrincipal-get":
                     sp = graph.service_principal(params.get("id"), params.get("app_id"))
-                    return self._ok(f"{base}/$metadata#servicePrincipals/$entity",
-                                    _select(sp, req.query.get("$select")))
+                    return self._ok(
+                        f"{base}/$metadata#servicePrincipals/$entity", _select(sp, req.query.get("$select"))
+                    )
                 if operation == "servicePrincipal-list":
                     rows = graph.list_service_principals(req.query.get("$filter"))
                     return self._list(f"{base}/$metadata#servicePrincipals", rows, req.query.get("$select"))
                 if operation == "servicePrincipal-list-appRoleAssignments":
                     rows = graph.app_role_assignments_of(params["id"])
-                    return self._list(f"{base}/$metadata#servicePrincipals('{params['id']}')/appRoleAssignments",
-                                      rows, req.query.get("$select"))
+                    return self._list(
+                        f"{base}/$metadata#servicePrincipals('{params['id']}')/appRoleAssignments",
+                        rows,
+                        req.query.get("$select"),
+                    )
                 if operation == "servicePrincipal-post-appRoleAssignments":
                     created = graph.assign_app_role(params["id"], req.json())
-                    return self._ok(f"{base}/$metadata#servicePrincipals('{params['id']}')/appRoleAssignments"
-                                    "/$entity", created, status=201)
+                    return self._ok(
+                        f"{base}/$metadata#servicePrincipals('{params['id']}')/appRoleAssignments/$entity",
+                        created,
+                        status=201,
+                    )
                 if operation == "rbacApplication-list-roleAssignments":
                     rows = graph.list_role_assignments(req.query.get("$filter"))
-                    return self._list(f"{base}/$metadata#roleManagement/directory/roleAssignments", rows,
-                                      req.query.get("$select"))
+                    return self._list(
+                        f"{base}/$metadata#roleManagement/directory/roleAssignments", rows, req.query.get("$select")
+                    )
                 if operation == "rbacApplication-post-roleAssignments":
                     created = graph.assign_directory_role(req.json())
-                    return self._ok(f"{base}/$metadata#roleManagement/directory/roleAssignments/$entity", created,
-                                    status=201)
+                    return self._ok(
+                        f"{base}/$metadata#roleManagement/directory/roleAssignments/$entity", created, status=201
+                    )
                 if operation == "rbacApplication-list-roleDefinitions":
-                    return self._list(f"{base}/$metadata#roleManagement/directory/roleDefinitions",
-                                      graph.role_definitions, req.query.get("$select"))
+                    return self._list(
+                        f"{base}/$metadata#roleManagement/directory/roleDefinitions",
+                        graph.role_definitions,
+                        req.query.get("$select"),
+                    )
                 definition = graph.role_definition(params["id"])
                 return self._ok(f"{base}/$metadata#roleManagement/directory/roleDefinitions/$entity", definition)
         except GraphFailure as failure:
@@ -351,25 +455,37 @@ class GraphApi:
         if str(claims.get("tid", "")).lower() != self.emu.tenant_id.lower():
             return self._unauthorized("Access token validation failure. The token is for another tenant.")
         if not set(claims.get("roles") or []) & REQUIRED[operation]:
-            return json_response(403, graph_envelope("Authorization_RequestDenied",
-                                                     "Insufficient privileges to complete the operation."))
+            return json_response(
+                403, graph_envelope("Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+            )
         return None
 
     @staticmethod
     def _unauthorized(message: str) -> Response:
-        return json_response(401, graph_envelope("InvalidAuthenticationToken", message),
-                             {"WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.'
-                                                  'com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-'
-                                                  '000000000000"'})
+        return json_response(
+            401,
+            graph_envelope("InvalidAuthenticationToken", message),
+            {
+                "WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.'
+                'com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-'
+                '000000000000"'
+            },
+        )
 
     @staticmethod
     def _ok(context: str, item: dict[str, Any], status: int = 200) -> Response:
-        return json_response(status, {"@odata.context": context, **item},
-                             content_type="application/json;odata.metadata=minimal;odata.streaming=true;"
-                                          "IEEE754Compatible=false;charset=utf-8")
+        return json_response(
+            status,
+            {"@odata.context": context, **item},
+            content_type="application/json;odata.metadata=minimal;odata.streaming=true;"
+            "IEEE754Compatible=false;charset=utf-8",
+        )
 
     @staticmethod
     def _list(context: str, rows: list[dict[str, Any]], select: str | None) -> Response:
-        return json_response(200, {"@odata.context": context, "value": [_select(r, select) for r in rows]},
-                             content_type="application/json;odata.metadata=minimal;odata.streaming=true;"
-                                          "IEEE754Compatible=false;charset=utf-8")
+        return json_response(
+            200,
+            {"@odata.context": context, "value": [_select(r, select) for r in rows]},
+            content_type="application/json;odata.metadata=minimal;odata.streaming=true;"
+            "IEEE754Compatible=false;charset=utf-8",
+        )

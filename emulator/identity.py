@@ -32,12 +32,20 @@ def aad_error(status: int, error: str, code: int, text: str) -> Response:
     """Entra's error body: error, error_description ("AADSTSnnnn: ..."), error_codes and trace ids."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-    return json_response(status, {
-        "error": error,
-        "error_description": f"AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {now}",
-        "error_codes": [code], "timestamp": now, "trace_id": trace, "correlation_id": correlation,
-        "error_uri": f"https://login.microsoftonline.com/error?code={code}",
-    })
+    return json_response(
+        status,
+        {
+            "error": error,
+            "error_description": (
+                f"AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {now}"
+            ),
+            "error_codes": [code],
+            "timestamp": now,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+        },
+    )
 
 
 class IdentityApi:
@@ -67,47 +75,65 @@ class IdentityApi:
         if not self._known_tenant(tenant):
             return aad_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
         base = f"{self.emu.authority_url}/{tenant}"
-        return json_response(200, {
-            "issuer": f"{self.emu.authority_url}/{self.emu.tenant_id}/v2.0",
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "request_uri_parameter_supported": False,
-            "tenant_region_scope": "EU",
-            "cloud_instance_name": "microsoftonline.com",
-            "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": "graph.microsoft.com",
-        })
+        return json_response(
+            200,
+            {
+                "issuer": f"{self.emu.authority_url}/{self.emu.tenant_id}/v2.0",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+                "response_modes_supported": ["query", "fragment", "form_post"],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "request_uri_parameter_supported": False,
+                "tenant_region_scope": "EU",
+                "cloud_instance_name": "microsoftonline.com",
+                "cloud_graph_host_name": "graph.windows.net",
+                "msgraph_host": "graph.microsoft.com",
+            },
+        )
 
     def _token(self, req: Request, tenant: str) -> Response:
         if not self._known_tenant(tenant):
-            return aad_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found. Check to make sure you "
-                                                            "have the correct tenant ID and are signing into the "
-                                                            "correct cloud.")
+            return aad_error(
+                400,
+                "invalid_request",
+                90002,
+                f"Tenant '{tenant}' not found. Check to make sure you "
+                "have the correct tenant ID and are signing into the "
+                "correct cloud.",
+            )
         form = req.form() or {}
         if form.get("grant_type") != "client_credentials":
             return aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         scope = form.get("scope", "")
         if not scope.split() or not scope.split()[0].endswith("/.default"):
-            return aad_error(400, "invalid_scope", 1002012, f"The provided value for scope {scope} is not valid. "
-                                                            "Client credential flows must have a scope value with "
-                                                            "/.default suffixed to the resource identifier.")
+            return aad_error(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope} is not valid. "
+                "Client credential flows must have a scope value with "
+                "/.default suffixed to the resource identifier.",
+            )
         failure = self._check_client(form, tenant)
         if failure:
             return aad_error(401, "invalid_client", 7000215, failure)
         lifetime, honest = self._lifetime("token", req.path)
         token, _ = self._issue(audience_from_scope(scope), self.emu.client_id, self.emu.app_object_id, lifetime)
         expires_in = lifetime - 1 if honest else 3599
-        return json_response(200, {"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in,
-                                   "access_token": token})
+        return json_response(
+            200, {"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": token}
+        )
 
     def _check_client(self, form: dict[str, str], tenant: str) -> str | None:
         """None when the client authenticated; otherwise why not (the text goes into the 401)."""
@@ -116,16 +142,22 @@ class IdentityApi:
         if "client_secret" in form:
             if hmac.compare_digest(form["client_secret"].encode(), self.emu.client_secret.encode()):
                 return None
-            return "Invalid client secret provided. Ensure the secret being sent in the request is the client " \
-                   f"secret value, not the client secret ID, for a secret added to app '{self.emu.client_id}'."
+            return (
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                f"secret value, not the client secret ID, for a secret added to app '{self.emu.client_id}'."
+            )
         if "client_assertion" in form:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
                 return f"client_assertion_type must be {ASSERTION_TYPE}."
-            audiences = {f"{base}/{t}/oauth2/v2.0/token" for base in (self.emu.authority_url, self.emu.exchange_url)
-                         for t in (tenant, self.emu.tenant_id, self.emu.tenant.organization)}
+            audiences = {
+                f"{base}/{t}/oauth2/v2.0/token"
+                for base in (self.emu.authority_url, self.emu.exchange_url)
+                for t in (tenant, self.emu.tenant_id, self.emu.tenant.organization)
+            }
             try:
-                self.emu.app_certificate.verify_assertion(form["client_assertion"], client_id=self.emu.client_id,
-                                                          audiences=audiences)
+                self.emu.app_certificate.verify_assertion(
+                    form["client_assertion"], client_id=self.emu.client_id, audiences=audiences
+                )
             except TokenError as exc:
                 return f"Invalid client assertion: {exc}."
             return None
@@ -146,8 +178,9 @@ class IdentityApi:
             else:
                 principal = self.emu.tenant.principal
                 roles, wids = list(principal.get("roles") or []), list(principal.get("directory_roles") or [])
-        return self.emu.issuer.issue(audience=audience, app_id=app_id, object_id=object_id, roles=roles, wids=wids,
-                                     lifetime=lifetime)
+        return self.emu.issuer.issue(
+            audience=audience, app_id=app_id, object_id=object_id, roles=roles, wids=wids, lifetime=lifetime
+        )
 
     # ---- managed identity (plain http listener) -------------------------------------------------------------
 
@@ -161,25 +194,37 @@ class IdentityApi:
     def _msi(self, req: Request) -> Response:
         imds = req.path == IMDS_PATH
         if imds and req.headers.get("metadata", "").lower() != "true":
-            return json_response(400, {"error": "invalid_request", "error_description": "Required metadata header "
-                                                                                         "not specified"})
-        if not imds and not hmac.compare_digest(req.headers.get("x-identity-header", "").encode(),
-                                                self.emu.identity_header.encode()):
+            return json_response(
+                400, {"error": "invalid_request", "error_description": "Required metadata header not specified"}
+            )
+        if not imds and not hmac.compare_digest(
+            req.headers.get("x-identity-header", "").encode(), self.emu.identity_header.encode()
+        ):
             return json_response(401, {"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong."})
         resource = req.query.get("resource", "")
         if not req.query.get("api-version") or not resource:
             return json_response(400, {"statusCode": 400, "message": "api-version and resource are required."})
         app_id = self._managed_identity(req.query)
         if app_id is None:
-            return json_response(400, {"statusCode": 400, "message": "No User Assigned or Delegated Managed "
-                                                                     "Identity found for specified ClientId."})
+            return json_response(
+                400,
+                {
+                    "statusCode": 400,
+                    "message": "No User Assigned or Delegated Managed Identity found for specified ClientId.",
+                },
+            )
         lifetime, honest = self._lifetime("msi", req.path)
         object_id = self.emu.mi_object_ids[app_id]
         token, exp = self._issue(audience_from_scope(resource), app_id, object_id, lifetime)
         # Unless `honest`, a shortened token still claims the normal hour, so clients meet the 401.
         reported_lifetime = lifetime if honest else 3600
-        payload: dict[str, Any] = {"access_token": token, "expires_on": str(exp - lifetime + reported_lifetime),
-                                   "resource": resource, "token_type": "Bearer", "client_id": app_id}
+        payload: dict[str, Any] = {
+            "access_token": token,
+            "expires_on": str(exp - lifetime + reported_lifetime),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": app_id,
+        }
         if imds:
             payload["expires_in"] = str(reported_lifetime)
         return json_response(200, payload)

@@ -35,15 +35,22 @@ class IngestionApi:
     def handle(self, req: Request) -> Response:
         if req.path not in TRACK_PATHS or req.method != "POST":
             return json_response(404, {"error": f"No route for {req.method} {req.path}"})
-        fault = self.emu.faults.fire(RESPONSE_KINDS - {"expire_cursor", "garbage_token"}, listener="ingestion",
-                                     path=req.path)
+        fault = self.emu.faults.fire(
+            RESPONSE_KINDS - {"expire_cursor", "garbage_token"}, listener="ingestion", path=req.path
+        )
         proceed = lambda: self._track(req)  # noqa: E731
         return respond(fault, "ingestion", proceed, self.emu.wait) if fault else proceed()
 
     def _track(self, req: Request) -> Response:
         envelopes = parse_envelopes(req.body_bytes())
         if envelopes is None:
-            return json_response(400, {"itemsReceived": 0, "itemsAccepted": 0,
-                                       "errors": [{"index": 0, "statusCode": 400, "message": "Invalid JSON"}]})
+            return json_response(
+                400,
+                {
+                    "itemsReceived": 0,
+                    "itemsAccepted": 0,
+                    "errors": [{"index": 0, "statusCode": 400, "message": "Invalid JSON"}],
+                },
+            )
         self.emu.record_telemetry(envelopes)
         return json_response(200, {"itemsReceived": len(envelopes), "itemsAccepted": len(envelopes), "errors": []})

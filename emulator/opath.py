@@ -15,7 +15,8 @@ from typing import Any
 Predicate = Callable[[dict[str, Any]], bool]
 
 _NULL = object()  # the $null literal
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<lp>\() | (?P<rp>\)) |
       (?P<op>-(?:eq|ne|like|notlike|and|or|not))(?![\w-]) |
@@ -23,7 +24,9 @@ _TOKEN = re.compile(r"""
       "(?P<dq>(?:[^"]|"")*)" |
       (?P<var>\$(?:true|false|null))(?!\w) |
       (?P<word>[^\s()'"$-][^\s()'"]*)
-    )""", re.VERBOSE | re.IGNORECASE)
+    )""",
+    re.VERBOSE | re.IGNORECASE,
+)
 
 
 class OpathError(ValueError):
@@ -36,7 +39,7 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     while pos < end:
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise OpathError(f"Invalid filter syntax near position {pos}: {text[pos:pos + 20]!r}")
+            raise OpathError(f"Invalid filter syntax near position {pos}: {text[pos : pos + 20]!r}")
         kind = match.lastgroup
         raw = match.group(kind)
         if kind == "op":
@@ -72,19 +75,22 @@ def _matches_eq(literal: Any) -> Callable[[Any], bool]:
         if isinstance(v, list):
             return any(scalar(item) for item in v)
         return scalar(v)
+
     return test
 
 
 def _matches_like(literal: Any) -> Callable[[Any], bool]:
     if literal is _NULL or isinstance(literal, bool):
         return _matches_eq(literal)
-    pattern = re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in str(literal)),
-                         re.IGNORECASE | re.DOTALL)
+    pattern = re.compile(
+        "".join(".*" if ch == "*" else re.escape(ch) for ch in str(literal)), re.IGNORECASE | re.DOTALL
+    )
 
     def test(v: Any) -> bool:
         if isinstance(v, list):
             return any(item is not None and pattern.fullmatch(str(item)) is not None for item in v)
         return v is not None and pattern.fullmatch(str(v)) is not None
+
     return test
 
 

@@ -69,8 +69,13 @@ class CursorStore:
         self._lock = threading.Lock()
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()
 
-    def create(self, cmdlet: str, rows: list[dict[str, Any]], render: Callable[[dict[str, Any]], dict[str, Any]],
-               warnings: list[str]) -> Cursor:
+    def create(
+        self,
+        cmdlet: str,
+        rows: list[dict[str, Any]],
+        render: Callable[[dict[str, Any]], dict[str, Any]],
+        warnings: list[str],
+    ) -> Cursor:
         cursor = Cursor(secrets.token_hex(8), cmdlet, rows, render, warnings)
         with self._lock:
             self._prune()

@@ -70,9 +70,12 @@ def to_strings(parameter: str, value: Any) -> list[str]:
 def hashtable(parameter: str, value: dict[str, Any]) -> tuple[list[str], list[str]]:
     """A `@{Add=...; Remove=...}` argument, which must carry the GenericHashTable annotation over REST."""
     if value.get("@odata.type") != HASHTABLE_TYPE:
-        raise errors.conversion(parameter, "System.Collections.Hashtable",
-                                "Microsoft.Exchange.Data.MultiValuedProperty",
-                                f"the object is missing \"@odata.type\": \"{HASHTABLE_TYPE}\"")
+        raise errors.conversion(
+            parameter,
+            "System.Collections.Hashtable",
+            "Microsoft.Exchange.Data.MultiValuedProperty",
+            f'the object is missing "@odata.type": "{HASHTABLE_TYPE}"',
+        )
     add: list[str] = []
     remove: list[str] = []
     for key, items in value.items():
@@ -83,8 +86,10 @@ def hashtable(parameter: str, value: dict[str, Any]) -> tuple[list[str], list[st
         elif key.lower() == "remove":
             remove = to_strings(parameter, items)
         else:
-            raise errors.binding(f"Cannot process argument transformation on parameter '{parameter}'. "
-                                 f"The hashtable key '{key}' is not valid. Valid keys are: Add, Remove.")
+            raise errors.binding(
+                f"Cannot process argument transformation on parameter '{parameter}'. "
+                f"The hashtable key '{key}' is not valid. Valid keys are: Add, Remove."
+            )
     return add, remove
 
 

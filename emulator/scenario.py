@@ -13,18 +13,51 @@ from .audit_actions import LOGON_TYPES, V7_DEFAULTS
 
 DEFAULT_TENANT_ID = "0b5c1c1e-1111-2222-3333-444455556666"
 DEFAULT_ORGANIZATION = "contoso.onmicrosoft.com"
-RECIPIENT_TYPES = ("UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox", "DiscoveryMailbox",
-                   "GroupMailbox")
+RECIPIENT_TYPES = (
+    "UserMailbox",
+    "SharedMailbox",
+    "RoomMailbox",
+    "EquipmentMailbox",
+    "DiscoveryMailbox",
+    "GroupMailbox",
+)
 LIST_FIELDS = ("AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet", "PersistedCapabilities")
 # The mailbox properties the emulator models, in the order Get-Mailbox returns them.
-MAILBOX_FIELDS = ("Name", "UserPrincipalName", "PrimarySmtpAddress", "ExternalDirectoryObjectId", "Guid",
-                  "ExchangeGuid", "RecipientTypeDetails", "AuditEnabled", "AuditAdmin", "AuditDelegate", "AuditOwner",
-                  "DefaultAuditSet", "AuditLogAgeLimit", "PersistedCapabilities")
-KNOWN_KEYS = frozenset({
-    "tenant_id", "organization", "principal", "organization_config", "admin_audit_log_config", "mailboxes",
-    "generate_mailboxes", "bypass_associations", "generate_bypass_associations", "faults", "licence_gate",
-    "default_actions", "cursor_ttl_seconds", "description", "graph",
-})
+MAILBOX_FIELDS = (
+    "Name",
+    "UserPrincipalName",
+    "PrimarySmtpAddress",
+    "ExternalDirectoryObjectId",
+    "Guid",
+    "ExchangeGuid",
+    "RecipientTypeDetails",
+    "AuditEnabled",
+    "AuditAdmin",
+    "AuditDelegate",
+    "AuditOwner",
+    "DefaultAuditSet",
+    "AuditLogAgeLimit",
+    "PersistedCapabilities",
+)
+KNOWN_KEYS = frozenset(
+    {
+        "tenant_id",
+        "organization",
+        "principal",
+        "organization_config",
+        "admin_audit_log_config",
+        "mailboxes",
+        "generate_mailboxes",
+        "bypass_associations",
+        "generate_bypass_associations",
+        "faults",
+        "licence_gate",
+        "default_actions",
+        "cursor_ttl_seconds",
+        "description",
+        "graph",
+    }
+)
 
 
 def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -55,11 +88,19 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "tenant_id": tenant_id,
         "organization": organization,
         "principal": principal,
-        "organization_config": {"Name": organization, "AuditDisabled": False, "IsDehydrated": False,
-                                **(raw.get("organization_config") or {})},
-        "admin_audit_log_config": {"Name": "Admin Audit Log Settings", "UnifiedAuditLogIngestionEnabled": True,
-                                   "AdminAuditLogEnabled": True, "AdminAuditLogAgeLimit": "90.00:00:00",
-                                   **(raw.get("admin_audit_log_config") or {})},
+        "organization_config": {
+            "Name": organization,
+            "AuditDisabled": False,
+            "IsDehydrated": False,
+            **(raw.get("organization_config") or {}),
+        },
+        "admin_audit_log_config": {
+            "Name": "Admin Audit Log Settings",
+            "UnifiedAuditLogIngestionEnabled": True,
+            "AdminAuditLogEnabled": True,
+            "AdminAuditLogAgeLimit": "90.00:00:00",
+            **(raw.get("admin_audit_log_config") or {}),
+        },
         "default_actions": defaults,
         "mailboxes": [fill_mailbox(m, tenant_id, organization, defaults) for m in raw.get("mailboxes") or []],
         "generate_mailboxes": dict(raw.get("generate_mailboxes") or {"count": 0}),
@@ -94,8 +135,9 @@ def _stable_guid(tenant_id: str, *parts: object) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join([tenant_id, *map(str, parts)])))
 
 
-def fill_mailbox(given: dict[str, Any], tenant_id: str, organization: str,
-                 defaults: dict[str, list[str]]) -> dict[str, Any]:
+def fill_mailbox(
+    given: dict[str, Any], tenant_id: str, organization: str, defaults: dict[str, list[str]]
+) -> dict[str, Any]:
     """A complete stored mailbox from a partial one (lists copied, so callers never share them)."""
     upn = given.get("UserPrincipalName") or given.get("PrimarySmtpAddress")
     name = given.get("Name") or (upn.split("@", 1)[0] if upn else None)
@@ -139,12 +181,18 @@ def fill_bypass(given: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """A complete bypass association: Name, Identity (defaults to Name), Guid, AuditBypassEnabled (False)."""
     if not given.get("Name"):
         raise ValueError(f"bypass association needs a Name: {given!r}")
-    return {"Name": given["Name"], "Identity": given["Name"],
-            "Guid": _stable_guid(tenant_id, "bypass", given["Name"]), "AuditBypassEnabled": False, **given}
+    return {
+        "Name": given["Name"],
+        "Identity": given["Name"],
+        "Guid": _stable_guid(tenant_id, "bypass", given["Name"]),
+        "AuditBypassEnabled": False,
+        **given,
+    }
 
 
-def generate_mailboxes(spec: dict[str, Any], tenant_id: str, organization: str,
-                       defaults: dict[str, list[str]]) -> list[dict[str, Any]]:
+def generate_mailboxes(
+    spec: dict[str, Any], tenant_id: str, organization: str, defaults: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     """`{"count": N, "template": {...}, "start": 0, "variants": [{"every": K, "offset": 0, "set": {...}}]}`.
 
     String template values may use `{i}` (the mailbox number); addresses default to `<Name>@<organization>`.
@@ -157,15 +205,19 @@ def generate_mailboxes(spec: dict[str, Any], tenant_id: str, organization: str,
     template = dict(spec.get("template") or {})
     template.setdefault("Name", "user{i:06d}")
     formatted = {k: v for k, v in template.items() if isinstance(v, str) and "{" in v}
-    base = fill_mailbox({k: (v.format(i=0) if k in formatted else v) for k, v in template.items()},
-                        tenant_id, organization, defaults)
+    base = fill_mailbox(
+        {k: (v.format(i=0) if k in formatted else v) for k, v in template.items()}, tenant_id, organization, defaults
+    )
     name_pattern, domain = template["Name"], f"@{organization}"
     upn_pattern = template.get("UserPrincipalName")
     smtp_pattern = template.get("PrimarySmtpAddress") or upn_pattern
     for key in ("Name", "UserPrincipalName", "PrimarySmtpAddress"):
         formatted.pop(key, None)
-    variants = [(int(v["every"]), int(v.get("offset", 0)), dict(v["set"]))
-                for v in spec.get("variants") or [] if int(v["every"]) > 0]
+    variants = [
+        (int(v["every"]), int(v.get("offset", 0)), dict(v["set"]))
+        for v in spec.get("variants") or []
+        if int(v["every"]) > 0
+    ]
     suffix = int(uuid.UUID(tenant_id).hex[-8:], 16) if _is_guid(tenant_id) else 0
     edoid_tail, guid_tail, exchange_tail = (f"-0000-4000-8000-0{kind}{suffix:010x}" for kind in "abc")
     admin, delegate, owner, default_set, capabilities = (base[f] for f in LIST_FIELDS)
@@ -180,11 +232,19 @@ def generate_mailboxes(spec: dict[str, Any], tenant_id: str, organization: str,
             upn = upn_pattern.format(i=i) if upn_pattern else name + domain
             head = f"{i:08x}"
             mailbox = dict(base)
-            mailbox.update(Name=name, UserPrincipalName=upn,
-                           PrimarySmtpAddress=smtp_pattern.format(i=i) if smtp_pattern else upn,
-                           ExternalDirectoryObjectId=head + edoid_tail, Guid=head + guid_tail,
-                           ExchangeGuid=head + exchange_tail, AuditAdmin=admin[:], AuditDelegate=delegate[:],
-                           AuditOwner=owner[:], DefaultAuditSet=default_set[:], PersistedCapabilities=capabilities[:])
+            mailbox.update(
+                Name=name,
+                UserPrincipalName=upn,
+                PrimarySmtpAddress=smtp_pattern.format(i=i) if smtp_pattern else upn,
+                ExternalDirectoryObjectId=head + edoid_tail,
+                Guid=head + guid_tail,
+                ExchangeGuid=head + exchange_tail,
+                AuditAdmin=admin[:],
+                AuditDelegate=delegate[:],
+                AuditOwner=owner[:],
+                DefaultAuditSet=default_set[:],
+                PersistedCapabilities=capabilities[:],
+            )
             for key, pattern in formatted.items():
                 mailbox[key] = pattern.format(i=i)
             for every, offset, values in variants:
@@ -202,8 +262,12 @@ def generate_bypass_associations(spec: dict[str, Any], tenant_id: str) -> Iterat
     count, every = int(spec.get("count", 0)), int(spec.get("enabled_every", 0))
     for i in range(count):
         name = f"bypass-{i:06d}"
-        yield {"Name": name, "Identity": name, "Guid": f"{i:08x}-0000-4000-8000-0d0000000000",
-               "AuditBypassEnabled": every > 0 and i % every == 0}
+        yield {
+            "Name": name,
+            "Identity": name,
+            "Guid": f"{i:08x}-0000-4000-8000-0d0000000000",
+            "AuditBypassEnabled": every > 0 and i % every == 0,
+        }
 
 
 def _is_guid(text: str) -> bool:

@@ -25,8 +25,9 @@ Dispatch = Callable[[Request], Response]
 IDLE_TIMEOUT = 30.0
 
 
-def handle(dispatch: Dispatch, listener: str, method: str, target: str, headers: Iterable[tuple[str, str]],
-           body: bytes) -> Response:
+def handle(
+    dispatch: Dispatch, listener: str, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
+) -> Response:
     """One request, as read off the wire, to its answer: the single entry point of every listener.
 
     The socket listeners below and the in-process transport (emulator/transport.py) both come through here, so
@@ -36,9 +37,15 @@ def handle(dispatch: Dispatch, listener: str, method: str, target: str, headers:
     parts = urlsplit(target)
     lowered = {name.lower(): value for name, value in headers}
     request = Request(
-        method=method, path=unquote(parts.path), raw_query=parts.query,
+        method=method,
+        path=unquote(parts.path),
+        raw_query=parts.query,
         query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-        headers=lowered, raw_body=body, host=lowered.get("host", ""), listener=listener)
+        headers=lowered,
+        raw_body=body,
+        host=lowered.get("host", ""),
+        listener=listener,
+    )
     return dispatch(request)
 
 
@@ -71,8 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _serve(self) -> None:
-        response = handle(self.server.dispatch, self.server.name, self.command, self.path, self.headers.items(),
-                          self._read_body())
+        response = handle(
+            self.server.dispatch, self.server.name, self.command, self.path, self.headers.items(), self._read_body()
+        )
         if response.action == "hang":
             self.server.wait(response.hang_seconds)
             self.close_connection = True
@@ -101,8 +109,9 @@ class Listener(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() must not wait for a handler stuck in a hang fault
 
-    def __init__(self, name: str, dispatch: Dispatch, wait: Callable[[float | None], object],
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, name: str, dispatch: Dispatch, wait: Callable[[float | None], object], tls: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.name = name
         self.dispatch = dispatch
@@ -137,8 +146,9 @@ class Listener(ThreadingHTTPServer):
         log.debug("%s: error serving %s", self.name, client_address, exc_info=True)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name=f"emulator-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.02}, name=f"emulator-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

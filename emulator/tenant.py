@@ -24,8 +24,17 @@ UAL_ANCHOR_MAILBOX = "SystemMailbox{8cc370d3-822a-4ab8-a926-bb94bd0641a9}"
 # Mailbox types that audit-by-default covers; Get-Mailbox reports AuditEnabled True for them while it is on.
 AUDITED_BY_DEFAULT = frozenset({"UserMailbox", "SharedMailbox", "GroupMailbox"})
 RECIPIENT_TYPE_NAMES = (
-    "UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox", "DiscoveryMailbox", "GroupMailbox",
-    "LinkedMailbox", "LinkedRoomMailbox", "SchedulingMailbox", "TeamMailbox", "LegacyMailbox",
+    "UserMailbox",
+    "SharedMailbox",
+    "RoomMailbox",
+    "EquipmentMailbox",
+    "DiscoveryMailbox",
+    "GroupMailbox",
+    "LinkedMailbox",
+    "LinkedRoomMailbox",
+    "SchedulingMailbox",
+    "TeamMailbox",
+    "LegacyMailbox",
 )
 # AuditLogAgeLimit is not filterable in Exchange (cmdlet-property-sets / filter-properties docs).
 FILTERABLE = tuple(f for f in MAILBOX_FIELDS if f != "AuditLogAgeLimit")
@@ -48,8 +57,10 @@ def not_modified(name: str) -> str:
     return f"The command completed successfully but no settings of '{name}' have been modified."
 
 
-TRUNCATED_WARNING = ("There are more results available than are currently displayed. To view them, increase the "
-                     "value for the ResultSize parameter.")
+TRUNCATED_WARNING = (
+    "There are more results available than are currently displayed. To view them, increase the "
+    "value for the ResultSize parameter."
+)
 
 
 class _IdentityIndex:
@@ -109,11 +120,13 @@ class TenantState:
         self.organization_config: dict[str, Any] = sc["organization_config"]
         self.admin_audit_log_config: dict[str, Any] = sc["admin_audit_log_config"]
         self.mailboxes: list[dict[str, Any]] = sc["mailboxes"]
-        self.mailboxes.extend(generate_mailboxes(sc["generate_mailboxes"], self.tenant_id, self.organization,
-                                                 self.default_actions))
+        self.mailboxes.extend(
+            generate_mailboxes(sc["generate_mailboxes"], self.tenant_id, self.organization, self.default_actions)
+        )
         self.bypass_associations: list[dict[str, Any]] = sc["bypass_associations"]
-        self.bypass_associations.extend(generate_bypass_associations(sc["generate_bypass_associations"],
-                                                                     self.tenant_id))
+        self.bypass_associations.extend(
+            generate_bypass_associations(sc["generate_bypass_associations"], self.tenant_id)
+        )
         self._mailbox_index = _IdentityIndex(MAILBOX_KEYS)
         self._bypass_index = _IdentityIndex(BYPASS_KEYS)
         self._cmdlets: dict[str, Callable[[dict[str, Any], str | None], CmdletResult]] = {
@@ -163,7 +176,8 @@ class TenantState:
         """What Get-Mailbox returns: a shallow copy with AuditEnabled as the service reports it (not as stored)."""
         row = dict(mailbox)  # shallow: the wire layer copies the lists it returns
         if mailbox.get("RecipientTypeDetails") in AUDITED_BY_DEFAULT and not self.organization_config.get(
-                "AuditDisabled"):
+            "AuditDisabled"
+        ):
             row["AuditEnabled"] = True
         return row
 
@@ -192,8 +206,11 @@ class TenantState:
     def _enable_organization_customization(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
         params.bind(parameters, [])
         if not self.organization_config.get("IsDehydrated"):
-            raise errors.make(400, errors.INVALID_OPERATION,
-                              "This operation is not required. Organization is already enabled for customization.")
+            raise errors.make(
+                400,
+                errors.INVALID_OPERATION,
+                "This operation is not required. Organization is already enabled for customization.",
+            )
         self.organization_config["IsDehydrated"] = False
         return CmdletResult([])
 
@@ -202,13 +219,17 @@ class TenantState:
         return CmdletResult([self._copy(self.admin_audit_log_config)])
 
     def _is_ual_anchor(self, anchor: str | None) -> bool:
-        wanted = {f"{scheme}:{UAL_ANCHOR_MAILBOX}@{t}".lower()
-                  for scheme in ("APP", "UPN") for t in (self.tenant_id, self.organization)}
+        wanted = {
+            f"{scheme}:{UAL_ANCHOR_MAILBOX}@{t}".lower()
+            for scheme in ("APP", "UPN")
+            for t in (self.tenant_id, self.organization)
+        }
         return bool(anchor) and anchor.strip().lower() in wanted
 
     def _set_admin_audit_log_config(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
-        bound = params.bind(parameters, ["UnifiedAuditLogIngestionEnabled", "AdminAuditLogEnabled",
-                                         "AdminAuditLogAgeLimit", "Identity"])
+        bound = params.bind(
+            parameters, ["UnifiedAuditLogIngestionEnabled", "AdminAuditLogEnabled", "AdminAuditLogAgeLimit", "Identity"]
+        )
         bound.pop("Identity", None)
         for key in ("UnifiedAuditLogIngestionEnabled", "AdminAuditLogEnabled"):
             if key in bound:
@@ -217,9 +238,12 @@ class TenantState:
             bound["AdminAuditLogAgeLimit"] = params.to_timespan("AdminAuditLogAgeLimit", bound["AdminAuditLogAgeLimit"])
         # Only enabling needs the arbitration mailbox's server; disabling works anywhere (pnp/cli-microsoft365 #4677).
         if bound.get("UnifiedAuditLogIngestionEnabled") is True and not self._is_ual_anchor(anchor):
-            raise errors.make(400, errors.PROXY,
-                              f"Cmdlet needs proxy. Current Server FQDN : {errors.SERVER_FQDN}, Required Server FQDN :"
-                              " DB8PR02MB5678.eurprd02.prod.exchangelabs.com")
+            raise errors.make(
+                400,
+                errors.PROXY,
+                f"Cmdlet needs proxy. Current Server FQDN : {errors.SERVER_FQDN}, Required Server FQDN :"
+                " DB8PR02MB5678.eurprd02.prod.exchangelabs.com",
+            )
         self._require_hydrated()
         return self._apply(self.admin_audit_log_config, bound, str(self.admin_audit_log_config.get("Name")))
 
@@ -253,9 +277,12 @@ class TenantState:
         types = set()
         for item in params.to_strings("RecipientTypeDetails", value):
             if item.lower() not in canonical:
-                raise errors.enumeration("RecipientTypeDetails", item,
-                                         "Microsoft.Exchange.Data.Directory.Recipient.RecipientTypeDetails",
-                                         RECIPIENT_TYPE_NAMES)
+                raise errors.enumeration(
+                    "RecipientTypeDetails",
+                    item,
+                    "Microsoft.Exchange.Data.Directory.Recipient.RecipientTypeDetails",
+                    RECIPIENT_TYPE_NAMES,
+                )
             types.add(canonical[item.lower()])
         return types
 
@@ -266,13 +293,19 @@ class TenantState:
         try:
             return compile_filter(text, FILTERABLE)
         except OpathError as exc:
-            raise errors.binding(f"Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": "
-                                 f"\"Invalid filter syntax. {exc} For a description of the filter parameter syntax "
-                                 "see the command help.\"") from None
+            raise errors.binding(
+                f"Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": "
+                f'"Invalid filter syntax. {exc} For a description of the filter parameter syntax '
+                'see the command help."'
+            ) from None
 
     @staticmethod
-    def _collect(items: list[dict[str, Any]], tests: list[Callable[[dict[str, Any]], bool]], size: int | None,
-                 render: Callable[[dict[str, Any]], dict[str, Any]]) -> CmdletResult:
+    def _collect(
+        items: list[dict[str, Any]],
+        tests: list[Callable[[dict[str, Any]], bool]],
+        size: int | None,
+        render: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> CmdletResult:
         """Matching stored objects, stopping one past ResultSize (so the default 1000 never scans 100k)."""
         if not tests and size is None:
             rows = list(items)
@@ -287,15 +320,18 @@ class TenantState:
         truncated = size is not None and len(rows) > size
         if truncated:
             del rows[size:]
-        return CmdletResult(rows, [TRUNCATED_WARNING] if truncated else [], render=render, paged=True,
-                            truncated=truncated)
+        return CmdletResult(
+            rows, [TRUNCATED_WARNING] if truncated else [], render=render, paged=True, truncated=truncated
+        )
 
     def _set_mailbox(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
-        bound = params.bind(parameters, ["Identity", "AuditEnabled", "AuditLogAgeLimit", "DefaultAuditSet",
-                                         *LIST_PARAMETERS])
+        bound = params.bind(
+            parameters, ["Identity", "AuditEnabled", "AuditLogAgeLimit", "DefaultAuditSet", *LIST_PARAMETERS]
+        )
         if bound.get("Identity") in (None, ""):
-            raise errors.binding("Cannot process command because of one or more missing mandatory parameters: "
-                                 "Identity.")
+            raise errors.binding(
+                "Cannot process command because of one or more missing mandatory parameters: Identity."
+            )
         mailbox = self.mailbox(str(bound["Identity"]))
         new: dict[str, Any] = {}
         if "AuditEnabled" in bound:
@@ -330,13 +366,13 @@ class TenantState:
         chosen = set()
         for item in params.to_strings("DefaultAuditSet", value):
             if item.lower() not in canonical:
-                raise errors.enumeration("DefaultAuditSet", item,
-                                         "Microsoft.Exchange.Data.Directory.MailboxAuditLogonType", LOGON_TYPES)
+                raise errors.enumeration(
+                    "DefaultAuditSet", item, "Microsoft.Exchange.Data.Directory.MailboxAuditLogonType", LOGON_TYPES
+                )
             chosen.add(canonical[item.lower()])
         return [t for t in LOGON_TYPES if t in chosen]
 
-    def _audit_list(self, mailbox: dict[str, Any], param: str, logon: str, current: list[str],
-                    value: Any) -> list[str]:
+    def _audit_list(self, mailbox: dict[str, Any], param: str, logon: str, current: list[str], value: Any) -> list[str]:
         """The new action list for one logon type: a replacement list or a GenericHashTable Add/Remove."""
         if isinstance(value, dict):
             add, remove = params.hashtable(param, value)
@@ -350,8 +386,11 @@ class TenantState:
         capabilities = {str(c).lower() for c in mailbox.get("PersistedCapabilities") or []}
         gated = sorted(added & LICENSED)
         if self.licence_gate and gated and "m365auditing" not in capabilities:
-            raise errors.make(400, errors.VALIDATION, f"Auditing of {gated[0]} event is only available for users "
-                                                      "with appropriate license")
+            raise errors.make(
+                400,
+                errors.VALIDATION,
+                f"Auditing of {gated[0]} event is only available for users with appropriate license",
+            )
         return result
 
     @staticmethod
@@ -361,12 +400,16 @@ class TenantState:
         for name in names:
             action = CANONICAL.get(name.lower())
             if action is None:
-                raise errors.enumeration(param, name, "Microsoft.Exchange.Data.Directory.MailboxAuditOperations",
-                                         ALL_ACTIONS)
+                raise errors.enumeration(
+                    param, name, "Microsoft.Exchange.Data.Directory.MailboxAuditOperations", ALL_ACTIONS
+                )
             if action != "None" and action not in ALLOWED[logon] and not removing:
-                raise errors.make(400, errors.VALIDATION,
-                                  f"The audit operation '{action}' isn't valid for {param}. Valid values for the "
-                                  f"{logon} logon type are: {', '.join(sorted(ALLOWED[logon]))}.")
+                raise errors.make(
+                    400,
+                    errors.VALIDATION,
+                    f"The audit operation '{action}' isn't valid for {param}. Valid values for the "
+                    f"{logon} logon type are: {', '.join(sorted(ALLOWED[logon]))}.",
+                )
             if action not in result:
                 result.append(action)
         return result
@@ -383,8 +426,9 @@ class TenantState:
     def _set_bypass(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
         bound = params.bind(parameters, ["Identity", "AuditBypassEnabled"])
         if bound.get("Identity") in (None, ""):
-            raise errors.binding("Cannot process command because of one or more missing mandatory parameters: "
-                                 "Identity.")
+            raise errors.binding(
+                "Cannot process command because of one or more missing mandatory parameters: Identity."
+            )
         association = self.bypass_association(str(bound["Identity"]))
         changes = {}
         if "AuditBypassEnabled" in bound:

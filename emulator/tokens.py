@@ -41,20 +41,35 @@ class TokenIssuer:
         self.issuer = f"{issuer_base}/{tenant_id}/"
         self._key = secrets.token_bytes(32)  # per run: tokens from an earlier run never verify
 
-    def issue(self, *, audience: str, app_id: str, object_id: str, roles: list[str], wids: list[str],
-              lifetime: int = 3600) -> tuple[str, int]:
+    def issue(
+        self, *, audience: str, app_id: str, object_id: str, roles: list[str], wids: list[str], lifetime: int = 3600
+    ) -> tuple[str, int]:
         """Return (JWT, exp). `lifetime` may be shortened by the short_token_lifetime fault."""
         now = int(time.time())
-        claims = {"aud": audience, "iss": self.issuer, "tid": self.tenant_id, "appid": app_id, "azp": app_id,
-                  "oid": object_id, "sub": object_id, "roles": list(roles), "wids": list(wids), "ver": "1.0",
-                  "iat": now, "nbf": now, "exp": now + lifetime, "uti": _b64(secrets.token_bytes(12))}
+        claims = {
+            "aud": audience,
+            "iss": self.issuer,
+            "tid": self.tenant_id,
+            "appid": app_id,
+            "azp": app_id,
+            "oid": object_id,
+            "sub": object_id,
+            "roles": list(roles),
+            "wids": list(wids),
+            "ver": "1.0",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "uti": _b64(secrets.token_bytes(12)),
+        }
         return jwt.encode(claims, self._key, algorithm="HS256", headers={"typ": "JWT"}), now + lifetime
 
     def verify(self, token: str) -> dict[str, Any]:
         """Signature, exp and nbf; the caller checks aud, tid and roles (different answers per failure)."""
         try:
-            return jwt.decode(token, self._key, algorithms=["HS256"], options={"verify_aud": False,
-                                                                              "require": ["exp", "aud", "tid"]})
+            return jwt.decode(
+                token, self._key, algorithms=["HS256"], options={"verify_aud": False, "require": ["exp", "aud", "tid"]}
+            )
         except jwt.ExpiredSignatureError:
             raise TokenError("The token has expired.") from None
         except jwt.InvalidSignatureError:
@@ -102,9 +117,14 @@ class AppCertificate:
         if "x5c" in header and (not header["x5c"] or "".join(str(header["x5c"][0]).split()) != self.der_b64):
             raise TokenError("x5c does not carry the registered certificate")
         try:
-            claims = jwt.decode(assertion, self.certificate.public_key(), algorithms=["RS256", "PS256"],
-                                audience=sorted(audiences), leeway=60,
-                                options={"require": ["exp", "aud", "iss", "sub"]})
+            claims = jwt.decode(
+                assertion,
+                self.certificate.public_key(),
+                algorithms=["RS256", "PS256"],
+                audience=sorted(audiences),
+                leeway=60,
+                options={"require": ["exp", "aud", "iss", "sub"]},
+            )
         except jwt.PyJWTError as exc:
             raise TokenError(f"client_assertion rejected: {exc}") from None
         if claims["iss"] != client_id or claims["sub"] != client_id:

@@ -80,9 +80,15 @@ class EmulatorTransport(BaseAdapter):
         super().__init__()
         self.emu = emu
 
-    def send(self, request: PreparedRequest, stream: bool = False,
-             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
-             cert: Any = None, proxies: Mapping[str, str] | None = None) -> Response:
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> Response:
         url = request.url or ""
         parts = urlsplit(url)
         try:
@@ -97,15 +103,24 @@ class EmulatorTransport(BaseAdapter):
         target = parts.path or "/"
         if parts.query:
             target += f"?{parts.query}"
-        answer = self._answer(self.emu.dispatch_for(listener), listener, request, target, headers, body,
-                              _read_timeout(timeout))
+        answer = self._answer(
+            self.emu.dispatch_for(listener), listener, request, target, headers, body, _read_timeout(timeout)
+        )
         return self._response(request, answer)
 
     def close(self) -> None:
         """Nothing to release: there is no connection pool."""
 
-    def _answer(self, dispatch: Any, listener: str, request: PreparedRequest, target: str,
-                headers: list[tuple[str, str]], body: bytes, read_timeout: float | None) -> wire.Response:
+    def _answer(
+        self,
+        dispatch: Any,
+        listener: str,
+        request: PreparedRequest,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        read_timeout: float | None,
+    ) -> wire.Response:
         """Run the handler in a thread, so a `delay` fault longer than the read timeout times out as it would."""
         done: list[wire.Response | BaseException] = []
 
@@ -127,18 +142,21 @@ class EmulatorTransport(BaseAdapter):
             hang = answer.hang_seconds  # None: until the emulator stops
             if read_timeout is not None and (hang is None or hang >= read_timeout):
                 if not self.emu.wait(read_timeout):
-                    raise ReadTimeout(f"emulator ({listener}) did not answer within {read_timeout} s",
-                                      request=request)
+                    raise ReadTimeout(f"emulator ({listener}) did not answer within {read_timeout} s", request=request)
             else:
                 self.emu.wait(hang)
-            raise RequestsConnectionError(ProtocolError("Connection aborted.", ConnectionResetError(
-                104, "the emulator closed the connection without an answer")), request=request)
+            raise RequestsConnectionError(
+                ProtocolError(
+                    "Connection aborted.",
+                    ConnectionResetError(104, "the emulator closed the connection without an answer"),
+                ),
+                request=request,
+            )
         return answer
 
     def _response(self, request: PreparedRequest, answer: wire.Response) -> Response:
         """A real requests.Response over a urllib3 HTTPResponse, with the headers the socket listener sends."""
-        headers = {"Content-Type": "application/json", **answer.headers,
-                   "Content-Length": str(len(answer.body))}
+        headers = {"Content-Type": "application/json", **answer.headers, "Content-Length": str(len(answer.body))}
         if request.method == "HEAD":
             stream: io.IOBase = io.BytesIO(b"")
         elif answer.action == "reset":
@@ -149,9 +167,16 @@ class EmulatorTransport(BaseAdapter):
             reason = http.HTTPStatus(answer.status).phrase
         except ValueError:
             reason = ""
-        raw = HTTPResponse(body=stream, headers=headers, status=answer.status, reason=reason,
-                           preload_content=False, decode_content=False, request_method=request.method,
-                           request_url=request.url)
+        raw = HTTPResponse(
+            body=stream,
+            headers=headers,
+            status=answer.status,
+            reason=reason,
+            preload_content=False,
+            decode_content=False,
+            request_method=request.method,
+            request_url=request.url,
+        )
         response = Response()
         response.status_code = answer.status
         response.headers = CaseInsensitiveDict(raw.headers)

@@ -78,7 +78,11 @@ class Response:
     hang_seconds: float | None = None
 
 
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json; charset=utf-8") -> Response:
+def json_response(
+    status: int,
+    payload: Any,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json; charset=utf-8",
+) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(status, body, {"Content-Type": content_type, **(headers or {})})

@@ -25,15 +25,20 @@ STEPS = [
     ("4. Remediation: write, then verify by reading back", ["remediate"]),
     ("5. Re-check (expect Compliant, exit 0)", ["check"]),
 ]
-HERMETIC_TELEMETRY = {"APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-                      "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
-                      "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service", "AUDIT_SCHEDULE": "0 0 6 * * *"}
+HERMETIC_TELEMETRY = {
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "azure_app_service",
+    "AUDIT_SCHEDULE": "0 0 6 * * *",
+}
 
 
 def run_timer(env: dict[str, str], emu: Emulator) -> None:
     """The main job: the daily_audit_check timer function, with telemetry to the emulated ingestion endpoint."""
-    print("=== 1. The daily timer function (daily_audit_check), telemetry to the emulated Application Insights",
-          flush=True)
+    print(
+        "=== 1. The daily timer function (daily_audit_check), telemetry to the emulated Application Insights",
+        flush=True,
+    )
     timer_env = {**env, **HERMETIC_TELEMETRY, "APPLICATIONINSIGHTS_CONNECTION_STRING": emu.connection_string}
     subprocess.run([sys.executable, "scripts/invoke_function.py", "timer"], cwd=REPO, env=timer_env, check=False)
     names = [e.get("data", {}).get("baseData", {}).get("name") for e in emu.telemetry]

@@ -34,11 +34,21 @@ def main(argv: list[str]) -> int:
     calls = int(argv[4]) if len(argv) > 4 else 1
 
     def call(_: int) -> dict:
-        request = func.HttpRequest(method=method, url="/api/remediate", headers=headers, params={},
-                                   route_params={}, body=Path(body_file).read_bytes())
+        request = func.HttpRequest(
+            method=method,
+            url="/api/remediate",
+            headers=headers,
+            params={},
+            route_params={},
+            body=Path(body_file).read_bytes(),
+        )
         response = function_app.remediate(request)
-        return {"status": response.status_code, "mimetype": response.mimetype,
-                "body": json.loads(response.get_body() or b"null"), "headers": dict(response.headers)}
+        return {
+            "status": response.status_code,
+            "mimetype": response.mimetype,
+            "body": json.loads(response.get_body() or b"null"),
+            "headers": dict(response.headers),
+        }
 
     with ThreadPoolExecutor(max_workers=calls) as pool:
         answers = list(pool.map(call, range(calls)))

@@ -54,8 +54,9 @@ def rendered() -> dict[Path, str]:
     readme, telemetry_doc = REPO / "README.md", REPO / "docs" / "telemetry.md"
     return {
         readme: replace_between_markers(readme.read_text(encoding="utf-8"), readme_table(), "README.md"),
-        telemetry_doc: replace_between_markers(telemetry_doc.read_text(encoding="utf-8"), telemetry_doc_table(),
-                                               "docs/telemetry.md"),
+        telemetry_doc: replace_between_markers(
+            telemetry_doc.read_text(encoding="utf-8"), telemetry_doc_table(), "docs/telemetry.md"
+        ),
         REPO / "local.settings.example.json": local_settings(),
     }
 

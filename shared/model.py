@@ -34,10 +34,10 @@ def worst(statuses: list[Status]) -> Status:
 class Outcome(StrEnum):
     """What a remediation did for one control."""
 
-    APPLIED = "Applied"                  # written, and the read-back shows the wanted state
+    APPLIED = "Applied"  # written, and the read-back shows the wanted state
     ALREADY_COMPLIANT = "AlreadyCompliant"  # already in the wanted state: nothing written
-    DRY_RUN = "DryRun"                   # planned only: nothing written
-    FAILED = "Failed"                    # not written, or written but the read-back disagrees
+    DRY_RUN = "DryRun"  # planned only: nothing written
+    FAILED = "Failed"  # not written, or written but the read-back disagrees
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,13 @@ class RemediationResult:
     """What happened to one control during `remediate` or `revert`."""
 
     control_id: str
-    action: str            # the planned change in words, e.g. "Set-OrganizationConfig -AuditDisabled $false"
+    action: str  # the planned change in words, e.g. "Set-OrganizationConfig -AuditDisabled $false"
     outcome: Outcome
     before: ControlResult
     after: ControlResult | None
     message: str
-    writes: list[str] = field(default_factory=list)     # cmdlets actually sent
-    warnings: list[str] = field(default_factory=list)   # what Exchange said back
+    writes: list[str] = field(default_factory=list)  # cmdlets actually sent
+    warnings: list[str] = field(default_factory=list)  # what Exchange said back
     details: dict[str, Any] = field(default_factory=dict)  # per-object results of per-object plans
 
 

@@ -47,17 +47,31 @@ running this command, which always assigns an Entra role too.
 def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `grant-permissions` on the CLI's subparsers (shared/cli/main.py calls this)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "grant-permissions", help="give the managed identity the Exchange Online permissions (Microsoft Graph)",
+        "grant-permissions",
+        help="give the managed identity the Exchange Online permissions (Microsoft Graph)",
         description="Assign the Exchange.ManageAsApp app role and an Entra role to the identity, through Microsoft "
-                    "Graph. Idempotent. Needs no EXO_* setting.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--principal-id", required=True, metavar="ID",
-                        help="the identity's service principal object id (azd output IDENTITY_PRINCIPAL_ID); an app "
-                             "(client) id is looked up too")
-    parser.add_argument("--read-only", action="store_true",
-                        help="assign Global Reader (checks only) instead of Exchange Administrator (remediation)")
-    parser.add_argument("--cloud", choices=tuple(CLOUDS), default=None,
-                        help="the Microsoft cloud, for the Graph host and sign-in (default: EXO_CLOUD, else global)")
+        "Graph. Idempotent. Needs no EXO_* setting.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--principal-id",
+        required=True,
+        metavar="ID",
+        help="the identity's service principal object id (azd output IDENTITY_PRINCIPAL_ID); an app "
+        "(client) id is looked up too",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="assign Global Reader (checks only) instead of Exchange Administrator (remediation)",
+    )
+    parser.add_argument(
+        "--cloud",
+        choices=tuple(CLOUDS),
+        default=None,
+        help="the Microsoft cloud, for the Graph host and sign-in (default: EXO_CLOUD, else global)",
+    )
     add_output_options(parser)
     return parser
 
@@ -70,16 +84,25 @@ def default_credential(cloud: Cloud) -> TokenCredential:
     return ChainedTokenCredential(AzureCliCredential(), DefaultAzureCredential(exclude_cli_credential=True, **options))
 
 
-def run_grant_permissions(args: argparse.Namespace, *, credential: TokenCredential | None = None,
-                          session: requests.Session | None = None, environ: Mapping[str, str] | None = None) -> int:
+def run_grant_permissions(
+    args: argparse.Namespace,
+    *,
+    credential: TokenCredential | None = None,
+    session: requests.Session | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """The `grant-permissions` command: exit 0 when both assignments are in place, 2 otherwise.
 
     `credential`, `session` and `environ` are for tests; by default the Azure CLI / DefaultAzureCredential chain,
     a new requests session and os.environ."""
     # Our own progress (each Graph call) with -v; azure-identity's warnings only with -v too, as our message
     # already says what failed. Restored afterwards: tests run the command in process.
-    restore = log_to_stderr({"mailbox_audit_guard": logging.DEBUG if args.verbose else logging.WARNING,
-                             "azure": logging.INFO if args.verbose else logging.CRITICAL})
+    restore = log_to_stderr(
+        {
+            "mailbox_audit_guard": logging.DEBUG if args.verbose else logging.WARNING,
+            "azure": logging.INFO if args.verbose else logging.CRITICAL,
+        }
+    )
     try:
         report = _grant(args, credential, session, os.environ if environ is None else environ)
         print_result(args.json, report_document(report), render_text(report), error=report.error)
@@ -88,8 +111,12 @@ def run_grant_permissions(args: argparse.Namespace, *, credential: TokenCredenti
         restore()
 
 
-def _grant(args: argparse.Namespace, credential: TokenCredential | None, session: requests.Session | None,
-           environ: Mapping[str, str]) -> GrantReport:
+def _grant(
+    args: argparse.Namespace,
+    credential: TokenCredential | None,
+    session: requests.Session | None,
+    environ: Mapping[str, str],
+) -> GrantReport:
     """Check the input before anything is sent, then grant; a wrong input is a report with an error."""
     reference = args.principal_id.strip().lower()
     target = graph_target(environ, args.cloud)
@@ -98,8 +125,10 @@ def _grant(args: argparse.Namespace, credential: TokenCredential | None, session
     if target.problem is not None or cloud is None:
         report.error = target.problem
     elif not is_guid(reference):
-        report.error = ("--principal-id must be a GUID: the identity's service principal object id (azd output "
-                        "IDENTITY_PRINCIPAL_ID) or its client id.")
+        report.error = (
+            "--principal-id must be a GUID: the identity's service principal object id (azd output "
+            "IDENTITY_PRINCIPAL_ID) or its client id."
+        )
     else:
         client = GraphClient(graph_url, credential or default_credential(cloud), cloud.graph_scope, session=session)
         report = grant_permissions(client, reference, read_only=args.read_only)

@@ -30,23 +30,32 @@ log = logging.getLogger("mailbox_audit_guard.cli")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m shared",
-        description="Check, fix and revert Exchange Online mailbox auditing. Settings come from EXO_* variables.")
+        description="Check, fix and revert Exchange Online mailbox auditing. Settings come from EXO_* variables.",
+    )
     parser.add_argument("--version", action="version", version=f"mailbox-audit-guard {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--control", action="append", choices=IMPLEMENTED_CONTROLS, metavar="ID",
-                        help=f"limit the run to this control (repeatable): {', '.join(IMPLEMENTED_CONTROLS)}")
+    common.add_argument(
+        "--control",
+        action="append",
+        choices=IMPLEMENTED_CONTROLS,
+        metavar="ID",
+        help=f"limit the run to this control (repeatable): {', '.join(IMPLEMENTED_CONTROLS)}",
+    )
     add_output_options(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("check", parents=[common], help="read and judge the controls (the original -Monitoring)")
     fix = commands.add_parser("remediate", parents=[common], help="fix what is non-compliant (-Remediation)")
     fix.add_argument("--dry-run", action="store_true", help="show what would change, write nothing (-WhatIf)")
-    revert = commands.add_parser("revert", parents=[common],
-                                 help="switch organisation-wide auditing OFF again (-Revert); dangerous")
-    revert.add_argument("--confirm", required=True, metavar="TENANT_ID",
-                        help="the tenant id again, to prove you mean this tenant")
+    revert = commands.add_parser(
+        "revert", parents=[common], help="switch organisation-wide auditing OFF again (-Revert); dangerous"
+    )
+    revert.add_argument(
+        "--confirm", required=True, metavar="TENANT_ID", help="the tenant id again, to prove you mean this tenant"
+    )
     revert.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
-    report = commands.add_parser("report", parents=[common],
-                                 help="run the check and write the evidence report (JSON, Markdown or HTML)")
+    report = commands.add_parser(
+        "report", parents=[common], help="run the check and write the evidence report (JSON, Markdown or HTML)"
+    )
     report.add_argument("--format", choices=("json", "md", "html"), default="html")
     report.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-' for stdout)")
     add_grant_permissions_parser(commands)
@@ -59,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args)
     except Exception as exc:  # never a traceback and exit 1 (which would read as NonCompliant): exit 2, fail closed
         log.info("unexpected failure", exc_info=True)  # shown with -v (INFO), tokens and secrets masked
-        return _fail(args, f"Unexpected {type(exc).__name__}; nothing can be concluded (run with -v for details).",
-                     tenant_id=None)
+        return _fail(
+            args,
+            f"Unexpected {type(exc).__name__}; nothing can be concluded (run with -v for details).",
+            tenant_id=None,
+        )
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -75,20 +87,32 @@ def _main(args: argparse.Namespace) -> int:
     control_ids = tuple(dict.fromkeys(args.control)) if args.control else None
     if args.command == "revert":
         if args.confirm.strip().lower() != settings.tenant_id:
-            return _fail(args, "revert refused: --confirm must name the configured tenant id (EXO_TENANT_ID); "
-                         "nothing was sent.", tenant_id=settings.tenant_id)
+            return _fail(
+                args,
+                "revert refused: --confirm must name the configured tenant id (EXO_TENANT_ID); nothing was sent.",
+                tenant_id=settings.tenant_id,
+            )
         control_ids = control_ids or ("org-audit-enabled",)
         not_revertible = [cid for cid in control_ids if cid not in REVERTIBLE_CONTROLS]
         if not_revertible:
-            return _fail(args, f"revert is not available for: {', '.join(not_revertible)}",
-                         tenant_id=settings.tenant_id)
-        print(f"WARNING: about to switch OFF mailbox auditing ({', '.join(control_ids)}) for tenant "
-              f"{settings.tenant_id}. Mailbox actions will no longer be audited.", file=sys.stderr)
+            return _fail(
+                args, f"revert is not available for: {', '.join(not_revertible)}", tenant_id=settings.tenant_id
+            )
+        print(
+            f"WARNING: about to switch OFF mailbox auditing ({', '.join(control_ids)}) for tenant "
+            f"{settings.tenant_id}. Mailbox actions will no longer be audited.",
+            file=sys.stderr,
+        )
 
     command = "check" if args.command == "report" else args.command
-    report = execute(command, trigger="cli", settings=settings, control_ids=control_ids,
-                     dry_run=getattr(args, "dry_run", False),
-                     caller=_local_caller() if command != "check" else None)
+    report = execute(
+        command,
+        trigger="cli",
+        settings=settings,
+        control_ids=control_ids,
+        dry_run=getattr(args, "dry_run", False),
+        caller=_local_caller() if command != "check" else None,
+    )
     code = exit_code(report)
     if args.command == "report":
         return _write_report(args, run_document(report, code), code)
@@ -113,8 +137,10 @@ def _write_report(args: argparse.Namespace, document: dict[str, Any], code: int)
     except OSError as exc:
         print(f"--out: cannot write {args.out}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
         return Status.ERROR.exit_code
-    print(f"Evidence report ({args.format}) written to {args.out}: {document['status']} (exit code {code})",
-          file=sys.stderr)
+    print(
+        f"Evidence report ({args.format}) written to {args.out}: {document['status']} (exit code {code})",
+        file=sys.stderr,
+    )
     return code
 
 
@@ -129,9 +155,20 @@ def _local_caller() -> str:
 
 def _fail(args: argparse.Namespace, message: str, *, tenant_id: str | None) -> int:
     """A run that could not start: clear message on stderr, one JSON document with --json, exit 2."""
-    print_result(args.json, {"tool": "mailbox-audit-guard", "tool_version": __version__, "command": args.command,
-                             "tenant_id": tenant_id, "status": str(Status.ERROR), "exit_code": 2,
-                             "error": message, "controls": []}, error=message)
+    print_result(
+        args.json,
+        {
+            "tool": "mailbox-audit-guard",
+            "tool_version": __version__,
+            "command": args.command,
+            "tenant_id": tenant_id,
+            "status": str(Status.ERROR),
+            "exit_code": 2,
+            "error": message,
+            "controls": [],
+        },
+        error=message,
+    )
     return Status.ERROR.exit_code
 
 
@@ -139,6 +176,8 @@ def _configure_logging(verbose: bool, settings: Settings) -> None:
     """Diagnostics to stderr, secrets masked, for the rest of the process."""
     # The token libraries log their own tracebacks for failures we already turn into a clear message.
     library = logging.WARNING if verbose else logging.CRITICAL
-    log_to_stderr({"": logging.WARNING, "mailbox_audit_guard": logging.INFO, "msal": library, "azure": library},
-                  handler_level=logging.INFO if verbose else logging.WARNING,
-                  secrets=[settings.client_secret or "", settings.certificate_password or ""])
+    log_to_stderr(
+        {"": logging.WARNING, "mailbox_audit_guard": logging.INFO, "msal": library, "azure": library},
+        handler_level=logging.INFO if verbose else logging.WARNING,
+        secrets=[settings.client_secret or "", settings.certificate_password or ""],
+    )

@@ -17,8 +17,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
-def log_to_stderr(levels: Mapping[str, int], *, handler_level: int = logging.NOTSET,
-                  secrets: Iterable[str] = ()) -> Callable[[], None]:
+def log_to_stderr(
+    levels: Mapping[str, int], *, handler_level: int = logging.NOTSET, secrets: Iterable[str] = ()
+) -> Callable[[], None]:
     """Diagnostics to stderr with tokens and `secrets` masked, and `levels` set on the named loggers ("" is the root).
 
     Telemetry events are for Application Insights, not the terminal. Returns what undoes both (handler and levels)."""
@@ -41,8 +42,9 @@ def log_to_stderr(levels: Mapping[str, int], *, handler_level: int = logging.NOT
     return restore
 
 
-def print_result(as_json: bool, document: Mapping[str, Any], text: str | None = None, *,
-                 error: str | None = None) -> None:
+def print_result(
+    as_json: bool, document: Mapping[str, Any], text: str | None = None, *, error: str | None = None
+) -> None:
     """How a run ends: the error (if any) on stderr, then exactly one JSON document on stdout with --json, else the
     text (if any)."""
     if error:

@@ -11,8 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["guid", "domain", "choice", "flag", "number", "text", "path", "url", "secret", "ncrontab",
-               "connection string", "container name", "account name", "platform"]
+Kind = Literal[
+    "guid",
+    "domain",
+    "choice",
+    "flag",
+    "number",
+    "text",
+    "path",
+    "url",
+    "secret",
+    "ncrontab",
+    "connection string",
+    "container name",
+    "account name",
+    "platform",
+]
 Group = Literal["exchange", "app", "telemetry", "policy", "storage", "host", "tools"]
 
 GROUPS: dict[Group, str] = {
@@ -42,88 +56,293 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("FUNCTIONS_WORKER_RUNTIME", "host", "platform", "the Functions worker language (local `func start` only; "
-            "Flex Consumption sets it from the site configuration)", example="python", parsed=False),
-    Setting("EXO_TENANT_ID", "exchange", "guid", "tenant GUID (required)",
-            example="0b5c1c1e-1111-2222-3333-444455556666"),
-    Setting("EXO_ORGANIZATION", "exchange", "domain", "initial domain, e.g. `contoso.onmicrosoft.com`",
-            example="contoso.onmicrosoft.com"),
-    Setting("EXO_AUTH_MODE", "exchange", "choice", "`managed_identity`, `certificate` or `secret`",
-            "`managed_identity`", example="secret", choices=("managed_identity", "certificate", "secret")),
-    Setting("EXO_CLIENT_ID", "exchange", "guid", "app (client) id; with managed identity, the user-assigned "
-            "identity's client id (empty: system-assigned)", example="<app registration client id>"),
-    Setting("EXO_CLIENT_SECRET", "exchange", "secret", "client secret (secret mode; local development only)",
-            secret=True,
-            example="<client secret: local development only; use certificate or managed identity otherwise>"),
+    Setting(
+        "FUNCTIONS_WORKER_RUNTIME",
+        "host",
+        "platform",
+        "the Functions worker language (local `func start` only; Flex Consumption sets it from the site configuration)",
+        example="python",
+        parsed=False,
+    ),
+    Setting(
+        "EXO_TENANT_ID", "exchange", "guid", "tenant GUID (required)", example="0b5c1c1e-1111-2222-3333-444455556666"
+    ),
+    Setting(
+        "EXO_ORGANIZATION",
+        "exchange",
+        "domain",
+        "initial domain, e.g. `contoso.onmicrosoft.com`",
+        example="contoso.onmicrosoft.com",
+    ),
+    Setting(
+        "EXO_AUTH_MODE",
+        "exchange",
+        "choice",
+        "`managed_identity`, `certificate` or `secret`",
+        "`managed_identity`",
+        example="secret",
+        choices=("managed_identity", "certificate", "secret"),
+    ),
+    Setting(
+        "EXO_CLIENT_ID",
+        "exchange",
+        "guid",
+        "app (client) id; with managed identity, the user-assigned identity's client id (empty: system-assigned)",
+        example="<app registration client id>",
+    ),
+    Setting(
+        "EXO_CLIENT_SECRET",
+        "exchange",
+        "secret",
+        "client secret (secret mode; local development only)",
+        secret=True,
+        example="<client secret: local development only; use certificate or managed identity otherwise>",
+    ),
     Setting("EXO_CERTIFICATE_PATH", "exchange", "path", "PEM with private key and certificate (certificate mode)"),
-    Setting("EXO_CERTIFICATE_PASSWORD", "exchange", "secret", "password of that PEM's private key, if any",
-            secret=True),
-    Setting("EXO_CLOUD", "exchange", "choice", "`global`, `gcchigh`, `dod`, `china` (Exchange host, token scope, "
-            "login authority)", "`global`", example="global", choices=("global", "gcchigh", "dod", "china")),
-    Setting("EXO_ENDPOINT", "exchange", "url", "override of the Exchange base URL (emulator, tests); plain http only "
-            "for loopback", "the cloud's"),
+    Setting(
+        "EXO_CERTIFICATE_PASSWORD", "exchange", "secret", "password of that PEM's private key, if any", secret=True
+    ),
+    Setting(
+        "EXO_CLOUD",
+        "exchange",
+        "choice",
+        "`global`, `gcchigh`, `dod`, `china` (Exchange host, token scope, login authority)",
+        "`global`",
+        example="global",
+        choices=("global", "gcchigh", "dod", "china"),
+    ),
+    Setting(
+        "EXO_ENDPOINT",
+        "exchange",
+        "url",
+        "override of the Exchange base URL (emulator, tests); plain http only for loopback",
+        "the cloud's",
+    ),
     Setting("EXO_AUTHORITY", "exchange", "url", "override of the login authority (https only)", "the cloud's"),
-    Setting("EXO_OPERATION_DEADLINE_SECONDS", "exchange", "number", "time budget of one request including its "
-            "retries", "`60`", example="60"),
-    Setting("EXO_RETRY_BACKOFF_SECONDS", "exchange", "number", "base of the exponential backoff (full jitter, capped "
-            "at 60 s)", "`2`", example="2"),
-    Setting("AUDIT_RUN_DEADLINE_SECONDS", "exchange", "number", "time budget of a whole run; past it nothing more is "
-            "sent and what is left is `Error` (HTTP runs are capped at 200 s, below the 230 s HTTP limit)",
-            "`1500` (25 min, below the 30 min function timeout)", example="1500"),
-    Setting("IDENTITY_ENDPOINT", "host", "platform", "set by the platform for managed identity (azure-identity reads "
-            "it)", example=None, parsed=False),
-    Setting("IDENTITY_HEADER", "host", "platform", "set by the platform with `IDENTITY_ENDPOINT`", secret=True,
-            example=None, parsed=False),
-    Setting("AUDIT_SCHEDULE", "host", "ncrontab", "NCRONTAB, six fields, UTC: when the daily check runs (read by the "
-            "Functions host)", "`0 0 6 * * *`", example="0 0 6 * * *", parsed=False),
-    Setting("AUDIT_MODE", "app", "choice", "`report` (only report) or `remediate` (the timer also fixes what is safe "
-            "unattended and still checks the rest; never a revert)", "`report`", example="report",
-            choices=("report", "remediate")),
-    Setting("REMEDIATION_ALLOW_KEY_ONLY", "app", "flag", "`true`: a function key alone authorises remediation "
-            "(weaker, see below)", "`false`", example="false"),
-    Setting("WEBSITE_AUTH_ENABLED", "app", "flag", "set by App Service when its authentication is on; remediation "
-            "trusts the principal headers only then", example="false"),
-    Setting("TELEMETRY_INCLUDE_IDENTITIES", "telemetry", "flag", "`true`: real mailbox names in telemetry instead of "
-            "pseudonyms", "`false`", example="false"),
-    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", "telemetry", "connection string", "where telemetry goes",
-            secret=True),
-    Setting("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "host", "text", "`ClientId=<uami>;Authorization=AAD` in "
-            "Azure: Entra ID authentication of the ingestion (read by the worker's exporter)", example=None,
-            parsed=False),
-    Setting("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "telemetry", "flag", "`true` in Azure: the Functions "
-            "worker sets the exporter up", example="false"),
-    Setting("PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME", "host", "text", "`mailbox_audit_guard`: the logger the worker "
-            "exports", example="mailbox_audit_guard", parsed=False),
-    Setting("TELEMETRY_STORAGE_DIRECTORY", "telemetry", "path", "where unsent telemetry waits for the next run "
-            "(offline storage)", "the exporter's temp dir"),
-    Setting("TELEMETRY_PSEUDONYM_KEY", "telemetry", "secret", "key of the mailbox pseudonyms in telemetry (use a Key "
-            "Vault reference); unset: the tenant id, stable but guessable", secret=True),
-    Setting("MAILBOX_AUDIT_BASELINE", "policy", "choice", "`cis`, `cis-v4` or `microsoft-default`", "`cis`",
-            example="cis", choices=("cis", "cis-v4", "microsoft-default")),
-    Setting("MAILBOX_AUDIT_MIN_RETENTION_DAYS", "policy", "number", "minimum `AuditLogAgeLimit` in days (CIS v5+ "
-            "remediation uses 180)", "`90`", example="90"),
-    Setting("MAILBOX_AUDIT_INCLUDE_SHARED", "policy", "flag", "also list shared mailboxes' action gaps (report-only)",
-            "`false`", example="false"),
-    Setting("MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE", "policy", "flag", "also count user mailboxes not explicitly "
-            "audit-enabled (one more query)", "`false`", example="false"),
-    Setting("MAILBOX_REMEDIATION_WRITES_PER_SECOND", "policy", "number", "pace of per-mailbox writes (stays under "
-            "throttling)", "`2`", example="2"),
+    Setting(
+        "EXO_OPERATION_DEADLINE_SECONDS",
+        "exchange",
+        "number",
+        "time budget of one request including its retries",
+        "`60`",
+        example="60",
+    ),
+    Setting(
+        "EXO_RETRY_BACKOFF_SECONDS",
+        "exchange",
+        "number",
+        "base of the exponential backoff (full jitter, capped at 60 s)",
+        "`2`",
+        example="2",
+    ),
+    Setting(
+        "AUDIT_RUN_DEADLINE_SECONDS",
+        "exchange",
+        "number",
+        "time budget of a whole run; past it nothing more is "
+        "sent and what is left is `Error` (HTTP runs are capped at 200 s, below the 230 s HTTP limit)",
+        "`1500` (25 min, below the 30 min function timeout)",
+        example="1500",
+    ),
+    Setting(
+        "IDENTITY_ENDPOINT",
+        "host",
+        "platform",
+        "set by the platform for managed identity (azure-identity reads it)",
+        example=None,
+        parsed=False,
+    ),
+    Setting(
+        "IDENTITY_HEADER",
+        "host",
+        "platform",
+        "set by the platform with `IDENTITY_ENDPOINT`",
+        secret=True,
+        example=None,
+        parsed=False,
+    ),
+    Setting(
+        "AUDIT_SCHEDULE",
+        "host",
+        "ncrontab",
+        "NCRONTAB, six fields, UTC: when the daily check runs (read by the Functions host)",
+        "`0 0 6 * * *`",
+        example="0 0 6 * * *",
+        parsed=False,
+    ),
+    Setting(
+        "AUDIT_MODE",
+        "app",
+        "choice",
+        "`report` (only report) or `remediate` (the timer also fixes what is safe "
+        "unattended and still checks the rest; never a revert)",
+        "`report`",
+        example="report",
+        choices=("report", "remediate"),
+    ),
+    Setting(
+        "REMEDIATION_ALLOW_KEY_ONLY",
+        "app",
+        "flag",
+        "`true`: a function key alone authorises remediation (weaker, see below)",
+        "`false`",
+        example="false",
+    ),
+    Setting(
+        "WEBSITE_AUTH_ENABLED",
+        "app",
+        "flag",
+        "set by App Service when its authentication is on; remediation trusts the principal headers only then",
+        example="false",
+    ),
+    Setting(
+        "TELEMETRY_INCLUDE_IDENTITIES",
+        "telemetry",
+        "flag",
+        "`true`: real mailbox names in telemetry instead of pseudonyms",
+        "`false`",
+        example="false",
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING", "telemetry", "connection string", "where telemetry goes", secret=True
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "host",
+        "text",
+        "`ClientId=<uami>;Authorization=AAD` in "
+        "Azure: Entra ID authentication of the ingestion (read by the worker's exporter)",
+        example=None,
+        parsed=False,
+    ),
+    Setting(
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "telemetry",
+        "flag",
+        "`true` in Azure: the Functions worker sets the exporter up",
+        example="false",
+    ),
+    Setting(
+        "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME",
+        "host",
+        "text",
+        "`mailbox_audit_guard`: the logger the worker exports",
+        example="mailbox_audit_guard",
+        parsed=False,
+    ),
+    Setting(
+        "TELEMETRY_STORAGE_DIRECTORY",
+        "telemetry",
+        "path",
+        "where unsent telemetry waits for the next run (offline storage)",
+        "the exporter's temp dir",
+    ),
+    Setting(
+        "TELEMETRY_PSEUDONYM_KEY",
+        "telemetry",
+        "secret",
+        "key of the mailbox pseudonyms in telemetry (use a Key "
+        "Vault reference); unset: the tenant id, stable but guessable",
+        secret=True,
+    ),
+    Setting(
+        "MAILBOX_AUDIT_BASELINE",
+        "policy",
+        "choice",
+        "`cis`, `cis-v4` or `microsoft-default`",
+        "`cis`",
+        example="cis",
+        choices=("cis", "cis-v4", "microsoft-default"),
+    ),
+    Setting(
+        "MAILBOX_AUDIT_MIN_RETENTION_DAYS",
+        "policy",
+        "number",
+        "minimum `AuditLogAgeLimit` in days (CIS v5+ remediation uses 180)",
+        "`90`",
+        example="90",
+    ),
+    Setting(
+        "MAILBOX_AUDIT_INCLUDE_SHARED",
+        "policy",
+        "flag",
+        "also list shared mailboxes' action gaps (report-only)",
+        "`false`",
+        example="false",
+    ),
+    Setting(
+        "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE",
+        "policy",
+        "flag",
+        "also count user mailboxes not explicitly audit-enabled (one more query)",
+        "`false`",
+        example="false",
+    ),
+    Setting(
+        "MAILBOX_REMEDIATION_WRITES_PER_SECOND",
+        "policy",
+        "number",
+        "pace of per-mailbox writes (stays under throttling)",
+        "`2`",
+        example="2",
+    ),
     Setting("AUDIT_EXCEPTIONS_FILE", "policy", "path", "the written-exception register (JSON, see above)"),
-    Setting("AzureWebJobsStorage", "storage", "connection string", "the app's storage account as a connection string "
-            "(Azurite, local development): host state, the tenant write lock and the evidence archive", secret=True,
-            example="UseDevelopmentStorage=true"),
-    Setting("AzureWebJobsStorage__accountName", "storage", "account name", "identity-based storage instead "
-            "(Azure): the account on the public cloud's `blob.core.windows.net`", example=None),
-    Setting("AzureWebJobsStorage__blobServiceUri", "storage", "url", "identity-based storage on another cloud: the "
-            "blob endpoint (https, no SAS)", example=None),
-    Setting("AzureWebJobsStorage__credential", "storage", "choice", "`managedidentity` (the only kind supported)",
-            "`managedidentity`", example=None, choices=("managedidentity",)),
-    Setting("AzureWebJobsStorage__clientId", "storage", "text", "client id of the user-assigned identity for storage "
-            "(empty: system-assigned)", example=None),
-    Setting("EVIDENCE_CONTAINER", "storage", "container name", "blob container of the evidence archive in the app's "
-            "storage account (`AzureWebJobsStorage`)", "`evidence`", example="evidence"),
-    Setting("GRAPH_ENDPOINT", "tools", "url", "override of the Microsoft Graph base URL for `grant-permissions` "
-            "(emulator, tests); plain http only for loopback", "the cloud's", example=None),
+    Setting(
+        "AzureWebJobsStorage",
+        "storage",
+        "connection string",
+        "the app's storage account as a connection string "
+        "(Azurite, local development): host state, the tenant write lock and the evidence archive",
+        secret=True,
+        example="UseDevelopmentStorage=true",
+    ),
+    Setting(
+        "AzureWebJobsStorage__accountName",
+        "storage",
+        "account name",
+        "identity-based storage instead (Azure): the account on the public cloud's `blob.core.windows.net`",
+        example=None,
+    ),
+    Setting(
+        "AzureWebJobsStorage__blobServiceUri",
+        "storage",
+        "url",
+        "identity-based storage on another cloud: the blob endpoint (https, no SAS)",
+        example=None,
+    ),
+    Setting(
+        "AzureWebJobsStorage__credential",
+        "storage",
+        "choice",
+        "`managedidentity` (the only kind supported)",
+        "`managedidentity`",
+        example=None,
+        choices=("managedidentity",),
+    ),
+    Setting(
+        "AzureWebJobsStorage__clientId",
+        "storage",
+        "text",
+        "client id of the user-assigned identity for storage (empty: system-assigned)",
+        example=None,
+    ),
+    Setting(
+        "EVIDENCE_CONTAINER",
+        "storage",
+        "container name",
+        "blob container of the evidence archive in the app's storage account (`AzureWebJobsStorage`)",
+        "`evidence`",
+        example="evidence",
+    ),
+    Setting(
+        "GRAPH_ENDPOINT",
+        "tools",
+        "url",
+        "override of the Microsoft Graph base URL for `grant-permissions` "
+        "(emulator, tests); plain http only for loopback",
+        "the cloud's",
+        example=None,
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

@@ -33,8 +33,12 @@ class WrittenException:
     expires: date
 
     def as_dict(self) -> dict[str, str]:
-        return {"identity": self.identity, "reason": self.reason, "approved_by": self.approved_by,
-                "expires": self.expires.isoformat()}
+        return {
+            "identity": self.identity,
+            "reason": self.reason,
+            "approved_by": self.approved_by,
+            "expires": self.expires.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,13 @@ def parse_register(document: Any, today: date) -> ExceptionRegister:
         if problem:
             rejected.append({"entry": _printable(entry), "problem": problem})
             continue
-        exception = WrittenException(entry["control"], entry["identity"].strip(), entry["reason"].strip(),
-                                     entry["approved_by"].strip(), date.fromisoformat(entry["expires"]))
+        exception = WrittenException(
+            entry["control"],
+            entry["identity"].strip(),
+            entry["reason"].strip(),
+            entry["approved_by"].strip(),
+            date.fromisoformat(entry["expires"]),
+        )
         valid[(exception.control, exception.identity.lower())] = exception
     return ExceptionRegister(valid, tuple(rejected))
 

@@ -31,8 +31,10 @@ STORAGE = "AzureWebJobsStorage"
 DEFAULT_CONTAINER = "evidence"
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
-BAD_CONNECTION_STRING = ("is not a usable storage connection string (expected key=value pairs separated by ';' "
-                         "naming the account or its BlobEndpoint, or UseDevelopmentStorage=true)")
+BAD_CONNECTION_STRING = (
+    "is not a usable storage connection string (expected key=value pairs separated by ';' "
+    "naming the account or its BlobEndpoint, or UseDevelopmentStorage=true)"
+)
 CONTAINER_RULES = "3-63 lowercase letters, digits and single hyphens, starting with a letter or digit"
 
 
@@ -143,13 +145,18 @@ def parse_storage(env: Env, problems: dict[str, str]) -> StorageSettings:
     if (problem := container_problem(container)) is not None:
         bad["EVIDENCE_CONTAINER"] = problem
     problems.update(bad)
-    return StorageSettings(connection_string=connection, blob_service_uri=service_uri,
-                           account_name=account,
-                           client_id=env.get(f"{STORAGE}__clientId"), container=container)
+    return StorageSettings(
+        connection_string=connection,
+        blob_service_uri=service_uri,
+        account_name=account,
+        client_id=env.get(f"{STORAGE}__clientId"),
+        container=container,
+    )
 
 
-def load(env: Mapping[str, str] | None = None, *, today: date | None = None,
-         exchange: Settings | None = None) -> RunSettings:
+def load(
+    env: Mapping[str, str] | None = None, *, today: date | None = None, exchange: Settings | None = None
+) -> RunSettings:
     """Parse every setting once; ConfigError names every bad variable. `exchange`: connection settings the caller
     already parsed (the CLI, which must refuse them before anything else)."""
     reader = Env(os.environ if env is None else env)

@@ -140,8 +140,7 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     raw_cert = get("EXO_CERTIFICATE_PATH")
     if auth_mode == "certificate":
         if raw_cert is None:
-            bad["EXO_CERTIFICATE_PATH"] = (
-                "required with EXO_AUTH_MODE=certificate: a PEM with key and certificate")
+            bad["EXO_CERTIFICATE_PATH"] = "required with EXO_AUTH_MODE=certificate: a PEM with key and certificate"
         else:
             certificate_path = Path(raw_cert)
             try:
@@ -165,13 +164,11 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
         bad["EXO_AUTHORITY"] = problem
 
-    deadline = _number(get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS",
-                       bad)
+    deadline = _number(get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS", bad)
 
     backoff = _number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", bad)
     # 25 minutes: below the Flex Consumption default function timeout of 30 minutes (host.json).
-    run_deadline = _number(get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS",
-                           bad)
+    run_deadline = _number(get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS", bad)
 
     if bad:
         problems.update(bad)
@@ -254,10 +251,12 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
     days = _number(env.get("MAILBOX_AUDIT_MIN_RETENTION_DAYS"), 90, 1, 3650, "MAILBOX_AUDIT_MIN_RETENTION_DAYS", bad)
     if days != int(days):
         bad["MAILBOX_AUDIT_MIN_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
-    pace = _number(env.get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50,
-                   "MAILBOX_REMEDIATION_WRITES_PER_SECOND", bad)
-    flags = {name: flag(env, name, bad) for name in ("MAILBOX_AUDIT_INCLUDE_SHARED",
-                                                     "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")}
+    pace = _number(
+        env.get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50, "MAILBOX_REMEDIATION_WRITES_PER_SECOND", bad
+    )
+    flags = {
+        name: flag(env, name, bad) for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")
+    }
     register = ExceptionRegister()
     if (path := env.get("AUDIT_EXCEPTIONS_FILE")) is not None:
         try:
@@ -265,10 +264,14 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
         except ExceptionFileError as exc:
             bad["AUDIT_EXCEPTIONS_FILE"] = f"{exc}; fix the file or unset the variable"
     problems.update(bad)
-    return AuditPolicy(baseline=baseline if baseline in BASELINES else "cis", min_retention_days=int(days),
-                       include_shared=flags["MAILBOX_AUDIT_INCLUDE_SHARED"],
-                       check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
-                       exceptions=register, writes_per_second=pace)
+    return AuditPolicy(
+        baseline=baseline if baseline in BASELINES else "cis",
+        min_retention_days=int(days),
+        include_shared=flags["MAILBOX_AUDIT_INCLUDE_SHARED"],
+        check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
+        exceptions=register,
+        writes_per_second=pace,
+    )
 
 
 AUDIT_MODES = ("report", "remediate")
@@ -298,9 +301,11 @@ def parse_app(env: Env, problems: dict[str, str]) -> AppSettings:
     mode = (env.raw("AUDIT_MODE") or "report").strip().lower()
     if mode not in AUDIT_MODES:
         problems["AUDIT_MODE"] = f"must be one of {', '.join(AUDIT_MODES)}"
-    return AppSettings(audit_mode=mode if mode in AUDIT_MODES else "report",
-                       allow_key_only=flag(env, "REMEDIATION_ALLOW_KEY_ONLY", problems),
-                       include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
-                       # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
-                       # injected by the platform (and client-sent copies stripped).
-                       auth_enabled=flag(env, "WEBSITE_AUTH_ENABLED", problems))
+    return AppSettings(
+        audit_mode=mode if mode in AUDIT_MODES else "report",
+        allow_key_only=flag(env, "REMEDIATION_ALLOW_KEY_ONLY", problems),
+        include_identities=flag(env, "TELEMETRY_INCLUDE_IDENTITIES", problems),
+        # Set by App Service when its authentication is on; only then are X-MS-CLIENT-* headers
+        # injected by the platform (and client-sent copies stripped).
+        auth_enabled=flag(env, "WEBSITE_AUTH_ENABLED", problems),
+    )

@@ -9,15 +9,60 @@ LOGON_TYPES = ("Admin", "Delegate", "Owner")
 
 # Required audit actions per logon type (controls.md §6.3). Superset check: extra actions are fine.
 _CIS_V5_ACTIONS: dict[str, frozenset[str]] = {
-    "Admin": frozenset({"ApplyRecord", "Copy", "Create", "FolderBind", "HardDelete", "MailItemsAccessed", "Move",
-                        "MoveToDeletedItems", "Send", "SendAs", "SendOnBehalf", "SoftDelete", "Update",
-                        "UpdateCalendarDelegation", "UpdateFolderPermissions", "UpdateInboxRules"}),
-    "Delegate": frozenset({"ApplyRecord", "Create", "FolderBind", "HardDelete", "MailItemsAccessed", "Move",
-                           "MoveToDeletedItems", "SendAs", "SendOnBehalf", "SoftDelete", "Update",
-                           "UpdateFolderPermissions", "UpdateInboxRules"}),
-    "Owner": frozenset({"ApplyRecord", "Create", "HardDelete", "MailboxLogin", "MailItemsAccessed", "Move",
-                        "MoveToDeletedItems", "Send", "SoftDelete", "Update", "UpdateCalendarDelegation",
-                        "UpdateFolderPermissions", "UpdateInboxRules"}),
+    "Admin": frozenset(
+        {
+            "ApplyRecord",
+            "Copy",
+            "Create",
+            "FolderBind",
+            "HardDelete",
+            "MailItemsAccessed",
+            "Move",
+            "MoveToDeletedItems",
+            "Send",
+            "SendAs",
+            "SendOnBehalf",
+            "SoftDelete",
+            "Update",
+            "UpdateCalendarDelegation",
+            "UpdateFolderPermissions",
+            "UpdateInboxRules",
+        }
+    ),
+    "Delegate": frozenset(
+        {
+            "ApplyRecord",
+            "Create",
+            "FolderBind",
+            "HardDelete",
+            "MailItemsAccessed",
+            "Move",
+            "MoveToDeletedItems",
+            "SendAs",
+            "SendOnBehalf",
+            "SoftDelete",
+            "Update",
+            "UpdateFolderPermissions",
+            "UpdateInboxRules",
+        }
+    ),
+    "Owner": frozenset(
+        {
+            "ApplyRecord",
+            "Create",
+            "HardDelete",
+            "MailboxLogin",
+            "MailItemsAccessed",
+            "Move",
+            "MoveToDeletedItems",
+            "Send",
+            "SoftDelete",
+            "Update",
+            "UpdateCalendarDelegation",
+            "UpdateFolderPermissions",
+            "UpdateInboxRules",
+        }
+    ),
 }
 _CIS_V4_E3_ACTIONS: dict[str, frozenset[str]] = {
     "Admin": _CIS_V5_ACTIONS["Admin"] - {"MailItemsAccessed", "Send"},

@@ -57,49 +57,82 @@ def evaluate_bypass(scan: BypassScan, policy: AuditPolicy) -> ControlResult:
     """NonCompliant while any enabled bypass lacks a written exception; unreadable associations make it an Error."""
     used = {entry["identity"].lower() for entry in scan.exceptions_used}
     # A written exception that matches no bypassed account is stale: worth removing from the register.
-    unused = [exception.as_dict() for (control, identity), exception in policy.exceptions.valid.items()
-              if control == ID and identity not in used]
+    unused = [
+        exception.as_dict()
+        for (control, identity), exception in policy.exceptions.valid.items()
+        if control == ID and identity not in used
+    ]
     details: dict[str, Any] = {
-        "associations_total": scan.total, "bypass_enabled": scan.enabled, "findings": scan.findings,
-        "exceptions_used": scan.exceptions_used, "exceptions_rejected": list(policy.exceptions.rejected),
-        "exceptions_unused": unused, "unreadable": scan.unreadable, "system_warnings": scan.system_warnings,
-        "warnings": scan.warnings}
+        "associations_total": scan.total,
+        "bypass_enabled": scan.enabled,
+        "findings": scan.findings,
+        "exceptions_used": scan.exceptions_used,
+        "exceptions_rejected": list(policy.exceptions.rejected),
+        "exceptions_unused": unused,
+        "unreadable": scan.unreadable,
+        "system_warnings": scan.system_warnings,
+        "warnings": scan.warnings,
+    }
     if (problem := scan.failure(ID, EXPECTED, "bypass associations", details)) is not None:
         return problem
-    rejected = (f" {len(policy.exceptions.rejected)} entries of the exception register were not accepted "
-                "(expired, incomplete or malformed); see the report." if policy.exceptions.rejected else "")
+    rejected = (
+        f" {len(policy.exceptions.rejected)} entries of the exception register were not accepted "
+        "(expired, incomplete or malformed); see the report."
+        if policy.exceptions.rejected
+        else ""
+    )
     excused = f" {len(scan.exceptions_used)} covered by a written exception." if scan.exceptions_used else ""
     actual = f"{len(scan.findings)} bypassed without exception ({scan.enabled} bypassed of {scan.total})"
     if scan.findings:
         sample = ", ".join(str(f["identity"]) for f in scan.findings[:5])
-        return ControlResult(ID, Status.NON_COMPLIANT, EXPECTED, actual,
-                             f"{len(scan.findings)} accounts are exempt from mailbox auditing without a written "
-                             f"exception (e.g. {sample}): none of their mailbox actions are audited."
-                             f"{excused}{rejected} Fix: Set-MailboxAuditBypassAssociation -AuditBypassEnabled "
-                             "$false, or record a written exception in AUDIT_EXCEPTIONS_FILE.", details)
-    return ControlResult(ID, Status.COMPLIANT, EXPECTED, actual,
-                         f"No account bypasses mailbox auditing without a written exception.{excused}{rejected}",
-                         details)
+        return ControlResult(
+            ID,
+            Status.NON_COMPLIANT,
+            EXPECTED,
+            actual,
+            f"{len(scan.findings)} accounts are exempt from mailbox auditing without a written "
+            f"exception (e.g. {sample}): none of their mailbox actions are audited."
+            f"{excused}{rejected} Fix: Set-MailboxAuditBypassAssociation -AuditBypassEnabled "
+            "$false, or record a written exception in AUDIT_EXCEPTIONS_FILE.",
+            details,
+        )
+    return ControlResult(
+        ID,
+        Status.COMPLIANT,
+        EXPECTED,
+        actual,
+        f"No account bypasses mailbox auditing without a written exception.{excused}{rejected}",
+        details,
+    )
 
 
 def read_bypass_scan(context: RunContext) -> BypassScan:
     result = BypassScan(context.policy)
-    warnings = stream_into(context.client.pages("Get-MailboxAuditBypassAssociation", {"ResultSize": "Unlimited"},
-                                                select=BYPASS_FIELDS), result)
+    warnings = stream_into(
+        context.client.pages("Get-MailboxAuditBypassAssociation", {"ResultSize": "Unlimited"}, select=BYPASS_FIELDS),
+        result,
+    )
     result.system_warnings = [w for w in warnings if SYSTEM_BYPASS_PREFIX in w.lower()]
     result.warnings = [w for w in warnings if w not in result.system_warnings]
     if result.system_warnings:
-        log.info("Get-MailboxAuditBypassAssociation: %d warnings about Asc-2X1 system objects (not findings)",
-                 len(result.system_warnings))
+        log.info(
+            "Get-MailboxAuditBypassAssociation: %d warnings about Asc-2X1 system objects (not findings)",
+            len(result.system_warnings),
+        )
     return result
 
 
 def plan_bypass_fix(scan: BypassScan, policy: AuditPolicy | None = None) -> list[Action]:
     """Switch bypass off for every association that has no valid written exception."""
-    return [Action("Set-MailboxAuditBypassAssociation",
-                   {"Identity": finding["guid"] or finding["identity"], "AuditBypassEnabled": False},
-                   "Set-MailboxAuditBypassAssociation -AuditBypassEnabled $false", target=finding["identity"])
-            for finding in scan.findings]
+    return [
+        Action(
+            "Set-MailboxAuditBypassAssociation",
+            {"Identity": finding["guid"] or finding["identity"], "AuditBypassEnabled": False},
+            "Set-MailboxAuditBypassAssociation -AuditBypassEnabled $false",
+            target=finding["identity"],
+        )
+        for finding in scan.findings
+    ]
 
 
 def bypass_measurements(details: Mapping[str, Any]) -> dict[str, float]:
@@ -120,8 +153,11 @@ CONTROL = Control(
     measurements=bypass_measurements,
     wording=ReportWording(
         note="A bypass association exempts an account from mailbox auditing altogether. CIS allows it only with "
-             "a written exception (the register named by AUDIT_EXCEPTIONS_FILE).",
-        fact_labels={"associations_total": "Bypass associations read",
-                     "bypass_enabled": "Associations with AuditBypassEnabled = True"},
-        finding_columns=(Column("Identity", "identity"), Column("Name", "name"), Column("Guid", "guid"))),
+        "a written exception (the register named by AUDIT_EXCEPTIONS_FILE).",
+        fact_labels={
+            "associations_total": "Bypass associations read",
+            "bypass_enabled": "Associations with AuditBypassEnabled = True",
+        },
+        finding_columns=(Column("Identity", "identity"), Column("Name", "name"), Column("Guid", "guid")),
+    ),
 )

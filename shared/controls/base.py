@@ -95,8 +95,13 @@ class Control:
 
     def error(self, reason: str) -> ControlResult:
         """Fail closed: a control whose value could not be read is an Error, never Compliant."""
-        return ControlResult(self.id, Status.ERROR, self.expected, "unreadable",
-                             f"Could not read the value, so compliance is unknown: {reason}")
+        return ControlResult(
+            self.id,
+            Status.ERROR,
+            self.expected,
+            "unreadable",
+            f"Could not read the value, so compliance is unknown: {reason}",
+        )
 
 
 def powershell_bool(value: Any) -> str:

@@ -30,23 +30,43 @@ def evaluate_mailbox_actions(scan: MailboxScan, policy: AuditPolicy) -> ControlR
         expected = "AuditEnabled True and DefaultAuditSet = Admin, Delegate, Owner on every user mailbox"
     failing = scan.noncompliant_users
     details: dict[str, Any] = {
-        "baseline": policy.baseline, "mailboxes_scanned": scan.users + (scan.shared if policy.include_shared else 0),
-        "user_mailboxes": scan.users, "shared_mailboxes": scan.shared,
-        "mailboxes_noncompliant": failing, "not_explicitly_enabled": scan.not_explicitly_enabled,
-        "findings": scan.action_findings, "unreadable": scan.unreadable, "warnings": scan.warnings}
+        "baseline": policy.baseline,
+        "mailboxes_scanned": scan.users + (scan.shared if policy.include_shared else 0),
+        "user_mailboxes": scan.users,
+        "shared_mailboxes": scan.shared,
+        "mailboxes_noncompliant": failing,
+        "not_explicitly_enabled": scan.not_explicitly_enabled,
+        "findings": scan.action_findings,
+        "unreadable": scan.unreadable,
+        "warnings": scan.warnings,
+    }
     if (problem := scan.failure(ID, expected, "mailboxes", details)) is not None:
         return problem
     frozen = sum(1 for finding in scan.action_findings if finding["frozen"])
     actual = f"{failing} of {scan.users} user mailboxes fall short"
-    meaning = ("AuditEnabled is reported as Exchange returns it: with audit-by-default on it is True for every "
-               "covered mailbox, whatever was set; only a bypass association exempts a mailbox.")
+    meaning = (
+        "AuditEnabled is reported as Exchange returns it: with audit-by-default on it is True for every "
+        "covered mailbox, whatever was set; only a bypass association exempts a mailbox."
+    )
     if failing:
-        return ControlResult(ID, Status.NON_COMPLIANT, expected, actual,
-                             f"{failing} user mailboxes lack required audit actions or auditing "
-                             f"({frozen} have frozen lists that no longer receive Microsoft's new actions). "
-                             f"Fix: Set-Mailbox -Audit<LogonType> @{{Add=...}}. {meaning}", details)
-    return ControlResult(ID, Status.COMPLIANT, expected, actual,
-                         f"All {scan.users} user mailboxes audit the {policy.baseline} actions. {meaning}", details)
+        return ControlResult(
+            ID,
+            Status.NON_COMPLIANT,
+            expected,
+            actual,
+            f"{failing} user mailboxes lack required audit actions or auditing "
+            f"({frozen} have frozen lists that no longer receive Microsoft's new actions). "
+            f"Fix: Set-Mailbox -Audit<LogonType> @{{Add=...}}. {meaning}",
+            details,
+        )
+    return ControlResult(
+        ID,
+        Status.COMPLIANT,
+        expected,
+        actual,
+        f"All {scan.users} user mailboxes audit the {policy.baseline} actions. {meaning}",
+        details,
+    )
 
 
 def plan_mailbox_actions_fix(scan: MailboxScan, policy: AuditPolicy) -> list[Action]:
@@ -94,17 +114,24 @@ CONTROL = Control(
     measurements=actions_measurements,
     wording=ReportWording(
         note="AuditEnabled is shown as Exchange returns it: with audit-by-default on it reads True for every "
-             "mailbox the default covers, so on its own it proves nothing. Frozen: logon types no longer in "
-             "DefaultAuditSet; actions Microsoft adds later do not reach them.",
-        fact_labels={"baseline": "Baseline", "mailboxes_scanned": "Mailboxes scanned",
-                     "mailboxes_noncompliant": "Non-compliant mailboxes",
-                     "not_explicitly_enabled": "Mailboxes not explicitly audit-enabled (server-side filter)"},
+        "mailbox the default covers, so on its own it proves nothing. Frozen: logon types no longer in "
+        "DefaultAuditSet; actions Microsoft adds later do not reach them.",
+        fact_labels={
+            "baseline": "Baseline",
+            "mailboxes_scanned": "Mailboxes scanned",
+            "mailboxes_noncompliant": "Non-compliant mailboxes",
+            "not_explicitly_enabled": "Mailboxes not explicitly audit-enabled (server-side filter)",
+        },
         fact_values={"baseline": BASELINE_WORDS},
         finding_columns=(
-            Column("Mailbox", "identity", "mailbox"), Column("Type", "type"),
-            Column("AuditEnabled", "audit_enabled"), Column("Missing actions", "missing", "missing_actions"),
+            Column("Mailbox", "identity", "mailbox"),
+            Column("Type", "type"),
+            Column("AuditEnabled", "audit_enabled"),
+            Column("Missing actions", "missing", "missing_actions"),
             Column("Frozen logon types", "frozen", none="none"),
             Column("Audit Premium (M365Auditing)", "premium", "yes_no"),
-            Column("Report only", "report_only", "yes_no")),
-        table_widths=(24, 10, 9, 30, 11, 9, 7)),
+            Column("Report only", "report_only", "yes_no"),
+        ),
+        table_widths=(24, 10, 9, 30, 11, 9, 7),
+    ),
 )

@@ -18,25 +18,44 @@ from shared.controls.audit_actions import required_actions as baseline_actions
 from shared.controls.reading import RunContext, count_rows, stream_into
 from shared.controls.scan import StreamedScan
 
-MAILBOX_FIELDS = ("ExternalDirectoryObjectId", "Guid", "UserPrincipalName", "RecipientTypeDetails", "AuditEnabled",
-                  "AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet", "AuditLogAgeLimit",
-                  "PersistedCapabilities")
+MAILBOX_FIELDS = (
+    "ExternalDirectoryObjectId",
+    "Guid",
+    "UserPrincipalName",
+    "RecipientTypeDetails",
+    "AuditEnabled",
+    "AuditAdmin",
+    "AuditDelegate",
+    "AuditOwner",
+    "DefaultAuditSet",
+    "AuditLogAgeLimit",
+    "PersistedCapabilities",
+)
 USER, SHARED = "UserMailbox", "SharedMailbox"
 SCANNED_TYPES = (USER, SHARED)  # retention covers both; actions judge users (shared: report-only, opt-in)
 # Selected properties a verdict depends on. Exchange returns every $selected property (null when empty); one that
 # is absent from the answer was not read, so the mailbox is unreadable: treating it as empty judged cis-v4
 # mailboxes without PersistedCapabilities against the weaker E3 lists (Compliant) and planned writes from data
 # never read (found by tests/hardening).
-JUDGED_PROPERTIES = ("AuditEnabled", "AuditAdmin", "AuditDelegate", "AuditOwner", "DefaultAuditSet",
-                     "AuditLogAgeLimit", "PersistedCapabilities")
+JUDGED_PROPERTIES = (
+    "AuditEnabled",
+    "AuditAdmin",
+    "AuditDelegate",
+    "AuditOwner",
+    "DefaultAuditSet",
+    "AuditLogAgeLimit",
+    "PersistedCapabilities",
+)
 _TIMESPAN = re.compile(r"^(?:(\d{1,5})\.)?(\d{1,2}):([0-5]\d):([0-5]\d)(?:\.\d{1,7})?$")
 
 
 @functools.cache
 def _required_lowered(baseline: str, premium: bool) -> dict[str, dict[str, str]]:
     """Per logon type: lower-cased required action -> its canonical spelling (computed once per baseline)."""
-    return {logon: {action.lower(): action for action in actions}
-            for logon, actions in baseline_actions(baseline, premium).items()}
+    return {
+        logon: {action.lower(): action for action in actions}
+        for logon, actions in baseline_actions(baseline, premium).items()
+    }
 
 
 def timespan_days(value: Any) -> float | None:
@@ -93,21 +112,41 @@ class MailboxScan(StreamedScan):
         capabilities = _lowered(row.get("PersistedCapabilities"))
         audit_enabled = row.get("AuditEnabled")
         days = timespan_days(row.get("AuditLogAgeLimit"))
-        if (None in audited.values() or managed is None or capabilities is None
-                or not isinstance(audit_enabled, bool) or days is None
-                or any(name not in row for name in JUDGED_PROPERTIES)):
+        if (
+            None in audited.values()
+            or managed is None
+            or capabilities is None
+            or not isinstance(audit_enabled, bool)
+            or days is None
+            or any(name not in row for name in JUDGED_PROPERTIES)
+        ):
             self.note_unreadable(upn or identity)
             return
         base = {"identity": identity, "upn": upn, "type": kind}
         if kind == USER or self.policy.include_shared:
-            self._judge_actions(base, audit_enabled, audited, managed, PREMIUM_CAPABILITY.lower() in capabilities,
-                                report_only=kind != USER)
+            self._judge_actions(
+                base,
+                audit_enabled,
+                audited,
+                managed,
+                PREMIUM_CAPABILITY.lower() in capabilities,
+                report_only=kind != USER,
+            )
         if days < self.policy.min_retention_days:
-            self.retention_findings.append({**base, "age_limit": row["AuditLogAgeLimit"], "days": round(days, 3),
-                                            "tampering": days == 0})
+            self.retention_findings.append(
+                {**base, "age_limit": row["AuditLogAgeLimit"], "days": round(days, 3), "tampering": days == 0}
+            )
 
-    def _judge_actions(self, base: dict[str, Any], audit_enabled: bool, audited: dict[str, set[str] | None],
-                       managed: set[str], premium: bool, *, report_only: bool) -> None:
+    def _judge_actions(
+        self,
+        base: dict[str, Any],
+        audit_enabled: bool,
+        audited: dict[str, set[str] | None],
+        managed: set[str],
+        premium: bool,
+        *,
+        report_only: bool,
+    ) -> None:
         frozen = [logon for logon in LOGON_TYPES if logon.lower() not in managed]
         missing: dict[str, list[str]] = {}
         if self.policy.baseline != "microsoft-default":
@@ -117,30 +156,46 @@ class MailboxScan(StreamedScan):
                     missing[logon] = sorted(required[action] for action in gap)
         failing = not audit_enabled or bool(missing) or (self.policy.baseline == "microsoft-default" and frozen)
         if failing:
-            self.action_findings.append({**base, "audit_enabled": audit_enabled, "missing": missing,
-                                         "frozen": frozen, "premium": premium, "report_only": report_only})
+            self.action_findings.append(
+                {
+                    **base,
+                    "audit_enabled": audit_enabled,
+                    "missing": missing,
+                    "frozen": frozen,
+                    "premium": premium,
+                    "report_only": report_only,
+                }
+            )
 
     @property
     def noncompliant_users(self) -> int:
         return sum(1 for finding in self.action_findings if not finding["report_only"])
 
 
-NOT_EXPLICIT_FILTER = ("AuditEnabled -ne $true -and RecipientTypeDetails -eq 'UserMailbox' "
-                       "-and PersistedCapabilities -ne 'M365Auditing'")
+NOT_EXPLICIT_FILTER = (
+    "AuditEnabled -ne $true -and RecipientTypeDetails -eq 'UserMailbox' -and PersistedCapabilities -ne 'M365Auditing'"
+)
 
 
 def read_mailbox_scan(context: RunContext) -> MailboxScan:
     """One pass over user and shared mailboxes, shared by mailbox-audit-actions and mailbox-audit-retention."""
+
     def scan() -> MailboxScan:
         result = MailboxScan(context.policy)
-        pages = context.client.pages("Get-Mailbox", {"ResultSize": "Unlimited",
-                                                     "RecipientTypeDetails": list(SCANNED_TYPES)},
-                                     select=MAILBOX_FIELDS)
+        pages = context.client.pages(
+            "Get-Mailbox",
+            {"ResultSize": "Unlimited", "RecipientTypeDetails": list(SCANNED_TYPES)},
+            select=MAILBOX_FIELDS,
+        )
         result.warnings = stream_into(pages, result)
         if context.policy.check_explicit_enable:
-            result.not_explicitly_enabled = count_rows(context.client.pages(
-                "Get-Mailbox", {"ResultSize": "Unlimited", "Filter": NOT_EXPLICIT_FILTER},
-                select=("ExternalDirectoryObjectId",)))
+            result.not_explicitly_enabled = count_rows(
+                context.client.pages(
+                    "Get-Mailbox",
+                    {"ResultSize": "Unlimited", "Filter": NOT_EXPLICIT_FILTER},
+                    select=("ExternalDirectoryObjectId",),
+                )
+            )
         return result
 
     scan_result: MailboxScan = context.cached("mailboxes", scan)

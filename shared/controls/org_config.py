@@ -28,9 +28,11 @@ def read_org_config(context: RunContext) -> OrgConfig:
         result = context.client.invoke("Get-OrganizationConfig", select=ORG_CONFIG_FIELDS)
         row = single_row(result.rows, "Get-OrganizationConfig")
         name = row.get("Name")
-        return OrgConfig(name=name if isinstance(name, str) else None,
-                         audit_disabled=row.get("AuditDisabled", MISSING),
-                         is_dehydrated=row.get("IsDehydrated", MISSING))
+        return OrgConfig(
+            name=name if isinstance(name, str) else None,
+            audit_disabled=row.get("AuditDisabled", MISSING),
+            is_dehydrated=row.get("IsDehydrated", MISSING),
+        )
 
     result: OrgConfig = context.cached("org", read)
     return result

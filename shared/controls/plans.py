@@ -18,8 +18,9 @@ def customise_first(is_dehydrated: Any) -> list[Action]:
     return [CUSTOMISE] if is_dehydrated is True else []
 
 
-def switch_plan(current: Any, wanted: bool, is_dehydrated: Any, cmdlet: str, parameter: str,
-                anchor: str | None = None) -> list[Action]:
+def switch_plan(
+    current: Any, wanted: bool, is_dehydrated: Any, cmdlet: str, parameter: str, anchor: str | None = None
+) -> list[Action]:
     """Set one organisation-wide boolean; a dehydrated tenant needs customisation first. Nothing when already so."""
     if current is wanted:
         return []

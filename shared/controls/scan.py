@@ -31,10 +31,22 @@ class StreamedScan:
     def failure(self, control_id: str, expected: str, noun: str, details: dict[str, Any]) -> ControlResult | None:
         """Fail closed: a read that was cut short, or had rows that could not be read, proves nothing."""
         if self.incomplete:
-            return ControlResult(control_id, Status.ERROR, expected, "incomplete read",
-                                 f"The {noun} could not be read completely: {self.incomplete}", details)
+            return ControlResult(
+                control_id,
+                Status.ERROR,
+                expected,
+                "incomplete read",
+                f"The {noun} could not be read completely: {self.incomplete}",
+                details,
+            )
         if self.unreadable:
-            return ControlResult(control_id, Status.ERROR, expected, f"{self.unreadable} {noun} unreadable",
-                                 f"{self.unreadable} {noun} had missing or malformed properties (e.g. "
-                                 f"{', '.join(self.unreadable_examples[:5])}); compliance is unknown.", details)
+            return ControlResult(
+                control_id,
+                Status.ERROR,
+                expected,
+                f"{self.unreadable} {noun} unreadable",
+                f"{self.unreadable} {noun} had missing or malformed properties (e.g. "
+                f"{', '.join(self.unreadable_examples[:5])}); compliance is unknown.",
+                details,
+            )
         return None

@@ -33,10 +33,20 @@ ALREADY_CUSTOMISED_MARKER = "already enabled for customization"
 MAX_LISTED_FAILURES = 200
 LOCK_LOST = "the tenant write lock was lost (another instance may be writing); stopped before the next write"
 
-def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action], *, dry_run: bool,
-               read_back: Callable[[], ControlResult], reached: Callable[[ControlResult], bool], verb: str,
-               writes_per_second: float = 2.0, sleep: Callable[[float], None] = time.sleep,
-               abort: Callable[[], bool] = lambda: False) -> RemediationResult:
+
+def apply_plan(
+    client: ExchangeClient,
+    before: ControlResult,
+    plan: list[Action],
+    *,
+    dry_run: bool,
+    read_back: Callable[[], ControlResult],
+    reached: Callable[[ControlResult], bool],
+    verb: str,
+    writes_per_second: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    abort: Callable[[], bool] = lambda: False,
+) -> RemediationResult:
     """Run a plan for one control and verify it by reading the control again.
 
     `reached` says whether a verdict is the state the plan aims for (Compliant for a fix, NonCompliant for a
@@ -44,16 +54,34 @@ def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action]
     """
     action = describe(plan)
     if before.status is Status.ERROR:
-        return RemediationResult(before.control_id, action, Outcome.FAILED, before, None,
-                                 f"Nothing was written: the current state could not be read. {before.message}")
+        return RemediationResult(
+            before.control_id,
+            action,
+            Outcome.FAILED,
+            before,
+            None,
+            f"Nothing was written: the current state could not be read. {before.message}",
+        )
     if not plan or reached(before):
-        return RemediationResult(before.control_id, "none", Outcome.ALREADY_COMPLIANT, before, before,
-                                 f"Already in the wanted state ({before.actual}); nothing was written.")
+        return RemediationResult(
+            before.control_id,
+            "none",
+            Outcome.ALREADY_COMPLIANT,
+            before,
+            before,
+            f"Already in the wanted state ({before.actual}); nothing was written.",
+        )
     if dry_run:
         targets = [step.target for step in plan if step.target]
-        return RemediationResult(before.control_id, action, Outcome.DRY_RUN, before, None,
-                                 f"Dry run: would {verb} with: {action}. Nothing was written.",
-                                 details={"would_change": targets[:MAX_LISTED_FAILURES]} if targets else {})
+        return RemediationResult(
+            before.control_id,
+            action,
+            Outcome.DRY_RUN,
+            before,
+            None,
+            f"Dry run: would {verb} with: {action}. Nothing was written.",
+            details={"would_change": targets[:MAX_LISTED_FAILURES]} if targets else {},
+        )
 
     result = RemediationResult(before.control_id, action, Outcome.FAILED, before, None, "")
     anchor = system_anchor(AUDIT_LOG_ANCHOR_GUID, client.tenant_id)
@@ -74,8 +102,11 @@ def apply_plan(client: ExchangeClient, before: ControlResult, plan: list[Action]
         result.message = f"Applied and verified by reading back: {result.after.actual}."
     else:
         after_text = result.after.actual if result.after is not None else "unreadable"
-        result.message = (f"Not verified: {failure} The read-back shows {after_text}." if failure else
-                          f"The write was accepted but the read-back shows {after_text}, not the wanted state.")
+        result.message = (
+            f"Not verified: {failure} The read-back shows {after_text}."
+            if failure
+            else f"The write was accepted but the read-back shows {after_text}, not the wanted state."
+        )
     return result
 
 
@@ -85,8 +116,9 @@ def _with_anchor(step: Action, anchor: str) -> Action:
     return Action(step.cmdlet, step.parameters, step.description, anchor=anchor, target=step.target)
 
 
-def _run_in_order(client: ExchangeClient, plan: list[Action], result: RemediationResult,
-                  abort: Callable[[], bool]) -> str | None:
+def _run_in_order(
+    client: ExchangeClient, plan: list[Action], result: RemediationResult, abort: Callable[[], bool]
+) -> str | None:
     """Send each step in order; stop at the first failure and return what it was (None when all succeeded)."""
     for step in plan:
         if abort():
@@ -108,8 +140,14 @@ def _run_in_order(client: ExchangeClient, plan: list[Action], result: Remediatio
     return None
 
 
-def _run_per_object(client: ExchangeClient, plan: list[Action], result: RemediationResult, interval: float,
-                    sleep: Callable[[float], None], abort: Callable[[], bool]) -> str | None:
+def _run_per_object(
+    client: ExchangeClient,
+    plan: list[Action],
+    result: RemediationResult,
+    interval: float,
+    sleep: Callable[[float], None],
+    abort: Callable[[], bool],
+) -> str | None:
     """One write per object, paced; a failed object is recorded and the rest carry on.
 
     Failures that will fail every other object too (out of time, token refused, role missing, lock lost) stop
@@ -139,8 +177,9 @@ def _run_per_object(client: ExchangeClient, plan: list[Action], result: Remediat
             if len(failed) < MAX_LISTED_FAILURES:
                 failed.append({"identity": step.target or "", "reason": reason})
             # No identity in the log line: logs reach Application Insights; the evidence report names the object.
-            log.warning("%s failed for one object (%d of %d): %s", step.cmdlet, index + 1, len(plan),
-                        type(exc).__name__)
+            log.warning(
+                "%s failed for one object (%d of %d): %s", step.cmdlet, index + 1, len(plan), type(exc).__name__
+            )
             continue
         result.writes.append(step.cmdlet)
         if _not_modified(answer.warnings):
@@ -148,14 +187,21 @@ def _run_per_object(client: ExchangeClient, plan: list[Action], result: Remediat
         else:
             fixed += 1
     failures = attempted - fixed - unchanged
-    result.details = {"mailboxes_fixed": fixed, "already_compliant": unchanged, "mailboxes_failed": failed,
-                      "failed_total": failures, "not_attempted": len(plan) - attempted}
+    result.details = {
+        "mailboxes_fixed": fixed,
+        "already_compliant": unchanged,
+        "mailboxes_failed": failed,
+        "failed_total": failures,
+        "not_attempted": len(plan) - attempted,
+    }
     if stopped:
         return f"stopped after {attempted} of {len(plan)} writes: {stopped}."
     if failures:
         licence = sum(1 for entry in failed if entry["reason"] == "licence")
-        return (f"{failures} of {len(plan)} writes failed"
-                f"{f' ({licence} for lack of an Audit Premium licence; not retried)' if licence else ''}.")
+        return (
+            f"{failures} of {len(plan)} writes failed"
+            f"{f' ({licence} for lack of an Audit Premium licence; not retried)' if licence else ''}."
+        )
     return None
 
 

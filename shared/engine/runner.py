@@ -35,8 +35,15 @@ def _read_and_evaluate(context: RunContext, control_id: str) -> tuple[Any, Contr
         return None, control.error(f"unexpected {type(exc).__name__} while reading the value")
 
 
-def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, policy: AuditPolicy,
-              trigger: str = "cli", report: RunReport | None = None) -> RunReport:
+def run_check(
+    client: ExchangeClient,
+    tenant_id: str,
+    control_ids: Sequence[str],
+    *,
+    policy: AuditPolicy,
+    trigger: str = "cli",
+    report: RunReport | None = None,
+) -> RunReport:
     """Check each control; the overall status is the worst of them."""
     report = report or RunReport(command="check", tenant_id=tenant_id, trigger=trigger)
     context = RunContext(client, policy)
@@ -47,16 +54,25 @@ def run_check(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str]
     return _finish(report, client)
 
 
-def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequence[str], *, policy: AuditPolicy,
-                    dry_run: bool, trigger: str = "cli", caller: str | None = None, revert: bool = False,
-                    report: RunReport | None = None, abort: Callable[[], bool] = lambda: False) -> RunReport:
+def run_remediation(
+    client: ExchangeClient,
+    tenant_id: str,
+    control_ids: Sequence[str],
+    *,
+    policy: AuditPolicy,
+    dry_run: bool,
+    trigger: str = "cli",
+    caller: str | None = None,
+    revert: bool = False,
+    report: RunReport | None = None,
+    abort: Callable[[], bool] = lambda: False,
+) -> RunReport:
     """Fix (or, with revert=True, switch off) each control: plan, write unless dry run, read back.
 
     `abort` says the write lock was lost: no further write may be sent.
     """
     command = "revert" if revert else "remediate"
-    report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run,
-                                 caller=caller)
+    report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run, caller=caller)
     context = RunContext(client, policy)
     for control_id in control_ids:
         control = BY_ID[control_id]
@@ -71,9 +87,16 @@ def run_remediation(client: ExchangeClient, tenant_id: str, control_ids: Sequenc
             return _read_and_evaluate(context, cid)[1]
 
         outcome = apply_plan(
-            client, before, plan, dry_run=dry_run, read_back=read_back,
-            reached=_reverted if revert else _compliant, verb="revert" if revert else "fix",
-            writes_per_second=policy.writes_per_second, abort=abort)
+            client,
+            before,
+            plan,
+            dry_run=dry_run,
+            read_back=read_back,
+            reached=_reverted if revert else _compliant,
+            verb="revert" if revert else "fix",
+            writes_per_second=policy.writes_per_second,
+            abort=abort,
+        )
         # Only ids and outcomes: logs reach Application Insights, and messages can name mailboxes.
         log_level = logging.WARNING if outcome.outcome is Outcome.FAILED else logging.INFO
         log.log(log_level, "%s %s: %s (%d writes)", command, control_id, outcome.outcome, len(outcome.writes))

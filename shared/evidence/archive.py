@@ -36,8 +36,11 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
 PREFIX = "AzureWebJobsStorage"
-CONTENT_TYPES = {"json": "application/json; charset=utf-8", "html": "text/html; charset=utf-8",
-                 "md": "text/markdown; charset=utf-8"}
+CONTENT_TYPES = {
+    "json": "application/json; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "md": "text/markdown; charset=utf-8",
+}
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SECRETISH = re.compile(r"(?i)(accountkey|sharedaccesssignature|sig|signature)=[^;&\s'\"]+")
 
@@ -49,8 +52,9 @@ class ArchiveError(Exception):
 def canonical_json(document: Mapping[str, Any]) -> bytes:
     """The evidence document as canonical JSON: sorted keys, no insignificant whitespace, UTF-8."""
     # A lone surrogate (Exchange strings are UTF-16) cannot be UTF-8: keep it visible as an escape, never fail.
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8", errors="backslashreplace")
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8", errors="backslashreplace"
+    )
 
 
 def blob_prefix(document: Mapping[str, Any]) -> str:
@@ -81,22 +85,31 @@ def archive_evidence(document: dict[str, Any], *, container: str, blob_service: 
         evidence = canonical_json(document)
     except (TypeError, ValueError) as exc:
         raise ArchiveError(f"cannot archive: the document is not plain JSON ({type(exc).__name__})") from None
-    payloads = {"json": evidence, "html": render_html(document).encode("utf-8", errors="backslashreplace"),
-                "md": render_markdown(document).encode("utf-8", errors="backslashreplace")}
+    payloads = {
+        "json": evidence,
+        "html": render_html(document).encode("utf-8", errors="backslashreplace"),
+        "md": render_markdown(document).encode("utf-8", errors="backslashreplace"),
+    }
     where = _endpoint(blob_service)
     container_client = blob_service.get_container_client(container)
     written: list[str] = []
     for extension, data in payloads.items():
         name = f"{prefix}.{extension}"
-        metadata = {"run_id": str(document["run_id"]), "tenant_id": str(document["tenant_id"]),
-                    "status": _ascii(document.get("status")), "schema_version": _ascii(document.get("schema_version")),
-                    "sha256": hashlib.sha256(data).hexdigest()}
+        metadata = {
+            "run_id": str(document["run_id"]),
+            "tenant_id": str(document["tenant_id"]),
+            "status": _ascii(document.get("status")),
+            "schema_version": _ascii(document.get("schema_version")),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
         try:
             _put(container_client, name, data, CONTENT_TYPES[extension], metadata)
         except ResourceExistsError:
-            raise ArchiveError(f"evidence blob {container}/{name} already exists at {where}: evidence is write-once, "
-                               f"so run {document['run_id']} was archived before and is left as it was"
-                               + (f" (this attempt wrote {', '.join(written)} first)" if written else "")) from None
+            raise ArchiveError(
+                f"evidence blob {container}/{name} already exists at {where}: evidence is write-once, "
+                f"so run {document['run_id']} was archived before and is left as it was"
+                + (f" (this attempt wrote {', '.join(written)} first)" if written else "")
+            ) from None
         except (AzureError, ValueError) as exc:
             raise ArchiveError(f"could not write evidence blob {container}/{name} at {where}: {_reason(exc)}") from None
         written.append(name)
@@ -109,8 +122,9 @@ def _put(container_client: Any, name: str, data: bytes, content_type: str, metad
     from azure.storage.blob import ContentSettings
 
     def send() -> None:
-        container_client.upload_blob(name, data, overwrite=False, metadata=metadata,
-                                     content_settings=ContentSettings(content_type=content_type))
+        container_client.upload_blob(
+            name, data, overwrite=False, metadata=metadata, content_settings=ContentSettings(content_type=content_type)
+        )
 
     try:
         send()
@@ -162,8 +176,13 @@ def blob_service(storage: StorageSettings, *, retry_total: int = 3) -> BlobServi
         return None
     from azure.storage.blob import BlobServiceClient
 
-    options: dict[str, Any] = {"retry_total": retry_total, "initial_backoff": 1, "increment_base": 2,
-                               "connection_timeout": 10, "read_timeout": 30}
+    options: dict[str, Any] = {
+        "retry_total": retry_total,
+        "initial_backoff": 1,
+        "increment_base": 2,
+        "connection_timeout": 10,
+        "read_timeout": 30,
+    }
     if storage.connection_string:
         try:
             return BlobServiceClient.from_connection_string(storage.connection_string, **options)
@@ -173,8 +192,9 @@ def blob_service(storage: StorageSettings, *, retry_total: int = 3) -> BlobServi
     assert url is not None  # configured, without a connection string
     from azure.identity import ManagedIdentityCredential
 
-    credential = (ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id
-                  else ManagedIdentityCredential())
+    credential = (
+        ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id else ManagedIdentityCredential()
+    )
     return BlobServiceClient(url, credential=credential, **options)
 
 
@@ -195,8 +215,11 @@ def _reason(exc: Exception) -> str:
     code = getattr(exc, "error_code", None)
     code = getattr(code, "value", code)  # StorageErrorCode members carry the service's own text
     if isinstance(exc, HttpResponseError) and status:
-        hint = {401: " (authentication failed)", 403: " (refused: a wrong account key or SAS, an identity without a "
-                "Storage Blob Data role, or network rules that exclude this caller)"}.get(status, "")
+        hint = {
+            401: " (authentication failed)",
+            403: " (refused: a wrong account key or SAS, an identity without a "
+            "Storage Blob Data role, or network rules that exclude this caller)",
+        }.get(status, "")
         return f"HTTP {status}{f' {code}' if code else ''}{hint}"
     if isinstance(exc, ClientAuthenticationError):
         return f"could not get a token for the storage account ({_scrub(getattr(exc, 'message', '') or '')})"

@@ -42,8 +42,9 @@ def remediation_document(result: RemediationResult) -> dict[str, Any]:
         "action": result.action,
         "outcome": str(result.outcome),
         "before": {"status": str(result.before.status), "actual": result.before.actual},
-        "after": ({"status": str(result.after.status), "actual": result.after.actual}
-                  if result.after is not None else None),
+        "after": (
+            {"status": str(result.after.status), "actual": result.after.actual} if result.after is not None else None
+        ),
         "message": result.message,
         "writes": list(result.writes),
         "warnings": list(result.warnings),
@@ -79,14 +80,19 @@ def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
 
 def render_text(report: RunReport, exit_code: int) -> str:
     """A readable table for people at a terminal."""
-    lines = [f"Mailbox Audit Guard {report.tool_version} · {report.command}"
-             f"{' (dry run)' if report.dry_run else ''} · tenant {report.tenant_id}"
-             f"{f' ({report.organization})' if report.organization else ''}", ""]
+    lines = [
+        f"Mailbox Audit Guard {report.tool_version} · {report.command}"
+        f"{' (dry run)' if report.dry_run else ''} · tenant {report.tenant_id}"
+        f"{f' ({report.organization})' if report.organization else ''}",
+        "",
+    ]
     rows = [("CONTROL", "STATUS", "EXPECTED", "ACTUAL")]
     rows += [(r.control_id, str(r.status), r.expected, r.actual) for r in report.controls]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
-              for row in rows]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    ]
     lines.append("")
     for result in report.controls:
         lines.append(f"- {result.control_id}: {result.message}")

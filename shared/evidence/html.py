@@ -52,8 +52,10 @@ def escape_text(text: Any) -> Markup:
     last, text = 0, str(text)
     for match in _LONG_TOKEN.finditer(text):
         token = match.group()
-        out += [escape_value(text[last:match.start()]),
-                "<wbr>".join(escape_value(token[i:i + 20]) for i in range(0, len(token), 20))]
+        out += [
+            escape_value(text[last : match.start()]),
+            "<wbr>".join(escape_value(token[i : i + 20]) for i in range(0, len(token), 20)),
+        ]
         last = match.end()
     out.append(escape_value(text[last:]))
     return Markup("".join(out))  # noqa: S704 - escaped pieces joined by our own <wbr>
@@ -68,13 +70,25 @@ def _environment() -> Environment:
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,  # all templates: select_autoescape would switch it off for *.html.j2
         undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
         auto_reload=False,  # deployed files do not change while the app runs: no stat per render
     )
     environment.filters.update(text=escape_text, value=escape_value)
-    kinds: dict[str, type] = {"badge": Badge, "pairs": Pairs, "link": Link, "code": Code, "note": Note,
-                              "parts": tuple, "section": Section, "paragraph": Paragraph, "bullets": Bullets,
-                              "facts": Facts, "table": Table}
+    kinds: dict[str, type] = {
+        "badge": Badge,
+        "pairs": Pairs,
+        "link": Link,
+        "code": Code,
+        "note": Note,
+        "parts": tuple,
+        "section": Section,
+        "paragraph": Paragraph,
+        "bullets": Bullets,
+        "facts": Facts,
+        "table": Table,
+    }
     for name, kind in kinds.items():
         environment.tests[name] = lambda value, kind=kind: isinstance(value, kind)
     environment.globals.update(TONE_SYMBOLS=TONE_SYMBOLS, unknown_block=_unknown_block)
@@ -88,4 +102,5 @@ def render_html(document: dict[str, Any]) -> str:
     """The evidence report as one self-contained HTML file: inline CSS, no scripts, nothing loaded from elsewhere."""
     title, blocks = build(document)
     return ENVIRONMENT.get_template("report.html.j2").render(
-        title=title, started=format_timestamp(document.get("started_at")), body=blocks, footer=footer(document))
+        title=title, started=format_timestamp(document.get("started_at")), body=blocks, footer=footer(document)
+    )

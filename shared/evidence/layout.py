@@ -112,8 +112,14 @@ OUTCOME_TONES = {"Applied": "ok", "AlreadyCompliant": "ok", "DryRun": "info", "F
 TONE_SYMBOLS = {"ok": "✓", "bad": "✗", "err": "⚠", "info": "○", "neutral": "•"}
 
 FRAMEWORK_LABELS = {
-    "CIS-v7": "CIS v7", "CIS-v4": "CIS v4", "CISA": "CISA SCuBA", "ISO27001-2022": "ISO 27001:2022",
-    "ISO27001-2013": "ISO 27001:2013", "BIO": "BIO", "NIS2": "NIS2", "AVG": "AVG/GDPR",
+    "CIS-v7": "CIS v7",
+    "CIS-v4": "CIS v4",
+    "CISA": "CISA SCuBA",
+    "ISO27001-2022": "ISO 27001:2022",
+    "ISO27001-2013": "ISO 27001:2013",
+    "BIO": "BIO",
+    "NIS2": "NIS2",
+    "AVG": "AVG/GDPR",
 }
 
 # Labels for detail keys that are not one control's: remediation results.
@@ -127,8 +133,9 @@ def _fact_label(control: Control | None, key: str) -> str:
     return _ALL_FACT_LABELS.get(key, key)
 
 
-_ALL_FACT_LABELS: dict[str, str] = {key: label for control in CONTROLS
-                                    for key, label in control.wording.fact_labels.items()} | FACT_LABELS
+_ALL_FACT_LABELS: dict[str, str] = {
+    key: label for control in CONTROLS for key, label in control.wording.fact_labels.items()
+} | FACT_LABELS
 
 
 # ------------------------------------------------------------------------------------------------------ formatting
@@ -210,19 +217,26 @@ def exit_meaning(command: Any, exit_code: Any, dry_run: Any = False) -> str:
     """What the run's exit code means, in the original script's terms."""
     exit_code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
     if command == "revert" and dry_run is True:
-        return {0: "dry run: the revert could be planned; nothing was written",
-                2: "dry run: the revert could not be planned (the current state is unknown)",
-                }.get(exit_code, "not a documented exit code")
+        return {
+            0: "dry run: the revert could be planned; nothing was written",
+            2: "dry run: the revert could not be planned (the current state is unknown)",
+        }.get(exit_code, "not a documented exit code")
     if command == "revert":
-        return {0: "the revert was applied and verified by reading back",
-                2: "the revert was not applied, or could not be verified"}.get(exit_code, "not a documented exit code")
-    meaning = {0: "compliant: every control meets its expected value",
-               1: "non-compliant: at least one control does not meet its expected value",
-               2: "error: at least one control could not be read, so compliance is unknown (fail closed)",
-               }.get(exit_code, "not a documented exit code")
+        return {
+            0: "the revert was applied and verified by reading back",
+            2: "the revert was not applied, or could not be verified",
+        }.get(exit_code, "not a documented exit code")
+    meaning = {
+        0: "compliant: every control meets its expected value",
+        1: "non-compliant: at least one control does not meet its expected value",
+        2: "error: at least one control could not be read, so compliance is unknown (fail closed)",
+    }.get(exit_code, "not a documented exit code")
     if command == "remediate" and exit_code in (0, 1, 2):
-        meaning += " (dry run: the state as found, nothing was written)" if dry_run is True else \
-            " (as read back after the remediation)"
+        meaning += (
+            " (dry run: the state as found, nothing was written)"
+            if dry_run is True
+            else " (as read back after the remediation)"
+        )
     return meaning
 
 
@@ -270,8 +284,12 @@ def _entry(row: Mapping[str, Any]) -> Cell:
 
 
 LIST_COLUMNS: dict[str, list[Column]] = {
-    "exceptions_used": [("Identity", _get("identity")), ("Reason", _get("reason")),
-                        ("Approved by", _get("approved_by")), ("Expires", _get("expires"))],
+    "exceptions_used": [
+        ("Identity", _get("identity")),
+        ("Reason", _get("reason")),
+        ("Approved by", _get("approved_by")),
+        ("Expires", _get("expires")),
+    ],
     "exceptions_rejected": [("Entry", _entry), ("Why it does not count", _get("problem"))],
     "mailboxes_failed": [("Mailbox", _get("identity")), ("Reason", _get("reason"))],
 }
@@ -300,8 +318,7 @@ def _finding_columns(control: Control | None) -> tuple[list[Column], set[str]]:
     if control is None:
         return [], set()
     declared = control.wording.finding_columns
-    return ([(column.label, _cell(column)) for column in declared],
-            {key for column in declared for key in column.keys})
+    return ([(column.label, _cell(column)) for column in declared], {key for column in declared for key in column.keys})
 
 
 LIST_CAPTIONS = {
@@ -312,12 +329,23 @@ LIST_CAPTIONS = {
 }
 
 
-def _table(caption: str, columns: list[Column], rows: list[Mapping[str, Any]], *, row_header: bool = True,
-           widths: tuple[int, ...] = ()) -> Table:
+def _table(
+    caption: str,
+    columns: list[Column],
+    rows: list[Mapping[str, Any]],
+    *,
+    row_header: bool = True,
+    widths: tuple[int, ...] = (),
+) -> Table:
     kept = rows[:MAX_ROWS]
-    return Table(f"{caption} ({len(rows)})", [label for label, _ in columns],
-                 [[getter(row) for _, getter in columns] for row in kept], total=len(rows), row_header=row_header,
-                 widths=widths if len(widths) == len(columns) else ())
+    return Table(
+        f"{caption} ({len(rows)})",
+        [label for label, _ in columns],
+        [[getter(row) for _, getter in columns] for row in kept],
+        total=len(rows),
+        row_header=row_header,
+        widths=widths if len(widths) == len(columns) else (),
+    )
 
 
 def _generic_columns(rows: list[Mapping[str, Any]], shown: set[str] | None = None) -> list[Column]:
@@ -333,8 +361,11 @@ def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]
     facts: list[tuple[str, Cell]] = list(result)
     control = BY_ID.get(control_id)
     if not isinstance(details, Mapping):
-        return [Facts("Result and values read", facts + ([] if details in (None, "", {}) else
-                                                          [("details", _text(details))]))]
+        return [
+            Facts(
+                "Result and values read", facts + ([] if details in (None, "", {}) else [("details", _text(details))])
+            )
+        ]
     lists: list[Block] = []
     for raw_key, value in details.items():
         key = str(raw_key)
@@ -354,11 +385,22 @@ def _details_blocks(control_id: str, details: Any, result: list[tuple[str, Cell]
             if not rows:
                 lists.append(Paragraph(f"{LIST_CAPTIONS.get(key, key)}: none."))
             else:
-                lists.append(_table(LIST_CAPTIONS.get(key, key), columns, rows, row_header=key != "exceptions_rejected",
-                                    widths=widths))
+                lists.append(
+                    _table(
+                        LIST_CAPTIONS.get(key, key),
+                        columns,
+                        rows,
+                        row_header=key != "exceptions_rejected",
+                        widths=widths,
+                    )
+                )
         elif isinstance(value, Mapping):
-            facts.append((_fact_label(control, key),
-                          Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none"))
+            facts.append(
+                (
+                    _fact_label(control, key),
+                    Pairs(tuple((str(k), _text(v)) for k, v in value.items())) if value else "none",
+                )
+            )
         else:
             facts.append((_fact_label(control, key), _text(value)))
     blocks: list[Block] = [Facts("Result and values read", facts)]
@@ -376,12 +418,23 @@ def _side(state: Any) -> Cell:
 
 
 def _remediation_blocks(items: list[Mapping[str, Any]]) -> list[Block]:
-    return [_table("Remediation in this run", [
-        ("Before", lambda r: _side(r.get("before"))), ("Action", _get("action")),
-        ("Outcome", lambda r: _outcome(r.get("outcome"))), ("After", lambda r: _side(r.get("after"))),
-        ("Message", _get("message", "")),
-        ("Writes", lambda r: _lines(r.get("writes"))),
-    ], items, row_header=False, widths=(15, 15, 14, 15, 19, 22)), *_remediation_extras(items)]
+    return [
+        _table(
+            "Remediation in this run",
+            [
+                ("Before", lambda r: _side(r.get("before"))),
+                ("Action", _get("action")),
+                ("Outcome", lambda r: _outcome(r.get("outcome"))),
+                ("After", lambda r: _side(r.get("after"))),
+                ("Message", _get("message", "")),
+                ("Writes", lambda r: _lines(r.get("writes"))),
+            ],
+            items,
+            row_header=False,
+            widths=(15, 15, 14, 15, 19, 22),
+        ),
+        *_remediation_extras(items),
+    ]
 
 
 def _remediation_extras(items: list[Mapping[str, Any]]) -> list[Block]:
@@ -391,8 +444,11 @@ def _remediation_extras(items: list[Mapping[str, Any]]) -> list[Block]:
         details = item.get("details")
         if isinstance(details, Mapping):
             if "mailboxes_fixed" in details:
-                blocks.append(Facts("Remediation result", [(FACT_LABELS["mailboxes_fixed"],
-                                                            _text(details.get("mailboxes_fixed")))]))
+                blocks.append(
+                    Facts(
+                        "Remediation result", [(FACT_LABELS["mailboxes_fixed"], _text(details.get("mailboxes_fixed")))]
+                    )
+                )
             failed = _dicts(details.get("mailboxes_failed"))
             if failed:
                 columns = LIST_COLUMNS["mailboxes_failed"] + _generic_columns(failed, SHOWN_KEYS["mailboxes_failed"])
@@ -440,52 +496,73 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
     taken: set[str] = set()
     anchors = [_slug(str(control.get("id", "")), taken) for control in controls]
 
-    verdict = Paragraph((Badge(f"Overall status: {_text(doc.get('status'))}",
-                               STATUS_TONES.get(str(doc.get("status")), "neutral")),
-                         f"Exit code {_text(doc.get('exit_code'))}: "
-                         f"{exit_meaning(doc.get('command'), doc.get('exit_code'), doc.get('dry_run'))}."),
-                        kind="verdict")
+    verdict = Paragraph(
+        (
+            Badge(f"Overall status: {_text(doc.get('status'))}", STATUS_TONES.get(str(doc.get("status")), "neutral")),
+            f"Exit code {_text(doc.get('exit_code'))}: "
+            f"{exit_meaning(doc.get('command'), doc.get('exit_code'), doc.get('dry_run'))}.",
+        ),
+        kind="verdict",
+    )
     blocks: list[Block] = [verdict, _run_facts(doc)]
     if isinstance(doc.get("warnings"), list) and doc["warnings"]:
         blocks.append(Bullets("Run warnings", [_text(w) for w in doc["warnings"]]))
 
-    summary = Table("Result per control", ["Control", "Status", "Expected and actual", "Message",
-                                           "Framework mappings"], [], total=len(controls), widths=(12, 12, 26, 31, 19))
+    summary = Table(
+        "Result per control",
+        ["Control", "Status", "Expected and actual", "Message", "Framework mappings"],
+        [],
+        total=len(controls),
+        widths=(12, 12, 26, 31, 19),
+    )
     for control, anchor in zip(controls, anchors, strict=True):
         message: list[Part] = [_text(control.get("message"), "")]
         known_control = BY_ID.get(str(control.get("id")))
         if known_control is not None and known_control.wording.summary_note:
             message.append(Note(known_control.wording.summary_note))
         name = Link(_text(control.get("title"), "(untitled control)"), anchor)
-        summary.rows.append([(name, Code(_text(control.get("id")))),
-                             _status(control.get("status")),
-                             Pairs((("Expected", _text(control.get("expected"))),
-                                    ("Actual", _text(control.get("actual"))))),
-                             tuple(message), _frameworks(control.get("frameworks"))])
-    blocks.append(Section(2, "Summary", "summary",
-                          [summary] if controls else [Paragraph("This run has no control results.")]))
+        summary.rows.append(
+            [
+                (name, Code(_text(control.get("id")))),
+                _status(control.get("status")),
+                Pairs((("Expected", _text(control.get("expected"))), ("Actual", _text(control.get("actual"))))),
+                tuple(message),
+                _frameworks(control.get("frameworks")),
+            ]
+        )
+    blocks.append(
+        Section(2, "Summary", "summary", [summary] if controls else [Paragraph("This run has no control results.")])
+    )
 
     details = Section(2, "Details per control", "details")
     for control, anchor in zip(controls, anchors, strict=True):
         control_id = str(control.get("id"))
-        section = Section(3, f"{control_id}: {_text(control.get('title'), '(untitled control)')}", anchor,
-                          badge=_status(control.get("status")))
+        section = Section(
+            3,
+            f"{control_id}: {_text(control.get('title'), '(untitled control)')}",
+            anchor,
+            badge=_status(control.get("status")),
+        )
         if (known_control := BY_ID.get(control_id)) is not None and (note := known_control.wording.note):
             section.blocks.append(Paragraph(Note(note), kind="note"))
-        result: list[tuple[str, Cell]] = [("Expected", _text(control.get("expected"))),
-                                          ("Actual", _text(control.get("actual"))),
-                                          ("Message", _text(control.get("message"), ""))]
+        result: list[tuple[str, Cell]] = [
+            ("Expected", _text(control.get("expected"))),
+            ("Actual", _text(control.get("actual"))),
+            ("Message", _text(control.get("message"), "")),
+        ]
         section.blocks += _details_blocks(control_id, control.get("details"), result)
         if steps := [step for step in remediation if str(step.get("control_id")) == control_id]:
             section.blocks += _remediation_blocks(steps)
         details.blocks.append(section)
     known = {str(control.get("id")) for control in controls}
     if others := [step for step in remediation if str(step.get("control_id")) not in known]:
-        details.blocks.append(Section(3, "Remediation of controls without a result", _slug("other", taken),
-                                      _remediation_blocks(others)))
+        details.blocks.append(
+            Section(3, "Remediation of controls without a result", _slug("other", taken), _remediation_blocks(others))
+        )
     if controls or others:
         blocks.append(details)
     return title, blocks
+
 
 # Bidirectional controls (e.g. U+202E) in a mailbox name could make a report show one address as another;
 # they are shown as visible escapes instead.
@@ -497,6 +574,8 @@ def neutralise_bidi(text: str) -> str:
 
 
 def footer(doc: Mapping[str, Any]) -> str:
-    return (f"Generated by {_text(doc.get('tool'), 'mailbox-audit-guard')} {_text(doc.get('tool_version'))} from the "
-            f"run's JSON evidence (schema {_text(doc.get('schema_version'))}), which is the record; this report "
-            "is a rendering of it.")
+    return (
+        f"Generated by {_text(doc.get('tool'), 'mailbox-audit-guard')} {_text(doc.get('tool_version'))} from the "
+        f"run's JSON evidence (schema {_text(doc.get('schema_version'))}), which is the record; this report "
+        "is a rendering of it."
+    )

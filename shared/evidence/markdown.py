@@ -32,8 +32,6 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _MD_CODE_SAFE = re.compile(r"[A-Za-z0-9 ._:$@/-]+")
 
 
-
-
 def md_escape(text: str) -> str:
     """Inline-safe Markdown: punctuation backslash-escaped, pipes escaped, newlines as <br>."""
     return _NEWLINES.sub("<br>", _MD_ESCAPE.sub(r"\\\1", neutralise_bidi(text)))
@@ -83,8 +81,12 @@ def _md_blocks(blocks: list[Block], out: list[str]) -> None:
             out += [f"**{md_escape(block.caption)}**", "", _md_row(["Item", "Value"]), _md_row(["---", "---"])]
             out += [_md_row([md_escape(label), _md_cell(value)]) for label, value in block.rows] + [""]
         elif isinstance(block, Table):
-            out += [f"**{md_escape(block.caption)}**", "", _md_row(md_escape(c) for c in block.columns),
-                    _md_row("---" for _ in block.columns)]
+            out += [
+                f"**{md_escape(block.caption)}**",
+                "",
+                _md_row(md_escape(c) for c in block.columns),
+                _md_row("---" for _ in block.columns),
+            ]
             out += [_md_row(_md_cell(cell) for cell in row) for row in block.rows] + [""]
             if block.total > len(block.rows):
                 out += [f"… and {block.total - len(block.rows)} more; the JSON evidence has all.", ""]

@@ -56,8 +56,11 @@ class _CachingProvider:
                     self._failure = (time.monotonic(), exc)
                     raise
                 self._failure = None
-                log.debug("Obtained an Exchange token from %s (expires in %.0f s)", self.description,
-                          self._expires_on - time.time())
+                log.debug(
+                    "Obtained an Exchange token from %s (expires in %.0f s)",
+                    self.description,
+                    self._expires_on - time.time(),
+                )
             return self._token
 
     def invalidate(self) -> None:
@@ -95,8 +98,11 @@ class ManagedIdentityTokenProvider(_CachingProvider):
         from azure.identity import ManagedIdentityCredential
 
         if self._credential is None:
-            kwargs: dict[str, Any] = {"connection_timeout": HTTP_TIMEOUT[0], "read_timeout": HTTP_TIMEOUT[1],
-                                      "retry_total": 1}
+            kwargs: dict[str, Any] = {
+                "connection_timeout": HTTP_TIMEOUT[0],
+                "read_timeout": HTTP_TIMEOUT[1],
+                "retry_total": 1,
+            }
             if self.client_id:
                 kwargs["client_id"] = self.client_id
             self._credential = ManagedIdentityCredential(**kwargs)
@@ -119,8 +125,9 @@ class ManagedIdentityTokenProvider(_CachingProvider):
 class MsalTokenProvider(_CachingProvider):
     """An app registration's client secret or certificate, through msal's ConfidentialClientApplication."""
 
-    def __init__(self, scope: str, authority: str, tenant_id: str, client_id: str, credential: Any,
-                 description: str) -> None:
+    def __init__(
+        self, scope: str, authority: str, tenant_id: str, client_id: str, credential: Any, description: str
+    ) -> None:
         super().__init__(scope)
         self.authority = f"{authority}/{tenant_id}"
         self.client_id = client_id
@@ -135,8 +142,12 @@ class MsalTokenProvider(_CachingProvider):
             if self._app is None:
                 # instance_discovery=False: talk to the configured authority only, never to a discovery host.
                 self._app = msal.ConfidentialClientApplication(
-                    self.client_id, client_credential=self._credential, authority=self.authority,
-                    instance_discovery=False, timeout=HTTP_TIMEOUT)
+                    self.client_id,
+                    client_credential=self._credential,
+                    authority=self.authority,
+                    instance_discovery=False,
+                    timeout=HTTP_TIMEOUT,
+                )
             result = self._app.acquire_token_for_client(scopes=[self.scope])
         except Exception as exc:  # library boundary: msal raises many types for a broken login service
             self._app = None
@@ -174,8 +185,9 @@ def load_certificate_credential(path: str, password: str | None) -> dict[str, st
             f"EXO_CERTIFICATE_PATH: could not read a private key and certificate from the PEM file "
             f"({type(exc).__name__}); check the file and EXO_CERTIFICATE_PASSWORD."
         ) from None
-    unencrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
+    unencrypted = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     thumbprint = certificate.fingerprint(hashes.SHA1()).hex()  # noqa: S303 (x5t is SHA-1 by definition)
     return {"private_key": unencrypted, "thumbprint": thumbprint}
 
@@ -187,8 +199,20 @@ def token_provider_for(settings: Settings) -> TokenProvider:
         return ManagedIdentityTokenProvider(scope, settings.client_id)
     assert settings.client_id is not None  # validated by Settings.from_env
     if settings.auth_mode == "secret":
-        return MsalTokenProvider(scope, settings.authority, settings.tenant_id, settings.client_id,
-                                 settings.client_secret, f"app {settings.client_id} (client secret)")
+        return MsalTokenProvider(
+            scope,
+            settings.authority,
+            settings.tenant_id,
+            settings.client_id,
+            settings.client_secret,
+            f"app {settings.client_id} (client secret)",
+        )
     credential = load_certificate_credential(str(settings.certificate_path), settings.certificate_password)
-    return MsalTokenProvider(scope, settings.authority, settings.tenant_id, settings.client_id, credential,
-                             f"app {settings.client_id} (certificate {credential['thumbprint'][:8]}…)")
+    return MsalTokenProvider(
+        scope,
+        settings.authority,
+        settings.tenant_id,
+        settings.client_id,
+        credential,
+        f"app {settings.client_id} (certificate {credential['thumbprint'][:8]}…)",
+    )

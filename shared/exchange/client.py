@@ -98,9 +98,17 @@ class ExchangeClient:
     The bearer token is only ever sent to `endpoint` (scheme, host and port compared exactly).
     """
 
-    def __init__(self, endpoint: str, tenant_id: str, tokens: TokenProvider, *,
-                 policy: RetryPolicy | None = None, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, run_deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        tenant_id: str,
+        tokens: TokenProvider,
+        *,
+        policy: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        run_deadline: float | None = None,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.tenant_id = tenant_id
         self.default_anchor = system_anchor(ORGANIZATION_ANCHOR_GUID, tenant_id)
@@ -123,8 +131,14 @@ class ExchangeClient:
 
     # -- public API -------------------------------------------------------------------------------------------
 
-    def pages(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *, select: Sequence[str] = (),
-              anchor: str | None = None) -> Iterator[Page]:
+    def pages(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        select: Sequence[str] = (),
+        anchor: str | None = None,
+    ) -> Iterator[Page]:
         """Yield the answer page by page as it arrives, following `@odata.nextLink` to the end.
 
         An expired cursor restarts the query once (the restarted first page says so); a nextLink to another
@@ -143,7 +157,8 @@ class ExchangeClient:
                     if url in seen:
                         raise ExchangeProtocolError(
                             "the server sent a nextLink it had sent before (a paging loop); the result is incomplete",
-                            cmdlet=cmdlet)
+                            cmdlet=cmdlet,
+                        )
                     seen.add(url)
                     payload = self._send(url, body, headers, cmdlet)
                     number += 1
@@ -159,8 +174,14 @@ class ExchangeClient:
                 restarted = True
                 log.warning("%s: paging cursor expired after %d pages; restarting the query once", cmdlet, number)
 
-    def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *, select: Sequence[str] = (),
-               anchor: str | None = None) -> CmdletResult:
+    def invoke(
+        self,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        select: Sequence[str] = (),
+        anchor: str | None = None,
+    ) -> CmdletResult:
         """Run a cmdlet and collect its whole answer (for small answers such as configuration objects)."""
         result = CmdletResult()
         for page in self.pages(cmdlet, parameters, select=select, anchor=anchor):
@@ -180,9 +201,12 @@ class ExchangeClient:
         if self.run_deadline is not None:
             allowed = min(allowed, self.run_deadline - started)
             if allowed <= 0:
-                raise ExchangeDeadlineExceeded("the run's time budget is used up; nothing more was sent",
-                                               cmdlet=cmdlet, hint="Raise AUDIT_RUN_DEADLINE_SECONDS if the "
-                                               "tenant is large, or find out why Exchange answers slowly.")
+                raise ExchangeDeadlineExceeded(
+                    "the run's time budget is used up; nothing more was sent",
+                    cmdlet=cmdlet,
+                    hint="Raise AUDIT_RUN_DEADLINE_SECONDS if the "
+                    "tenant is large, or find out why Exchange answers slowly.",
+                )
         deadline = started + allowed
         server_errors_seen = 0
 
@@ -197,8 +221,9 @@ class ExchangeClient:
                 return server_errors_seen == 1  # a plain 500: once (writes are idempotent, so safe)
             return False
 
-        backoff = tenacity.wait_random_exponential(multiplier=policy.backoff_base_seconds,
-                                                   max=policy.backoff_cap_seconds)
+        backoff = tenacity.wait_random_exponential(
+            multiplier=policy.backoff_base_seconds, max=policy.backoff_cap_seconds
+        )
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -208,8 +233,13 @@ class ExchangeClient:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning("%s: attempt %d failed (%s); retrying in %.1f s", cmdlet, state.attempt_number,
-                        type(exc).__name__, state.upcoming_sleep)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.1f s",
+                cmdlet,
+                state.attempt_number,
+                type(exc).__name__,
+                state.upcoming_sleep,
+            )
 
         out_of_time = False
 
@@ -221,8 +251,14 @@ class ExchangeClient:
             out_of_time = (state.seconds_since_start or 0.0) + (state.upcoming_sleep or 0.0) >= allowed
             return out_of_time
 
-        retrying = tenacity.Retrying(retry=tenacity.retry_if_exception(retryable), stop=stop, wait=wait,
-                                     sleep=self._sleep, before_sleep=before_sleep, reraise=True)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(retryable),
+            stop=stop,
+            wait=wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
         try:
             return retrying(self._attempt, url, body, headers, cmdlet, deadline)
         except ExchangeError as exc:
@@ -230,11 +266,16 @@ class ExchangeClient:
                 raise
             raise ExchangeDeadlineExceeded(
                 f"gave up after {time.monotonic() - started:.1f} s of {allowed:.0f} s allowed; "
-                f"the last attempt said: {exc.summary}", cmdlet=cmdlet, status=exc.status, detail=exc.detail,
-                request_id=exc.request_id) from None
+                f"the last attempt said: {exc.summary}",
+                cmdlet=cmdlet,
+                status=exc.status,
+                detail=exc.detail,
+                request_id=exc.request_id,
+            ) from None
 
-    def _attempt(self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str,
-                 deadline: float) -> dict[str, Any]:
+    def _attempt(
+        self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str, deadline: float
+    ) -> dict[str, Any]:
         """One try; a 401 gets one fresh token and one immediate retry before it counts as an auth error."""
         response_status, content, response = self._post(url, body, headers, cmdlet, deadline)
         if response_status == 401:
@@ -246,21 +287,29 @@ class ExchangeClient:
             try:
                 payload = json.loads(content.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, RecursionError):
-                raise ExchangeProtocolError("HTTP 200 with a body that is not JSON", cmdlet=cmdlet,
-                                            request_id=request_id) from None
+                raise ExchangeProtocolError(
+                    "HTTP 200 with a body that is not JSON", cmdlet=cmdlet, request_id=request_id
+                ) from None
             if not isinstance(payload, dict):
-                raise ExchangeProtocolError("HTTP 200 with a JSON body that is not an object", cmdlet=cmdlet,
-                                            request_id=request_id)
+                raise ExchangeProtocolError(
+                    "HTTP 200 with a JSON body that is not an object", cmdlet=cmdlet, request_id=request_id
+                )
             return payload
-        error = classify_error(response_status, parse_error_body(content), cmdlet=cmdlet, request_id=request_id,
-                               retry_after=_retry_after(response.headers.get("Retry-After")))
+        error = classify_error(
+            response_status,
+            parse_error_body(content),
+            cmdlet=cmdlet,
+            request_id=request_id,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
         if isinstance(error, ExchangeAuthError):
             error.summary = "the token was not accepted, also after fetching a new one"
             error.args = (error._render(),)
         raise error
 
-    def _post(self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str,
-              deadline: float) -> tuple[int, bytes, requests.Response]:
+    def _post(
+        self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str, deadline: float
+    ) -> tuple[int, bytes, requests.Response]:
         self._require_exchange_origin(url, cmdlet)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -268,8 +317,7 @@ class ExchangeClient:
         try:
             token = self._tokens.get_token()
         except TokenError as exc:
-            raise ExchangeAuthError(str(exc), cmdlet=cmdlet,
-                                    hint="No request was sent to Exchange.") from None
+            raise ExchangeAuthError(str(exc), cmdlet=cmdlet, hint="No request was sent to Exchange.") from None
         request_headers = {
             **headers,
             "Authorization": f"Bearer {token}",
@@ -285,8 +333,14 @@ class ExchangeClient:
         timeout = (min(self.policy.connect_timeout_seconds, remaining), remaining)
         self.requests_sent += 1
         try:
-            response = self._session.post(url, data=json.dumps(body).encode("utf-8"), headers=request_headers,
-                                          timeout=timeout, stream=True, allow_redirects=False)
+            response = self._session.post(
+                url,
+                data=json.dumps(body).encode("utf-8"),
+                headers=request_headers,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+            )
             try:
                 content = _read_body(response, deadline, cmdlet)
             finally:
@@ -315,7 +369,9 @@ class ExchangeClient:
             parts = urlsplit(url)
             raise ExchangeProtocolError(
                 f"refused to follow a link to {parts.scheme}://{parts.netloc}: the token is only sent to "
-                f"{self.endpoint}; the result is incomplete", cmdlet=cmdlet)
+                f"{self.endpoint}; the result is incomplete",
+                cmdlet=cmdlet,
+            )
 
 
 def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> bytes:
@@ -328,8 +384,7 @@ def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> byt
         if size > MAX_BODY_BYTES:
             raise ExchangeProtocolError(f"the answer is larger than {MAX_BODY_BYTES // 2**20} MiB", cmdlet=cmdlet)
         if time.monotonic() > deadline:
-            raise ExchangeTransportError("the answer arrived too slowly to finish within the deadline",
-                                         cmdlet=cmdlet)
+            raise ExchangeTransportError("the answer arrived too slowly to finish within the deadline", cmdlet=cmdlet)
         chunks.append(chunk)
     raw = b"".join(chunks)
     if "gzip" not in response.headers.get("Content-Encoding", "").lower():
@@ -363,4 +418,3 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds is not None and seconds >= 0 else None
-

@@ -19,9 +19,17 @@ class ExchangeError(Exception):
 
     hint = "See the message above; the request id helps Microsoft support."
 
-    def __init__(self, summary: str, *, cmdlet: str | None = None, status: int | None = None,
-                 detail: str | None = None, exception_type: str | None = None,
-                 request_id: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        summary: str,
+        *,
+        cmdlet: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+        exception_type: str | None = None,
+        request_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.summary = summary
         self.cmdlet = cmdlet
         self.status = status
@@ -41,14 +49,18 @@ class ExchangeError(Exception):
 
 
 class ExchangeAuthError(ExchangeError):
-    hint = ("The token was rejected: make sure the app (or managed identity) has the Office 365 Exchange Online "
-            "application permission Exchange.ManageAsApp with admin consent, and that the token is for the "
-            "Exchange resource of the right cloud (EXO_CLOUD).")
+    hint = (
+        "The token was rejected: make sure the app (or managed identity) has the Office 365 Exchange Online "
+        "application permission Exchange.ManageAsApp with admin consent, and that the token is for the "
+        "Exchange resource of the right cloud (EXO_CLOUD)."
+    )
 
 
 class ExchangePermissionError(ExchangeError):
-    hint = (f"The app has no Entra role that allows this cmdlet: assign {WRITE_ROLES_HINT} to its service "
-            "principal, or add it to an Exchange role group that grants the cmdlet.")
+    hint = (
+        f"The app has no Entra role that allows this cmdlet: assign {WRITE_ROLES_HINT} to its service "
+        "principal, or add it to an Exchange role group that grants the cmdlet."
+    )
 
 
 class ExchangeNotFound(ExchangeError):
@@ -96,8 +108,10 @@ class ExchangeProtocolError(ExchangeError):
 
 
 class ExchangeDeadlineExceeded(ExchangeError):
-    hint = ("The operation did not finish within its deadline (EXO_OPERATION_DEADLINE_SECONDS); Exchange may be "
-            "throttling or slow. Try again later.")
+    hint = (
+        "The operation did not finish within its deadline (EXO_OPERATION_DEADLINE_SECONDS); Exchange may be "
+        "throttling or slow. Try again later."
+    )
 
 
 @dataclass(frozen=True)
@@ -147,14 +161,20 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def classify_error(status: int, info: ErrorInfo, *, cmdlet: str, request_id: str | None,
-                   retry_after: float | None) -> ExchangeError:
+def classify_error(
+    status: int, info: ErrorInfo, *, cmdlet: str, request_id: str | None, retry_after: float | None
+) -> ExchangeError:
     """Map an HTTP status and its error envelope to the typed exception an administrator can act on."""
     text = info.text or ""
     lowered = text.lower()
     exception_type = info.exception_type or ""
-    kwargs: dict[str, Any] = {"cmdlet": cmdlet, "status": status, "detail": shorten(text, 500) or None,
-                              "exception_type": info.exception_type, "request_id": request_id}
+    kwargs: dict[str, Any] = {
+        "cmdlet": cmdlet,
+        "status": status,
+        "detail": shorten(text, 500) or None,
+        "exception_type": info.exception_type,
+        "request_id": request_id,
+    }
     if "maximum number of concurrent requests" in lowered:
         return ExchangeThrottled("too many concurrent requests for this tenant", retry_after=retry_after, **kwargs)
     if status == 429:

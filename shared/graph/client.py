@@ -47,15 +47,22 @@ def parse_error(response: requests.Response, method: str, path: str) -> GraphErr
     if not message:
         text = " ".join((response.text or "").split())[:200]
         message = text if text.isprintable() and text else (response.reason or "no error details")
-    return GraphError(response.status_code, code, redact(message), method=method, path=path,
-                      request_id=request_id or response.headers.get("request-id"))
+    return GraphError(
+        response.status_code,
+        code,
+        redact(message),
+        method=method,
+        path=path,
+        request_id=request_id or response.headers.get("request-id"),
+    )
 
 
 class GraphClient:
     """GET/POST JSON against `{base_url}/v1.0` with a bearer token for `scope` from `credential`."""
 
-    def __init__(self, base_url: str, credential: TokenCredential, scope: str, *,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self, base_url: str, credential: TokenCredential, scope: str, *, session: requests.Session | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api = f"{self.base_url}/v1.0"
         self.scope = scope
@@ -73,15 +80,17 @@ class GraphClient:
                 raise GraphAuthError(
                     f"Could not get a Microsoft Graph token ({type(exc).__name__}). Sign in first, as a Privileged "
                     "Role Administrator (or Global Administrator) of the Microsoft 365 tenant: `az login --tenant "
-                    f"<tenant id>`. Details: {detail}") from None
+                    f"<tenant id>`. Details: {detail}"
+                ) from None
         return f"Bearer {self._token}"
 
     def _send(self, method: str, url: str, path: str, body: Any = None) -> dict[str, Any]:
         headers = {"Authorization": self._bearer(), "Accept": "application/json"}
         log.debug("Graph %s %s", method, path)
         try:
-            response = self._session.request(method, url, json=body, headers=headers, timeout=HTTP_TIMEOUT,
-                                             allow_redirects=False)
+            response = self._session.request(
+                method, url, json=body, headers=headers, timeout=HTTP_TIMEOUT, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise GraphError(None, type(exc).__name__, redact(str(exc))[:300], method=method, path=path) from None
         if response.status_code >= 300:
@@ -89,11 +98,13 @@ class GraphClient:
         try:
             document = response.json()
         except ValueError:
-            raise GraphError(response.status_code, "InvalidResponse", "the answer is not JSON", method=method,
-                             path=path) from None
+            raise GraphError(
+                response.status_code, "InvalidResponse", "the answer is not JSON", method=method, path=path
+            ) from None
         if not isinstance(document, dict):
-            raise GraphError(response.status_code, "InvalidResponse", "the answer is not a JSON object",
-                             method=method, path=path)
+            raise GraphError(
+                response.status_code, "InvalidResponse", "the answer is not a JSON object", method=method, path=path
+            )
         return document
 
     def url(self, path: str, query: dict[str, str] | None = None) -> str:
@@ -115,19 +126,24 @@ class GraphClient:
         seen: set[str] = set()
         while url is not None:
             if url in seen or len(seen) >= MAX_PAGES:
-                raise GraphError(None, "PagingLoop", "the collection's next links repeat or never end",
-                                 method="GET", path=path)
+                raise GraphError(
+                    None, "PagingLoop", "the collection's next links repeat or never end", method="GET", path=path
+                )
             seen.add(url)
             page = self._send("GET", url, path)
             value = page.get("value")
             if not isinstance(value, list):
-                raise GraphError(200, "InvalidResponse", "the collection has no 'value' list", method="GET",
-                                 path=path)
+                raise GraphError(200, "InvalidResponse", "the collection has no 'value' list", method="GET", path=path)
             items += [item for item in value if isinstance(item, dict)]
             url = page.get("@odata.nextLink")
             if url is not None and not self._same_origin(str(url)):
-                raise GraphError(None, "ForeignNextLink", "a next link points at another host; refused (the "
-                                 "token only goes to the Graph endpoint)", method="GET", path=path)
+                raise GraphError(
+                    None,
+                    "ForeignNextLink",
+                    "a next link points at another host; refused (the token only goes to the Graph endpoint)",
+                    method="GET",
+                    path=path,
+                )
         return items
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

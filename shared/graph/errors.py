@@ -6,8 +6,16 @@ from __future__ import annotations
 class GraphError(Exception):
     """Graph answered an error (or could not be reached: `status` None). The message holds no token."""
 
-    def __init__(self, status: int | None, code: str, message: str, *, method: str = "", path: str = "",
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int | None,
+        code: str,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        request_id: str | None = None,
+    ) -> None:
         self.status, self.code, self.message = status, code, message
         self.method, self.path, self.request_id = method, path, request_id
         where = f"{method} {path}".strip()

@@ -28,6 +28,7 @@ from shared.graph.grant_plan import (
 
 PRINCIPAL_SELECT = "id,appId,displayName,servicePrincipalType"
 
+
 def _read[T](step: Step, call: Callable[[], T]) -> T:
     try:
         return call()
@@ -43,8 +44,9 @@ def find_principal(client: GraphClient, reference: str, notes: list[str]) -> Pri
         if exc.status != 404:
             raise GrantError(explain(Step.FIND_PRINCIPAL, exc)) from None
     try:
-        found = Principal.from_graph(client.get(f"/servicePrincipals(appId='{reference}')",
-                                                {"$select": PRINCIPAL_SELECT}))
+        found = Principal.from_graph(
+            client.get(f"/servicePrincipals(appId='{reference}')", {"$select": PRINCIPAL_SELECT})
+        )
     except GraphError as exc:
         if exc.status != 404:
             raise GrantError(explain(Step.FIND_PRINCIPAL, exc)) from None
@@ -63,9 +65,11 @@ def find_exchange(client: GraphClient) -> tuple[str, str]:
         exchange = client.get(f"/servicePrincipals(appId='{EXCHANGE_APP_ID}')", {"$select": "id,appId,appRoles"})
     except GraphError as exc:
         if exc.status == 404:
-            raise GrantError(f"The {EXCHANGE_DISPLAY_NAME} service principal ({EXCHANGE_APP_ID}) does not exist in "
-                             "this tenant: it has no Exchange Online, or you signed in to another tenant. Nothing "
-                             "was assigned.") from None
+            raise GrantError(
+                f"The {EXCHANGE_DISPLAY_NAME} service principal ({EXCHANGE_APP_ID}) does not exist in "
+                "this tenant: it has no Exchange Online, or you signed in to another tenant. Nothing "
+                "was assigned."
+            ) from None
         raise GrantError(explain(Step.FIND_EXCHANGE, exc)) from None
     return str(exchange.get("id", "")).lower(), manage_as_app_role_id(exchange)
 
@@ -76,15 +80,26 @@ def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -
     try:
         principal = report.principal = find_principal(client, reference, report.notes)
         exchange_id, role_id = find_exchange(client)
-        app_roles = _read(Step.READ_APP_ROLES, lambda: client.get_all(f"/servicePrincipals/{principal.id}"
-                                                                      "/appRoleAssignments"))
-        directory_roles = _read(Step.READ_DIRECTORY_ROLES, lambda: client.get_all(
-            "/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{principal.id}'"}))
+        app_roles = _read(
+            Step.READ_APP_ROLES, lambda: client.get_all(f"/servicePrincipals/{principal.id}/appRoleAssignments")
+        )
+        directory_roles = _read(
+            Step.READ_DIRECTORY_ROLES,
+            lambda: client.get_all(
+                "/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{principal.id}'"}
+            ),
+        )
     except (GrantError, GraphAuthError) as exc:
         report.error = str(exc)
         return report
-    plan = plan_grants(principal_id=principal.id, exchange_sp_id=exchange_id, app_role_id=role_id,
-                       app_role_assignments=app_roles, role_assignments=directory_roles, read_only=read_only)
+    plan = plan_grants(
+        principal_id=principal.id,
+        exchange_sp_id=exchange_id,
+        app_role_id=role_id,
+        app_role_assignments=app_roles,
+        role_assignments=directory_roles,
+        read_only=read_only,
+    )
     report.notes.extend(plan.notes)
     for grant in plan.grants:
         report.results.append(_apply(client, grant))

@@ -24,8 +24,11 @@ MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
-ROLE_NAMES = {EXCHANGE_ADMINISTRATOR: "Exchange Administrator", GLOBAL_READER: "Global Reader",
-              GLOBAL_ADMINISTRATOR: "Global Administrator"}
+ROLE_NAMES = {
+    EXCHANGE_ADMINISTRATOR: "Exchange Administrator",
+    GLOBAL_READER: "Global Reader",
+    GLOBAL_ADMINISTRATOR: "Global Administrator",
+}
 DIRECTORY_SCOPE = "/"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DUPLICATE_TEXTS = ("already exists", "conflicting object")
@@ -35,9 +38,9 @@ ADMIN_ROLES = "Privileged Role Administrator (or Global Administrator)"
 class Outcome(StrEnum):
     """What happened to one wanted assignment."""
 
-    ASSIGNED = "Assigned"                 # POSTed now (201)
+    ASSIGNED = "Assigned"  # POSTed now (201)
     ALREADY_ASSIGNED = "AlreadyAssigned"  # found in place: nothing sent
-    FAILED = "Failed"                     # the POST was refused
+    FAILED = "Failed"  # the POST was refused
 
 
 class Step(StrEnum):
@@ -56,7 +59,7 @@ NEEDED_PERMISSION = {
     Step.FIND_EXCHANGE: "the Graph permission Application.Read.All",
     Step.READ_APP_ROLES: "the Graph permission Application.Read.All",
     Step.READ_DIRECTORY_ROLES: "the Graph permission RoleManagement.Read.Directory (or RoleManagement.ReadWrite."
-                               "Directory)",
+    "Directory)",
     Step.ASSIGN_APP_ROLE: "the Graph permissions AppRoleAssignment.ReadWrite.All and Application.Read.All",
     Step.ASSIGN_DIRECTORY_ROLE: "the Graph permission RoleManagement.ReadWrite.Directory",
 }
@@ -80,8 +83,12 @@ class Principal:
 
     @classmethod
     def from_graph(cls, item: Mapping[str, Any]) -> Principal:
-        return cls(id=str(item.get("id", "")).lower(), app_id=str(item.get("appId", "")).lower(),
-                   display_name=str(item.get("displayName") or ""), type=str(item.get("servicePrincipalType") or ""))
+        return cls(
+            id=str(item.get("id", "")).lower(),
+            app_id=str(item.get("appId", "")).lower(),
+            display_name=str(item.get("displayName") or ""),
+            type=str(item.get("servicePrincipalType") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -131,39 +138,77 @@ def manage_as_app_role_id(exchange_sp: Mapping[str, Any]) -> str:
     for role in exchange_sp.get("appRoles") or []:
         if isinstance(role, dict) and role.get("value") == MANAGE_AS_APP and role.get("isEnabled", True):
             return str(role.get("id") or MANAGE_AS_APP_ROLE_ID).lower()
-    raise GrantError(f"The {EXCHANGE_DISPLAY_NAME} service principal in this tenant offers no enabled "
-                     f"{MANAGE_AS_APP} app role; nothing was assigned.")
+    raise GrantError(
+        f"The {EXCHANGE_DISPLAY_NAME} service principal in this tenant offers no enabled "
+        f"{MANAGE_AS_APP} app role; nothing was assigned."
+    )
 
 
-def plan_grants(*, principal_id: str, exchange_sp_id: str, app_role_id: str,
-                app_role_assignments: Sequence[Mapping[str, Any]], role_assignments: Sequence[Mapping[str, Any]],
-                read_only: bool) -> GrantPlan:
+def plan_grants(
+    *,
+    principal_id: str,
+    exchange_sp_id: str,
+    app_role_id: str,
+    app_role_assignments: Sequence[Mapping[str, Any]],
+    role_assignments: Sequence[Mapping[str, Any]],
+    read_only: bool,
+) -> GrantPlan:
     """What to assign, from what the principal already holds."""
-    has_app_role = any(_same(a.get("resourceId"), exchange_sp_id) and _same(a.get("appRoleId"), app_role_id)
-                       and _same(a.get("principalId") or principal_id, principal_id) for a in app_role_assignments)
+    has_app_role = any(
+        _same(a.get("resourceId"), exchange_sp_id)
+        and _same(a.get("appRoleId"), app_role_id)
+        and _same(a.get("principalId") or principal_id, principal_id)
+        for a in app_role_assignments
+    )
     role_id, role_name = wanted_directory_role(read_only)
     mine = [a for a in role_assignments if _same(a.get("principalId"), principal_id)]
     wide = {str(a.get("roleDefinitionId", "")).lower() for a in mine if a.get("directoryScopeId") == DIRECTORY_SCOPE}
     notes = []
-    scoped = sorted({str(a.get("directoryScopeId")) for a in mine if _same(a.get("roleDefinitionId"), role_id)
-                     and a.get("directoryScopeId") != DIRECTORY_SCOPE})
+    scoped = sorted(
+        {
+            str(a.get("directoryScopeId"))
+            for a in mine
+            if _same(a.get("roleDefinitionId"), role_id) and a.get("directoryScopeId") != DIRECTORY_SCOPE
+        }
+    )
     if scoped and role_id not in wide:
-        notes.append(f"{role_name} is assigned only on scope {', '.join(scoped)}; Exchange Online needs it "
-                     "directory-wide (\"/\").")
+        notes.append(
+            f'{role_name} is assigned only on scope {", ".join(scoped)}; Exchange Online needs it directory-wide ("/").'
+        )
     if read_only and EXCHANGE_ADMINISTRATOR in wide:
-        notes.append("The principal also holds Exchange Administrator, more than checks need; remove that "
-                     "assignment if it only checks (least privilege).")
+        notes.append(
+            "The principal also holds Exchange Administrator, more than checks need; remove that "
+            "assignment if it only checks (least privilege)."
+        )
     if not read_only and GLOBAL_READER in wide:
-        notes.append("The principal also holds Global Reader, which this app does not need next to Exchange "
-                     "Administrator; remove it unless something else uses it.")
+        notes.append(
+            "The principal also holds Global Reader, which this app does not need next to Exchange "
+            "Administrator; remove it unless something else uses it."
+        )
     if GLOBAL_ADMINISTRATOR in wide:
         notes.append("The principal holds Global Administrator, far more than this app needs; remove it.")
     grants = (
-        Grant("appRole", MANAGE_AS_APP, Step.ASSIGN_APP_ROLE, f"/servicePrincipals/{principal_id}/appRoleAssignments",
-              {"principalId": principal_id, "resourceId": exchange_sp_id, "appRoleId": app_role_id}, has_app_role),
-        Grant("directoryRole", role_name, Step.ASSIGN_DIRECTORY_ROLE, "/roleManagement/directory/roleAssignments",
-              {"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "principalId": principal_id,
-               "roleDefinitionId": role_id, "directoryScopeId": DIRECTORY_SCOPE}, role_id in wide),
+        Grant(
+            "appRole",
+            MANAGE_AS_APP,
+            Step.ASSIGN_APP_ROLE,
+            f"/servicePrincipals/{principal_id}/appRoleAssignments",
+            {"principalId": principal_id, "resourceId": exchange_sp_id, "appRoleId": app_role_id},
+            has_app_role,
+        ),
+        Grant(
+            "directoryRole",
+            role_name,
+            Step.ASSIGN_DIRECTORY_ROLE,
+            "/roleManagement/directory/roleAssignments",
+            {
+                "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+                "principalId": principal_id,
+                "roleDefinitionId": role_id,
+                "directoryScopeId": DIRECTORY_SCOPE,
+            },
+            role_id in wide,
+        ),
     )
     return GrantPlan(grants, tuple(notes))
 
@@ -178,14 +223,20 @@ def explain(step: Step, error: GraphError, what: str | None = None) -> str:
     said = f"{error.code}: {error.message}" if error.message else error.code
     ref = f" (request-id {error.request_id})" if error.request_id else ""
     if error.status == 403:
-        return (f"Not allowed to {what}: Graph answered 403 ({said}){ref}. The caller needs "
-                f"{NEEDED_PERMISSION[step]}; a signed-in administrator needs the Entra role {ADMIN_ROLES}.")
+        return (
+            f"Not allowed to {what}: Graph answered 403 ({said}){ref}. The caller needs "
+            f"{NEEDED_PERMISSION[step]}; a signed-in administrator needs the Entra role {ADMIN_ROLES}."
+        )
     if error.status == 401:
-        return (f"Graph refused the token while trying to {what} (401 {said}){ref}. Sign in to the tenant that holds "
-                "the identity (`az login --tenant <tenant id>`), and check that --cloud / GRAPH_ENDPOINT match it.")
+        return (
+            f"Graph refused the token while trying to {what} (401 {said}){ref}. Sign in to the tenant that holds "
+            "the identity (`az login --tenant <tenant id>`), and check that --cloud / GRAPH_ENDPOINT match it."
+        )
     if error.status == 429:
-        return (f"Graph is throttling requests ({said}). Wait a minute and run the command again; it only assigns "
-                "what is still missing.")
+        return (
+            f"Graph is throttling requests ({said}). Wait a minute and run the command again; it only assigns "
+            "what is still missing."
+        )
     if error.status is None:
         return f"Could not reach Microsoft Graph to {what}: {said}."
     return f"Could not {what}: Graph answered {error.status} ({said}){ref}."

@@ -7,21 +7,29 @@ from typing import Any
 from shared import __version__
 from shared.graph.grant_plan import GrantReport, Outcome, wanted_directory_role
 
-LEAST_PRIVILEGE_HINT = ("Least privilege: Exchange RBAC role groups (New-ServicePrincipal + Add-RoleGroupMember in "
-                        "Exchange Online PowerShell) can replace the directory-wide Entra role; see --help.")
+LEAST_PRIVILEGE_HINT = (
+    "Least privilege: Exchange RBAC role groups (New-ServicePrincipal + Add-RoleGroupMember in "
+    "Exchange Online PowerShell) can replace the directory-wide Entra role; see --help."
+)
 
 
 def render_text(report: GrantReport) -> str:
     principal = report.principal
-    who = (f"{principal.display_name or '(no name)'} ({principal.type or 'service principal'}, object id "
-           f"{principal.id}, app id {principal.app_id})" if principal else report.requested_id)
+    who = (
+        f"{principal.display_name or '(no name)'} ({principal.type or 'service principal'}, object id "
+        f"{principal.id}, app id {principal.app_id})"
+        if principal
+        else report.requested_id
+    )
     lines = [f"Granting Exchange Online permissions to {who} via {report.graph_url}"]
     # A failure's explanation goes to stderr (the CLI prints report.error); the line only says that it failed.
     lines += [f"  {r.grant.label}: {'FAILED' if r.outcome is Outcome.FAILED else r.message}" for r in report.results]
     lines += [f"Note: {note}" for note in report.notes]
     if report.exit_code == 0:
-        lines.append("Both assignments are in place (exit code 0). New assignments can take a while to reach "
-                     "Exchange Online; run `python -m shared check` to confirm.")
+        lines.append(
+            "Both assignments are in place (exit code 0). New assignments can take a while to reach "
+            "Exchange Online; run `python -m shared check` to confirm."
+        )
         lines.append(LEAST_PRIVILEGE_HINT)
     else:
         lines.append("Error: not every assignment is in place (exit code 2).")
@@ -32,13 +40,27 @@ def report_document(report: GrantReport) -> dict[str, Any]:
     principal = report.principal
     role_id, role_name = wanted_directory_role(report.read_only)
     return {
-        "tool": "mailbox-audit-guard", "tool_version": __version__, "command": "grant-permissions",
-        "graph_endpoint": report.graph_url, "requested_id": report.requested_id, "read_only": report.read_only,
-        "principal": None if principal is None else {"id": principal.id, "app_id": principal.app_id,
-                                                     "display_name": principal.display_name, "type": principal.type},
+        "tool": "mailbox-audit-guard",
+        "tool_version": __version__,
+        "command": "grant-permissions",
+        "graph_endpoint": report.graph_url,
+        "requested_id": report.requested_id,
+        "read_only": report.read_only,
+        "principal": None
+        if principal is None
+        else {
+            "id": principal.id,
+            "app_id": principal.app_id,
+            "display_name": principal.display_name,
+            "type": principal.type,
+        },
         "directory_role": {"id": role_id, "name": role_name},
-        "assignments": [{"kind": r.grant.kind, "name": r.grant.name, "outcome": str(r.outcome), "message": r.message}
-                        for r in report.results],
+        "assignments": [
+            {"kind": r.grant.kind, "name": r.grant.name, "outcome": str(r.outcome), "message": r.message}
+            for r in report.results
+        ],
         "notes": list(report.notes),
-        "status": "Ok" if report.exit_code == 0 else "Error", "exit_code": report.exit_code, "error": report.error,
+        "status": "Ok" if report.exit_code == 0 else "Error",
+        "exit_code": report.exit_code,
+        "error": report.error,
     }

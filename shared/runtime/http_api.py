@@ -36,8 +36,12 @@ REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "controls": {"type": "array", "items": {"enum": list(IMPLEMENTED_CONTROLS)}, "minItems": 1,
-                     "uniqueItems": True},
+        "controls": {
+            "type": "array",
+            "items": {"enum": list(IMPLEMENTED_CONTROLS)},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
         "dryRun": {"type": "boolean"},
     },
 }
@@ -88,14 +92,21 @@ def read_principal(headers: Mapping[str, str]) -> Caller | None:
         principal = json.loads(base64.b64decode(raw, validate=True))
         claims = principal.get("claims") or []
         role_types = {"roles", principal.get("role_typ") or ROLE_CLAIM_URI}
-        roles = frozenset(str(c["val"]) for c in claims if isinstance(c, dict) and c.get("typ") in role_types
-                          and isinstance(c.get("val"), str))
+        roles = frozenset(
+            str(c["val"])
+            for c in claims
+            if isinstance(c, dict) and c.get("typ") in role_types and isinstance(c.get("val"), str)
+        )
     # RecursionError: a forged header carrying deeply nested JSON (found by tests/hardening) must be a 401, not a 500.
     except (ValueError, binascii.Error, AttributeError, TypeError, KeyError, RecursionError):
         raise HttpProblem(401, "The client principal header could not be read.") from None
     name = headers.get("x-ms-client-principal-name") or _claim(claims, "preferred_username", "name", "appid", "azp")
-    return Caller(id=headers.get("x-ms-client-principal-id") or _claim(claims, "oid",
-                  "http://schemas.microsoft.com/identity/claims/objectidentifier"), name=name, roles=roles)
+    return Caller(
+        id=headers.get("x-ms-client-principal-id")
+        or _claim(claims, "oid", "http://schemas.microsoft.com/identity/claims/objectidentifier"),
+        name=name,
+        roles=roles,
+    )
 
 
 def _claim(claims: list[Any], *types: str) -> str | None:
@@ -109,15 +120,24 @@ def authorise(headers: Mapping[str, str], settings: AppSettings) -> Caller:
     """The caller, when allowed to remediate; otherwise HttpProblem 401 (who are you?) or 403 (not you)."""
     caller = read_principal(headers) if settings.auth_enabled or not settings.allow_key_only else None
     if settings.allow_key_only:
-        return Caller(id=caller.id, name=caller.name, roles=caller.roles, via="function-key") if caller else \
-            Caller(id=None, name=None, via="function-key")
+        return (
+            Caller(id=caller.id, name=caller.name, roles=caller.roles, via="function-key")
+            if caller
+            else Caller(id=None, name=None, via="function-key")
+        )
     if not settings.auth_enabled:
-        raise HttpProblem(403, "Remediation needs App Service authentication (Entra ID) on this Function App, "
-                               "so that the caller's identity can be trusted; or set REMEDIATION_ALLOW_KEY_ONLY=true "
-                               "to accept the function key alone (weaker).")
+        raise HttpProblem(
+            403,
+            "Remediation needs App Service authentication (Entra ID) on this Function App, "
+            "so that the caller's identity can be trusted; or set REMEDIATION_ALLOW_KEY_ONLY=true "
+            "to accept the function key alone (weaker).",
+        )
     if caller is None:
-        raise HttpProblem(401, "Sign in first: no authenticated caller (App Service authentication principal).",
-                          {"WWW-Authenticate": "Bearer"})
+        raise HttpProblem(
+            401,
+            "Sign in first: no authenticated caller (App Service authentication principal).",
+            {"WWW-Authenticate": "Bearer"},
+        )
     if REMEDIATE_ROLE not in caller.roles:
         raise HttpProblem(403, f"The caller lacks the app role {REMEDIATE_ROLE}.")
     return caller
@@ -156,16 +176,26 @@ def parse_request(body: bytes) -> RemediationRequest:
         raise HttpProblem(400, "The request body is nested too deeply.") from None
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "body"
-        raise HttpProblem(400, f"Invalid request ({where}): {shorten(error.message, 200)}. "
-                               f"Expected {{\"controls\": [{', '.join(map(repr, IMPLEMENTED_CONTROLS))}], "
-                               "\"dryRun\": true|false}, all optional; dryRun defaults to true.")
-    return RemediationRequest(controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
-                              # A bare POST only shows what would change: writing needs an explicit "dryRun": false.
-                              dry_run=bool(document.get("dryRun", True)))
+        raise HttpProblem(
+            400,
+            f"Invalid request ({where}): {shorten(error.message, 200)}. "
+            f'Expected {{"controls": [{", ".join(map(repr, IMPLEMENTED_CONTROLS))}], '
+            '"dryRun": true|false}, all optional; dryRun defaults to true.',
+        )
+    return RemediationRequest(
+        controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
+        # A bare POST only shows what would change: writing needs an explicit "dryRun": false.
+        dry_run=bool(document.get("dryRun", True)),
+    )
 
 
-def handle(method: str, headers: Mapping[str, str], body: bytes, env: Mapping[str, str],
-           run: Callable[[RemediationRequest, Caller], RunReport]) -> tuple[int, dict[str, Any], dict[str, str]]:
+def handle(
+    method: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    env: Mapping[str, str],
+    run: Callable[[RemediationRequest, Caller], RunReport],
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Answer one request: (status, JSON document, extra headers). `run` does the remediation itself."""
     try:
         if method.upper() != "POST":
@@ -187,8 +217,15 @@ def handle(method: str, headers: Mapping[str, str], body: bytes, env: Mapping[st
 def response_document(report: RunReport) -> dict[str, Any]:
     steps = [remediation_document(step) for step in report.remediation]
     completed = all(step.outcome is not Outcome.FAILED for step in report.remediation) and bool(steps)
-    document = {"run_id": report.run_id, "caller": report.caller, "tenant_id": report.tenant_id,
-                "dry_run": report.dry_run, "status": str(report.status), "completed": completed, "controls": steps}
+    document = {
+        "run_id": report.run_id,
+        "caller": report.caller,
+        "tenant_id": report.tenant_id,
+        "dry_run": report.dry_run,
+        "status": str(report.status),
+        "completed": completed,
+        "controls": steps,
+    }
     if not steps:  # the run could not start: say why, per control
         document["error"] = "; ".join(sorted({result.message for result in report.controls}))
     return document

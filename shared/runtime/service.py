@@ -37,16 +37,31 @@ HTTP_RUN_DEADLINE_SECONDS = 200.0
 
 def open_client(settings: Settings, run_seconds: float | None = None) -> ExchangeClient:
     """An Exchange client for the configured tenant (may raise TokenError for an unreadable certificate)."""
-    policy = RetryPolicy(deadline_seconds=settings.operation_deadline_seconds,
-                         backoff_base_seconds=settings.retry_backoff_seconds)
+    policy = RetryPolicy(
+        deadline_seconds=settings.operation_deadline_seconds, backoff_base_seconds=settings.retry_backoff_seconds
+    )
     budget = min(settings.run_deadline_seconds, run_seconds or settings.run_deadline_seconds)
-    return ExchangeClient(settings.exchange_url, settings.tenant_id, token_provider_for(settings), policy=policy,
-                          run_deadline=time.monotonic() + budget)
+    return ExchangeClient(
+        settings.exchange_url,
+        settings.tenant_id,
+        token_provider_for(settings),
+        policy=policy,
+        run_deadline=time.monotonic() + budget,
+    )
 
 
-def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None, settings: Settings | None = None,
-            control_ids: Sequence[str] | None = None, dry_run: bool = False, caller: str | None = None,
-            also_check: Sequence[str] = (), config: RunSettings | ConfigError | None = None) -> RunReport:
+def execute(
+    command: str,
+    *,
+    trigger: str,
+    env: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    control_ids: Sequence[str] | None = None,
+    dry_run: bool = False,
+    caller: str | None = None,
+    also_check: Sequence[str] = (),
+    config: RunSettings | ConfigError | None = None,
+) -> RunReport:
     """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
 
     Never raises for a tenant or service problem: those become Error verdicts, an exception in telemetry,
@@ -63,8 +78,13 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
     controls = tuple(control_ids or IMPLEMENTED_CONTROLS)
     checked_only = tuple(cid for cid in also_check if cid not in controls)
     telemetry.configure(telemetry_settings)
-    report = RunReport(command=command, tenant_id=loaded.exchange.tenant_id if loaded else loader.reported_tenant(env),
-                       trigger=trigger, dry_run=dry_run, caller=caller)
+    report = RunReport(
+        command=command,
+        tenant_id=loaded.exchange.tenant_id if loaded else loader.reported_tenant(env),
+        trigger=trigger,
+        dry_run=dry_run,
+        caller=caller,
+    )
     try:
         if not isinstance(config, RunSettings):
             raise config  # any bad setting fails the run visibly, each named
@@ -82,18 +102,29 @@ def execute(command: str, *, trigger: str, env: Mapping[str, str] | None = None,
             blob_service = archive.blob_service(config.storage, retry_total=1) if trigger != "cli" else None
             try:
                 with TenantWriteLock(settings.tenant_id, blob_service, wait_seconds=LOCK_WAIT_SECONDS) as lock:
-                    report = run_remediation(client, settings.tenant_id, controls, policy=policy, dry_run=dry_run,
-                                             trigger=trigger, caller=caller, revert=command == "revert",
-                                             report=report, abort=lock.lost.is_set)
+                    report = run_remediation(
+                        client,
+                        settings.tenant_id,
+                        controls,
+                        policy=policy,
+                        dry_run=dry_run,
+                        trigger=trigger,
+                        caller=caller,
+                        revert=command == "revert",
+                        report=report,
+                        abort=lock.lost.is_set,
+                    )
             finally:
                 if blob_service is not None:
                     blob_service.close()
             if checked_only:
-                report = run_check(client, settings.tenant_id, checked_only, policy=policy, trigger=trigger,
-                                   report=report)
+                report = run_check(
+                    client, settings.tenant_id, checked_only, policy=policy, trigger=trigger, report=report
+                )
     except (TenantLockError, archive.ArchiveError) as exc:
-        report.controls = [error_result(control_id, f"nothing was written: {exc}")
-                           for control_id in controls + checked_only]
+        report.controls = [
+            error_result(control_id, f"nothing was written: {exc}") for control_id in controls + checked_only
+        ]
         log.error("Run %s: %s", report.run_id, exc)
         _record_failure(report, "could not take the tenant write lock")
     except Exception:
@@ -115,8 +146,15 @@ def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
     if isinstance(config, RunSettings) and config.app.audit_mode == "remediate":
         safe = list(UNATTENDED_CONTROLS)
         rest = [cid for cid in IMPLEMENTED_CONTROLS if cid not in safe]
-        return execute("remediate", trigger="timer", env=env, control_ids=safe, caller="timer:daily_audit_check",
-                       also_check=rest, config=config)
+        return execute(
+            "remediate",
+            trigger="timer",
+            env=env,
+            control_ids=safe,
+            caller="timer:daily_audit_check",
+            also_check=rest,
+            config=config,
+        )
     return execute("check", trigger="timer", env=env, config=config)
 
 
@@ -132,8 +170,9 @@ def archive_run(report: RunReport, storage: StorageSettings) -> list[str]:
             log.info("No storage account configured (AzureWebJobsStorage): evidence not archived.")
             return []
         with blob_service:
-            names = archive.archive_evidence(run_document(report, exit_code(report)),
-                                             container=storage.container, blob_service=blob_service)
+            names = archive.archive_evidence(
+                run_document(report, exit_code(report)), container=storage.container, blob_service=blob_service
+            )
     except archive.ArchiveError as exc:
         log.error("Evidence of run %s could not be archived: %s", report.run_id, exc)
         _record_failure(report, "evidence could not be archived")
@@ -144,8 +183,7 @@ def archive_run(report: RunReport, storage: StorageSettings) -> list[str]:
 
 def _record_failure(report: RunReport, what: str) -> None:
     """Send the exception being handled, tagged with the run id. Call only inside an `except` block."""
-    telemetry.emit_exception(f"Mailbox audit {report.command} {what}", run_id=report.run_id,
-                             tenant_id=report.tenant_id)
+    telemetry.emit_exception(f"Mailbox audit {report.command} {what}", run_id=report.run_id, tenant_id=report.tenant_id)
 
 
 def _publish(report: RunReport, settings: TelemetrySettings, storage: StorageSettings | None) -> RunReport:
@@ -153,14 +191,19 @@ def _publish(report: RunReport, settings: TelemetrySettings, storage: StorageSet
     if report.finished_at is None:
         report.finished_at = datetime.now(UTC)
     level = logging.INFO if report.status is Status.COMPLIANT else logging.WARNING
-    log.log(level, "Mailbox audit %s %s for tenant %s: %s%s", report.command, report.run_id, report.tenant_id,
-            report.status, f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "")
+    log.log(
+        level,
+        "Mailbox audit %s %s for tenant %s: %s%s",
+        report.command,
+        report.run_id,
+        report.tenant_id,
+        report.status,
+        f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "",
+    )
     if report.trigger in ARCHIVED_TRIGGERS and storage is not None:  # None: the storage settings are refused
         archive_run(report, storage)
     try:
-        telemetry.emit_run(report, include_identities=settings.include_identities,
-                           pseudonym_key=settings.pseudonym_key)
+        telemetry.emit_run(report, include_identities=settings.include_identities, pseudonym_key=settings.pseudonym_key)
     finally:
         telemetry.flush()
     return report
-

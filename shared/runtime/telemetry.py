@@ -84,8 +84,9 @@ def pseudonymise(identity: str, tenant_id: str, key: str | None) -> str:
     # surrogatepass: Exchange's UTF-16 names can hold a lone surrogate; strict UTF-8 raised and failed the whole run
     # after its checks were done (found by tests/hardening). Same for a key decoded from non-UTF-8 environment bytes.
     secret = (key or tenant_id).encode("utf-8", "surrogatepass")
-    digest = hmac.new(secret, f"{tenant_id}:{identity.lower()}".encode("utf-8", "surrogatepass"),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(
+        secret, f"{tenant_id}:{identity.lower()}".encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
     return f"mbx-{digest[:16]}"
 
 
@@ -107,8 +108,7 @@ def run_measurements(report: RunReport) -> dict[str, float]:
     return counts
 
 
-def findings_sample(details: Mapping[str, object], tenant_id: str, *, include_identities: bool,
-                    key: str | None) -> str:
+def findings_sample(details: Mapping[str, object], tenant_id: str, *, include_identities: bool, key: str | None) -> str:
     """Up to SAMPLE_SIZE affected mailboxes or accounts, pseudonymised unless real names were asked for."""
     findings = details.get("findings")
     if not isinstance(findings, list):
@@ -126,24 +126,49 @@ def emit_run(report: RunReport, *, include_identities: bool = False, pseudonym_k
     common = {"run_id": report.run_id, "tenant_id": report.tenant_id}
     for result in report.controls:
         control = BY_ID.get(result.control_id)
-        _event(CONTROL_RESULT, {**common, "control_id": result.control_id, "status": result.status,
-                                "expected": result.expected, "actual": result.actual,
-                                "frameworks": control.frameworks_compact if control else "",
-                                "trigger": report.trigger,
-                                "findings_sample": findings_sample(result.details, report.tenant_id,
-                                                                   include_identities=include_identities,
-                                                                   key=pseudonym_key)})
+        _event(
+            CONTROL_RESULT,
+            {
+                **common,
+                "control_id": result.control_id,
+                "status": result.status,
+                "expected": result.expected,
+                "actual": result.actual,
+                "frameworks": control.frameworks_compact if control else "",
+                "trigger": report.trigger,
+                "findings_sample": findings_sample(
+                    result.details, report.tenant_id, include_identities=include_identities, key=pseudonym_key
+                ),
+            },
+        )
     for step in report.remediation:
-        _event(REMEDIATION, {**common, "control_id": step.control_id, "action": step.action,
-                             "outcome": step.outcome, "caller": report.caller or "",
-                             "before": step.before.actual, "after": step.after.actual if step.after else "unreadable",
-                             "command": report.command, "trigger": report.trigger})
-    duration = ((report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0)
-    _event(CHECK_COMPLETED,
-           {**common, "status": report.status, "failed_controls": ",".join(report.failed_controls),
-            "trigger": report.trigger, "tool_version": report.tool_version, "command": report.command},
-           {"controls_checked": len(report.controls), "duration_seconds": round(duration, 3),
-            **run_measurements(report)})
+        _event(
+            REMEDIATION,
+            {
+                **common,
+                "control_id": step.control_id,
+                "action": step.action,
+                "outcome": step.outcome,
+                "caller": report.caller or "",
+                "before": step.before.actual,
+                "after": step.after.actual if step.after else "unreadable",
+                "command": report.command,
+                "trigger": report.trigger,
+            },
+        )
+    duration = (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0
+    _event(
+        CHECK_COMPLETED,
+        {
+            **common,
+            "status": report.status,
+            "failed_controls": ",".join(report.failed_controls),
+            "trigger": report.trigger,
+            "tool_version": report.tool_version,
+            "command": report.command,
+        },
+        {"controls_checked": len(report.controls), "duration_seconds": round(duration, 3), **run_measurements(report)},
+    )
 
 
 def emit_exception(message: str, *, run_id: str, tenant_id: str | None) -> None:
@@ -178,7 +203,10 @@ def flush(timeout_seconds: float = FLUSH_TIMEOUT_SECONDS) -> bool:
     worker.start()
     worker.join(timeout_seconds)
     if worker.is_alive():
-        log.warning("Telemetry export did not finish within %.0f s (ingestion down or slow); the run's result "
-                    "stands and unsent data stays in offline storage.", timeout_seconds)
+        log.warning(
+            "Telemetry export did not finish within %.0f s (ingestion down or slow); the run's result "
+            "stands and unsent data stays in offline storage.",
+            timeout_seconds,
+        )
         return False
     return True

@@ -57,8 +57,9 @@ class TenantWriteLock:
             raise
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
@@ -89,8 +90,10 @@ class TenantWriteLock:
                 time.sleep(POLL_SECONDS)  # another instance holds it: wait for its release
         except AzureError as exc:
             reason = getattr(exc, "status_code", None) or type(exc).__name__
-            raise TenantLockError(f"could not take the write lock for tenant {self.tenant_id} in the storage "
-                                  f"account ({reason}); another remediation may still be running") from None
+            raise TenantLockError(
+                f"could not take the write lock for tenant {self.tenant_id} in the storage "
+                f"account ({reason}); another remediation may still be running"
+            ) from None
 
     def _renew(self) -> None:
         while not self._stop.wait(RENEW_EVERY_SECONDS):

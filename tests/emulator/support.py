@@ -13,9 +13,17 @@ UAL_ANCHOR = f"APP:SystemMailbox{{8cc370d3-822a-4ab8-a926-bb94bd0641a9}}@{TENANT
 
 def secret_token(emu: Any, scope: str = EXO_SCOPE) -> str:
     """A token from the emulated token endpoint (client secret), fetched over real TLS."""
-    response = requests.post(f"{emu.authority_url}/{emu.tenant_id}/oauth2/v2.0/token", verify=emu.ca_bundle,
-                             data={"grant_type": "client_credentials", "client_id": emu.client_id,
-                                   "client_secret": emu.client_secret, "scope": scope}, timeout=10)
+    response = requests.post(
+        f"{emu.authority_url}/{emu.tenant_id}/oauth2/v2.0/token",
+        verify=emu.ca_bundle,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+            "scope": scope,
+        },
+        timeout=10,
+    )
     response.raise_for_status()
     return response.json()["access_token"]
 
@@ -32,22 +40,35 @@ class Exo:
         base = f"{self.emu.exchange_url}/adminapi/beta/{self.emu.tenant_id}/InvokeCommand"
         return f"{base}?$select={select}" if select else base
 
-    def post(self, cmdlet: str, parameters: Any = None, *, select: str | None = None, url: str | None = None,
-             headers: dict[str, str] | None = None, body: Any = None, timeout: float = 10) -> requests.Response:
-        payload = body if body is not None else {"CmdletInput": {"CmdletName": cmdlet,
-                                                                 "Parameters": {} if parameters is None
-                                                                 else parameters}}
+    def post(
+        self,
+        cmdlet: str,
+        parameters: Any = None,
+        *,
+        select: str | None = None,
+        url: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        timeout: float = 10,
+    ) -> requests.Response:
+        payload = (
+            body
+            if body is not None
+            else {"CmdletInput": {"CmdletName": cmdlet, "Parameters": {} if parameters is None else parameters}}
+        )
         all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
-        return self.session.post(url or self.url(select), json=payload, headers=all_headers,
-                                 verify=self.emu.ca_bundle, timeout=timeout)
+        return self.session.post(
+            url or self.url(select), json=payload, headers=all_headers, verify=self.emu.ca_bundle, timeout=timeout
+        )
 
     def ok(self, cmdlet: str, parameters: Any = None, **kwargs: Any) -> dict[str, Any]:
         response = self.post(cmdlet, parameters, **kwargs)
         assert response.status_code == 200, response.text
         return response.json()
 
-    def pages(self, cmdlet: str, parameters: Any = None, *, select: str | None = None,
-              headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    def pages(
+        self, cmdlet: str, parameters: Any = None, *, select: str | None = None, headers: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Follow @odata.nextLink by re-POSTing the same body, as a real client does."""
         url: str | None = self.url(select)
         pages = []

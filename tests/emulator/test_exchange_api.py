@@ -17,6 +17,7 @@ def tenant(**overrides):
 
 # ---- authentication and permissions -------------------------------------------------------------------------
 
+
 def test_tokens_for_the_wrong_audience_without_the_role_or_tampered_are_401(make_emulator):
     emu = make_emulator()
     graph = Exo(emu, secret_token(emu, "https://graph.microsoft.com/.default")).post("Get-OrganizationConfig")
@@ -36,12 +37,15 @@ def test_tokens_for_the_wrong_audience_without_the_role_or_tampered_are_401(make
         foreign.stop()
 
 
-@pytest.mark.parametrize(("roles", "allowed", "denied"), [
-    ([], [], ["Get-OrganizationConfig", "Get-Mailbox"]),
-    (["Global Reader"], ["Get-Mailbox", "Get-AdminAuditLogConfig"], ["Set-OrganizationConfig"]),
-    (["Security Reader"], ["Get-OrganizationConfig", "Get-AdminAuditLogConfig"], ["Get-Mailbox"]),
-    (["Exchange Administrator"], ["Get-Mailbox"], ["Get-Recipient", "Remove-Mailbox"]),
-])
+@pytest.mark.parametrize(
+    ("roles", "allowed", "denied"),
+    [
+        ([], [], ["Get-OrganizationConfig", "Get-Mailbox"]),
+        (["Global Reader"], ["Get-Mailbox", "Get-AdminAuditLogConfig"], ["Set-OrganizationConfig"]),
+        (["Security Reader"], ["Get-OrganizationConfig", "Get-AdminAuditLogConfig"], ["Get-Mailbox"]),
+        (["Exchange Administrator"], ["Get-Mailbox"], ["Get-Recipient", "Remove-Mailbox"]),
+    ],
+)
 def test_directory_roles_decide_cmdlets_and_denial_is_a_nul_body(make_emulator, roles, allowed, denied):
     exo = Exo(make_emulator(tenant(principal={"directory_roles": roles})))
     for cmdlet in allowed:
@@ -53,13 +57,16 @@ def test_directory_roles_decide_cmdlets_and_denial_is_a_nul_body(make_emulator, 
 
 def test_parameters_missing_or_null_is_400(make_emulator):
     exo = Exo(make_emulator())
-    for body in ({"CmdletInput": {"CmdletName": "Get-OrganizationConfig"}},
-                 {"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": None}}):
+    for body in (
+        {"CmdletInput": {"CmdletName": "Get-OrganizationConfig"}},
+        {"CmdletInput": {"CmdletName": "Get-OrganizationConfig", "Parameters": None}},
+    ):
         answer = exo.post("", body=body)
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadRequest"
 
 
 # ---- success shape, $select, paging ----------------------------------------------------------------------
+
 
 def test_success_envelope_sidecars_and_case_insensitive_select(make_emulator):
     emu = make_emulator(tenant(mailboxes=[{"UserPrincipalName": "ann@contoso.com"}]))
@@ -78,13 +85,18 @@ def test_success_envelope_sidecars_and_case_insensitive_select(make_emulator):
 def test_paging_past_1000_with_next_links(make_emulator):
     emu = make_emulator(tenant(generate_mailboxes={"count": 2500}))
     exo = Exo(emu)
-    pages = exo.pages("Get-Mailbox", {"ResultSize": "Unlimited"}, select="ExternalDirectoryObjectId",
-                      headers={"Prefer": "odata.maxpagesize=1000"})
+    pages = exo.pages(
+        "Get-Mailbox",
+        {"ResultSize": "Unlimited"},
+        select="ExternalDirectoryObjectId",
+        headers={"Prefer": "odata.maxpagesize=1000"},
+    )
     assert [len(p["value"]) for p in pages] == [1000, 1000, 500]
     assert len({row["ExternalDirectoryObjectId"] for p in pages for row in p["value"]}) == 2500
     link = pages[0]["@odata.nextLink"]
-    assert link.startswith(f"{emu.exchange_url}/adminapi/beta/{TENANT_ID}/InvokeCommand?$select="
-                           "ExternalDirectoryObjectId&$skiptoken=")
+    assert link.startswith(
+        f"{emu.exchange_url}/adminapi/beta/{TENANT_ID}/InvokeCommand?$select=ExternalDirectoryObjectId&$skiptoken="
+    )
     assert all(not p["@adminapi.warnings"] for p in pages)
     again = exo.ok("Get-Mailbox", {"ResultSize": "Unlimited"}, url=link)  # a retried nextLink: same page
     assert again["value"] == pages[1]["value"]
@@ -96,8 +108,10 @@ def test_result_size_truncation_warns_without_next_link(make_emulator):
     exo = Exo(make_emulator(tenant(generate_mailboxes={"count": 1200})))
     [default] = exo.pages("Get-Mailbox", {})  # ResultSize defaults to 1000
     assert len(default["value"]) == 1000 and "@odata.nextLink" not in default
-    assert default["@adminapi.warnings"] == ["There are more results available than are currently displayed. "
-                                             "To view them, increase the value for the ResultSize parameter."]
+    assert default["@adminapi.warnings"] == [
+        "There are more results available than are currently displayed. "
+        "To view them, increase the value for the ResultSize parameter."
+    ]
     pages = exo.pages("Get-Mailbox", {"ResultSize": "250"}, headers={"Prefer": "odata.maxpagesize=100"})
     assert [len(p["value"]) for p in pages] == [100, 100, 50]
     assert [bool(p["@adminapi.warnings"]) for p in pages] == [False, False, True]
@@ -119,13 +133,15 @@ def test_expired_or_unknown_cursor(make_emulator):
 
 # ---- Get-Mailbox semantics -------------------------------------------------------------------------------
 
-MIXED = tenant(mailboxes=[
-    {"Name": "ann", "AuditEnabled": True},
-    {"Name": "bob", "PersistedCapabilities": ["M365Auditing", "BPOS_S_EquivioAnalytics"]},
-    {"Name": "cid"},
-    {"Name": "helpdesk", "RecipientTypeDetails": "SharedMailbox"},
-    {"Name": "room", "RecipientTypeDetails": "RoomMailbox"},
-])
+MIXED = tenant(
+    mailboxes=[
+        {"Name": "ann", "AuditEnabled": True},
+        {"Name": "bob", "PersistedCapabilities": ["M365Auditing", "BPOS_S_EquivioAnalytics"]},
+        {"Name": "cid"},
+        {"Name": "helpdesk", "RecipientTypeDetails": "SharedMailbox"},
+        {"Name": "room", "RecipientTypeDetails": "RoomMailbox"},
+    ]
+)
 
 
 def names(page):
@@ -135,21 +151,36 @@ def names(page):
 def test_filter_uses_the_stored_audit_enabled_and_output_the_effective_one(make_emulator):
     exo = Exo(make_emulator(MIXED))
     everyone = exo.ok("Get-Mailbox", {"ResultSize": "Unlimited"}, select="Name,AuditEnabled")["value"]
-    assert {r["Name"]: r["AuditEnabled"] for r in everyone} == {"ann": True, "bob": True, "cid": True,
-                                                                 "helpdesk": True, "room": False}
-    query = ("AuditEnabled -ne $true -and RecipientTypeDetails -eq 'UserMailbox' -and "
-             "PersistedCapabilities -ne 'M365Auditing'")
+    assert {r["Name"]: r["AuditEnabled"] for r in everyone} == {
+        "ann": True,
+        "bob": True,
+        "cid": True,
+        "helpdesk": True,
+        "room": False,
+    }
+    query = (
+        "AuditEnabled -ne $true -and RecipientTypeDetails -eq 'UserMailbox' -and "
+        "PersistedCapabilities -ne 'M365Auditing'"
+    )
     assert names(exo.ok("Get-Mailbox", {"Filter": query}, select="Name")) == ["cid"]
-    assert names(exo.ok("Get-Mailbox", {"Filter": "(Name -like 'h*') -or -not (Name -ne \"room\")"},
-                        select="Name")) == ["helpdesk", "room"]
-    assert names(exo.ok("Get-Mailbox", {"RecipientTypeDetails": ["SharedMailbox", "RoomMailbox"]},
-                        select="Name")) == ["helpdesk", "room"]
+    assert names(
+        exo.ok("Get-Mailbox", {"Filter": "(Name -like 'h*') -or -not (Name -ne \"room\")"}, select="Name")
+    ) == ["helpdesk", "room"]
+    assert names(exo.ok("Get-Mailbox", {"RecipientTypeDetails": ["SharedMailbox", "RoomMailbox"]}, select="Name")) == [
+        "helpdesk",
+        "room",
+    ]
     assert names(exo.ok("Get-Mailbox", {"Filter": "PersistedCapabilities -eq $null"}, select="Name")) == [
-        "ann", "cid", "helpdesk", "room"]
+        "ann",
+        "cid",
+        "helpdesk",
+        "room",
+    ]
 
 
-@pytest.mark.parametrize("query", ["AuditEnabled -eq", "(Name -eq 'a'", "Name -gt 'a'", "Nope -eq 1",
-                                   "AuditLogAgeLimit -eq '90.00:00:00'"])
+@pytest.mark.parametrize(
+    "query", ["AuditEnabled -eq", "(Name -eq 'a'", "Name -gt 'a'", "Nope -eq 1", "AuditLogAgeLimit -eq '90.00:00:00'"]
+)
 def test_bad_filters_are_parameter_binding_errors(make_emulator, query):
     exo = Exo(make_emulator(MIXED))
     answer = exo.post("Get-Mailbox", {"Filter": query})
@@ -172,6 +203,7 @@ def test_unknown_identity_is_a_404_envelope(make_emulator):
 
 # ---- Set-Mailbox -----------------------------------------------------------------------------------------
 
+
 def test_hashtable_add_freezes_that_logon_type_and_default_audit_set_unfreezes(make_emulator):
     emu = make_emulator(MIXED)
     exo = Exo(emu)
@@ -181,8 +213,9 @@ def test_hashtable_add_freezes_that_logon_type_and_default_audit_set_unfreezes(m
     assert set(CIS_OWNER_EXTRA) <= set(cid["AuditOwner"]) and "MailItemsAccessed" in cid["AuditOwner"]
     assert cid["DefaultAuditSet"] == ["Admin", "Delegate"]
     again = exo.ok("Set-Mailbox", {"Identity": "cid", "AuditOwner": add})
-    assert again["@adminapi.warnings"] == ["The command completed successfully but no settings of 'cid' have "
-                                           "been modified."]
+    assert again["@adminapi.warnings"] == [
+        "The command completed successfully but no settings of 'cid' have been modified."
+    ]
     remove = {"@odata.type": "#Exchange.GenericHashTable", "Remove": ["MailboxLogin"]}
     exo.ok("Set-Mailbox", {"Identity": "cid", "AuditOwner": remove})
     assert "MailboxLogin" not in emu.tenant.mailbox("cid")["AuditOwner"]
@@ -199,23 +232,34 @@ def test_hashtable_add_freezes_that_logon_type_and_default_audit_set_unfreezes(m
 def test_set_mailbox_retention_and_enablement(make_emulator):
     emu = make_emulator(MIXED)
     exo = Exo(emu)
-    exo.ok("Set-Mailbox", {"Identity": emu.tenant.mailbox("cid")["ExternalDirectoryObjectId"],
-                           "AuditEnabled": True, "AuditLogAgeLimit": "180.00:00:00"})
+    exo.ok(
+        "Set-Mailbox",
+        {
+            "Identity": emu.tenant.mailbox("cid")["ExternalDirectoryObjectId"],
+            "AuditEnabled": True,
+            "AuditLogAgeLimit": "180.00:00:00",
+        },
+    )
     assert (emu.tenant.mailbox("cid")["AuditEnabled"], emu.tenant.mailbox("cid")["AuditLogAgeLimit"]) == (
-        True, "180.00:00:00")
+        True,
+        "180.00:00:00",
+    )
     exo.ok("Set-Mailbox", {"Identity": "cid", "AuditLogAgeLimit": "12:00:00"})
     assert emu.tenant.mailbox("cid")["AuditLogAgeLimit"] == "12:00:00"
 
 
-@pytest.mark.parametrize(("parameters", "expected"), [
-    ({"AuditDelegate": {"@odata.type": "#Exchange.GenericHashTable", "Add": ["Send"]}}, "Send"),
-    ({"AuditOwner": ["Update", "Teleport"]}, "Specify one of the following enumerator names"),
-    ({"AuditOwner": {"Add": ["Create"]}}, "#Exchange.GenericHashTable"),
-    ({"AuditLogAgeLimit": "ninety days"}, "EnhancedTimeSpan"),
-    ({"AuditLogAgeLimit": "1.25:00:00"}, "EnhancedTimeSpan"),
-    ({"Colour": "blue"}, "A parameter cannot be found that matches parameter name 'Colour'"),
-    ({"AuditEnabled": "maybe"}, "System.Boolean"),
-])
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"AuditDelegate": {"@odata.type": "#Exchange.GenericHashTable", "Add": ["Send"]}}, "Send"),
+        ({"AuditOwner": ["Update", "Teleport"]}, "Specify one of the following enumerator names"),
+        ({"AuditOwner": {"Add": ["Create"]}}, "#Exchange.GenericHashTable"),
+        ({"AuditLogAgeLimit": "ninety days"}, "EnhancedTimeSpan"),
+        ({"AuditLogAgeLimit": "1.25:00:00"}, "EnhancedTimeSpan"),
+        ({"Colour": "blue"}, "A parameter cannot be found that matches parameter name 'Colour'"),
+        ({"AuditEnabled": "maybe"}, "System.Boolean"),
+    ],
+)
 def test_set_mailbox_rejects_bad_input_and_changes_nothing(make_emulator, parameters, expected):
     emu = make_emulator(MIXED)
     before = dict(emu.tenant.mailbox("cid"))
@@ -226,19 +270,27 @@ def test_set_mailbox_rejects_bad_input_and_changes_nothing(make_emulator, parame
 
 
 def test_licence_gate_applies_to_newly_added_premium_actions(make_emulator):
-    emu = make_emulator(tenant(licence_gate=True, mailboxes=[
-        {"Name": "e3", "AuditOwner": ["Update"]}, {"Name": "e5", "AuditOwner": ["Update"],
-                                                   "PersistedCapabilities": ["M365Auditing"]}]))
+    emu = make_emulator(
+        tenant(
+            licence_gate=True,
+            mailboxes=[
+                {"Name": "e3", "AuditOwner": ["Update"]},
+                {"Name": "e5", "AuditOwner": ["Update"], "PersistedCapabilities": ["M365Auditing"]},
+            ],
+        )
+    )
     exo = Exo(emu)
     add = {"@odata.type": "#Exchange.GenericHashTable", "Add": ["MailItemsAccessed"]}
     refused = exo.post("Set-Mailbox", {"Identity": "e3", "AuditOwner": add})
     assert refused.status_code == 400
     assert "Auditing of MailItemsAccessed event is only available for users with appropriate license" in (
-        exo.error_text(refused))
+        exo.error_text(refused)
+    )
     assert exo.post("Set-Mailbox", {"Identity": "e5", "AuditOwner": add}).status_code == 200
 
 
 # ---- organisation, UAL, bypass ---------------------------------------------------------------------------
+
 
 def test_dehydrated_tenant_needs_customization_first(make_emulator):
     emu = make_emulator(tenant(organization_config={"AuditDisabled": True, "IsDehydrated": True}))
@@ -249,11 +301,15 @@ def test_dehydrated_tenant_needs_customization_first(make_emulator):
     assert "first run Enable-OrganizationCustomization" in exo.error_text(refused)
     assert exo.ok("Enable-OrganizationCustomization")["value"] == []
     assert exo.ok("Set-OrganizationConfig", {"AuditDisabled": False})["@adminapi.warnings"] == []
-    assert emu.tenant.organization_config == {"Name": "contoso.onmicrosoft.com", "AuditDisabled": False,
-                                              "IsDehydrated": False}
+    assert emu.tenant.organization_config == {
+        "Name": "contoso.onmicrosoft.com",
+        "AuditDisabled": False,
+        "IsDehydrated": False,
+    }
     unchanged = exo.ok("Set-OrganizationConfig", {"AuditDisabled": False})["@adminapi.warnings"]
-    assert unchanged == ["The command completed successfully but no settings of 'contoso.onmicrosoft.com' have "
-                         "been modified."]
+    assert unchanged == [
+        "The command completed successfully but no settings of 'contoso.onmicrosoft.com' have been modified."
+    ]
     again = exo.post("Enable-OrganizationCustomization")
     assert again.status_code == 400 and "already enabled for customization" in exo.error_text(again)
 
@@ -262,8 +318,11 @@ def test_enabling_the_unified_audit_log_needs_the_arbitration_anchor(make_emulat
     emu = make_emulator(tenant(admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False}))
     exo = Exo(emu)
     enable = {"UnifiedAuditLogIngestionEnabled": True}
-    plain = exo.post("Set-AdminAuditLogConfig", enable, headers={
-        "X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{TENANT_ID}"})
+    plain = exo.post(
+        "Set-AdminAuditLogConfig",
+        enable,
+        headers={"X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{TENANT_ID}"},
+    )
     assert plain.status_code == 400 and plain.headers["X-ExceptionType"] == "CmdletProxyNotAvailableException"
     assert "Cmdlet needs proxy" in exo.error_text(plain)
     exo.ok("Set-AdminAuditLogConfig", enable, headers={"X-AnchorMailbox": UAL_ANCHOR})
@@ -273,11 +332,16 @@ def test_enabling_the_unified_audit_log_needs_the_arbitration_anchor(make_emulat
 
 
 def test_bypass_associations_page_and_change_by_guid_or_name(make_emulator):
-    emu = make_emulator(tenant(bypass_associations=[{"Name": "svc-backup", "AuditBypassEnabled": True}],
-                               generate_bypass_associations={"count": 1500, "enabled_every": 500}))
+    emu = make_emulator(
+        tenant(
+            bypass_associations=[{"Name": "svc-backup", "AuditBypassEnabled": True}],
+            generate_bypass_associations={"count": 1500, "enabled_every": 500},
+        )
+    )
     exo = Exo(emu)
-    pages = exo.pages("Get-MailboxAuditBypassAssociation", {"ResultSize": "Unlimited"},
-                      select="Guid,Name,AuditBypassEnabled")
+    pages = exo.pages(
+        "Get-MailboxAuditBypassAssociation", {"ResultSize": "Unlimited"}, select="Guid,Name,AuditBypassEnabled"
+    )
     rows = [row for page in pages for row in page["value"]]
     assert len(rows) == 1501 and sum(row["AuditBypassEnabled"] for row in rows) == 4
     guid = rows[0]["Guid"]

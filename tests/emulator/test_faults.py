@@ -19,8 +19,9 @@ SMALL_PAGES = {"Prefer": "odata.maxpagesize=10"}
 def test_status_fault_fires_times_after_skipping_and_is_recorded(make_emulator):
     emu = make_emulator()
     exo = Exo(emu)
-    fault = emu.add_fault(Fault("status", cmdlet="Get-OrganizationConfig", status=429, after=1, times=2,
-                                headers={"Retry-After": "2"}))
+    fault = emu.add_fault(
+        Fault("status", cmdlet="Get-OrganizationConfig", status=429, after=1, times=2, headers={"Retry-After": "2"})
+    )
     statuses = [exo.post("Get-OrganizationConfig") for _ in range(4)]
     assert [r.status_code for r in statuses] == [200, 429, 429, 200]
     assert statuses[1].headers["Retry-After"] == "2" and statuses[1].json()["error"]["code"] == "TooManyRequests"
@@ -30,14 +31,17 @@ def test_status_fault_fires_times_after_skipping_and_is_recorded(make_emulator):
     assert [r.status for r in emu.invocations("Get-OrganizationConfig")] == [200, 429, 429, 200]
 
 
-@pytest.mark.parametrize(("body", "check"), [
-    ("nul", lambda r: r.content == b"\x00" * 16),
-    ("html", lambda r: r.headers["Content-Type"].startswith("text/html")),
-    ("empty", lambda r: r.content == b""),
-    ("truncated_json", lambda r: r.text.startswith('{"error"') and not r.text.endswith("}")),
-    ("garbage", lambda r: b"garbage" in r.content),
-    ("concurrency", lambda r: r.text.startswith("You have reached the maximum number of concurrent requests")),
-])
+@pytest.mark.parametrize(
+    ("body", "check"),
+    [
+        ("nul", lambda r: r.content == b"\x00" * 16),
+        ("html", lambda r: r.headers["Content-Type"].startswith("text/html")),
+        ("empty", lambda r: r.content == b""),
+        ("truncated_json", lambda r: r.text.startswith('{"error"') and not r.text.endswith("}")),
+        ("garbage", lambda r: b"garbage" in r.content),
+        ("concurrency", lambda r: r.text.startswith("You have reached the maximum number of concurrent requests")),
+    ],
+)
 def test_status_fault_bodies(make_emulator, body, check):
     emu = make_emulator()
     emu.add_fault(Fault("status", status=503, body=body))
@@ -91,8 +95,14 @@ def test_reset_breaks_the_body_and_delay_waits(make_emulator):
     emu.add_fault(Fault("reset", cmdlet="Get-OrganizationConfig"))
     with pytest.raises(requests.exceptions.RequestException):
         exo.post("Get-OrganizationConfig")
-    emu.add_fault(Fault("delay", cmdlet="Get-OrganizationConfig", seconds=0.3,
-                        then={"kind": "status", "status": 502, "body": "html"}))
+    emu.add_fault(
+        Fault(
+            "delay",
+            cmdlet="Get-OrganizationConfig",
+            seconds=0.3,
+            then={"kind": "status", "status": 502, "body": "html"},
+        )
+    )
     started = time.monotonic()
     assert exo.post("Get-OrganizationConfig").status_code == 502 and time.monotonic() - started >= 0.3
     assert exo.post("Get-OrganizationConfig").status_code == 200
@@ -115,8 +125,9 @@ def test_a_hang_does_not_block_other_requests_or_stop():
         worker = threading.Thread(target=stuck)
         worker.start()
         time.sleep(0.2)
-        concurrent = [threading.Thread(target=lambda: Exo(emu, exo.token).ok("Get-OrganizationConfig"))
-                      for _ in range(5)]
+        concurrent = [
+            threading.Thread(target=lambda: Exo(emu, exo.token).ok("Get-OrganizationConfig")) for _ in range(5)
+        ]
         for thread in concurrent:
             thread.start()
         for thread in concurrent:
@@ -134,8 +145,9 @@ def test_a_hang_does_not_block_other_requests_or_stop():
 
 
 def test_scenario_faults_are_loaded_from_dicts(make_emulator):
-    emu = make_emulator({"tenant_id": TENANT_ID, "faults": [
-        {"kind": "status", "cmdlet": "Get-Mailbox", "status": 500, "times": -1}]})
+    emu = make_emulator(
+        {"tenant_id": TENANT_ID, "faults": [{"kind": "status", "cmdlet": "Get-Mailbox", "status": 500, "times": -1}]}
+    )
     exo = Exo(emu)
     assert exo.post("Get-Mailbox").status_code == 500
     assert exo.post("Get-Mailbox").status_code == 500

@@ -25,12 +25,18 @@ class Graph:
         self.headers = {"Authorization": f"Bearer {token or secret_token(emu, GRAPH_SCOPE)}"}
 
     def get(self, path: str, **params: str) -> requests.Response:
-        return requests.get(f"{self.emu.graph_url}/v1.0{path}", params=params, headers=self.headers,
-                            verify=self.emu.ca_bundle, timeout=10)
+        return requests.get(
+            f"{self.emu.graph_url}/v1.0{path}",
+            params=params,
+            headers=self.headers,
+            verify=self.emu.ca_bundle,
+            timeout=10,
+        )
 
     def post(self, path: str, body: dict) -> requests.Response:
-        return requests.post(f"{self.emu.graph_url}/v1.0{path}", json=body, headers=self.headers,
-                             verify=self.emu.ca_bundle, timeout=10)
+        return requests.post(
+            f"{self.emu.graph_url}/v1.0{path}", json=body, headers=self.headers, verify=self.emu.ca_bundle, timeout=10
+        )
 
 
 def exchange_sp(graph: Graph) -> dict:
@@ -43,11 +49,17 @@ def test_a_graph_scope_yields_a_graph_token_with_the_callers_graph_permissions(m
     emu = make_emulator()
     claims = jwt.decode(secret_token(emu, GRAPH_SCOPE), options={"verify_signature": False})
     assert claims["aud"] == "https://graph.microsoft.com"
-    assert set(claims["roles"]) == {"Application.Read.All", "AppRoleAssignment.ReadWrite.All",
-                                    "RoleManagement.ReadWrite.Directory"}
-    msi = requests.get(emu.identity_endpoint, params={"api-version": "2019-08-01",
-                                                      "resource": "https://graph.microsoft.com"},
-                       headers={"X-IDENTITY-HEADER": emu.identity_header}, timeout=10).json()
+    assert set(claims["roles"]) == {
+        "Application.Read.All",
+        "AppRoleAssignment.ReadWrite.All",
+        "RoleManagement.ReadWrite.Directory",
+    }
+    msi = requests.get(
+        emu.identity_endpoint,
+        params={"api-version": "2019-08-01", "resource": "https://graph.microsoft.com"},
+        headers={"X-IDENTITY-HEADER": emu.identity_header},
+        timeout=10,
+    ).json()
     assert jwt.decode(msi["access_token"], options={"verify_signature": False})["aud"] == "https://graph.microsoft.com"
 
 
@@ -81,8 +93,9 @@ def test_the_scenario_principal_seeds_the_identities_assignments(make_emulator):
     principal = emu.managed_identity_principal_id
     [assignment] = graph.get(f"/servicePrincipals/{principal}/appRoleAssignments").json()["value"]
     assert (assignment["resourceId"], assignment["appRoleId"]) == (exchange_sp(graph)["id"], MANAGE_AS_APP)
-    [role] = graph.get("/roleManagement/directory/roleAssignments",
-                       **{"$filter": f"principalId eq '{principal}'"}).json()["value"]
+    [role] = graph.get(
+        "/roleManagement/directory/roleAssignments", **{"$filter": f"principalId eq '{principal}'"}
+    ).json()["value"]
     assert (role["roleDefinitionId"], role["directoryScopeId"]) == ("f2ef992c-3afb-46b9-b7cf-a126ee74c451", "/")
 
 
@@ -98,16 +111,23 @@ def test_assignments_are_created_once_and_reach_exchange(make_emulator):
     assert again.json()["error"]["message"] == "Permission being assigned already exists on the object."
     assert Exo(emu).post("Get-OrganizationConfig").status_code == 403  # the app role alone does nothing
 
-    role = {"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "principalId": principal,
-            "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"}
+    role = {
+        "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+        "principalId": principal,
+        "roleDefinitionId": EXCHANGE_ADMINISTRATOR,
+        "directoryScopeId": "/",
+    }
     assert graph.post("/roleManagement/directory/roleAssignments", role).status_code == 201
     conflict = graph.post("/roleManagement/directory/roleAssignments", role)
     assert conflict.status_code == 400 and "conflicting object" in conflict.json()["error"]["message"]
     assert emu.tenant.principal == {"roles": ["Exchange.ManageAsApp"], "directory_roles": ["Exchange Administrator"]}
     assert Exo(emu).post("Get-OrganizationConfig").status_code == 200
     assert [(r.operation, r.status) for r in emu.graph_writes()] == [
-        ("servicePrincipal-post-appRoleAssignments", 201), ("servicePrincipal-post-appRoleAssignments", 400),
-        ("rbacApplication-post-roleAssignments", 201), ("rbacApplication-post-roleAssignments", 400)]
+        ("servicePrincipal-post-appRoleAssignments", 201),
+        ("servicePrincipal-post-appRoleAssignments", 400),
+        ("rbacApplication-post-roleAssignments", 201),
+        ("rbacApplication-post-roleAssignments", 400),
+    ]
 
 
 def test_bad_assignment_bodies_are_refused(make_emulator):
@@ -118,21 +138,25 @@ def test_bad_assignment_bodies_are_refused(make_emulator):
     assert graph.post(f"/servicePrincipals/{principal}/appRoleAssignments", wrong_role).status_code == 400
     unknown_definition = {"principalId": principal, "roleDefinitionId": MANAGE_AS_APP, "directoryScopeId": "/"}
     assert graph.post("/roleManagement/directory/roleAssignments", unknown_definition).status_code == 404
-    assert graph.get("/roleManagement/directory/roleAssignments", **{"$filter": "startswith(x,'y')"}).status_code \
-        == 400
+    assert graph.get("/roleManagement/directory/roleAssignments", **{"$filter": "startswith(x,'y')"}).status_code == 400
     assert emu.graph.app_role_assignments == [] and emu.graph.role_assignments == []
 
 
-@pytest.mark.parametrize(("permissions", "read", "write"), [
-    ([], 403, 403),
-    (["Application.Read.All", "RoleManagement.Read.Directory"], 200, 403),
-])
+@pytest.mark.parametrize(
+    ("permissions", "read", "write"),
+    [
+        ([], 403, 403),
+        (["Application.Read.All", "RoleManagement.Read.Directory"], 200, 403),
+    ],
+)
 def test_a_caller_without_graph_permissions_gets_403_with_graphs_envelope(make_emulator, permissions, read, write):
     emu = make_emulator({**NO_RIGHTS, "graph": {"caller_permissions": permissions}})
     graph, principal = Graph(emu), emu.managed_identity_principal_id
     assert graph.get(f"/servicePrincipals/{principal}/appRoleAssignments").status_code == read
-    denied = graph.post("/roleManagement/directory/roleAssignments",
-                        {"principalId": principal, "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"})
+    denied = graph.post(
+        "/roleManagement/directory/roleAssignments",
+        {"principalId": principal, "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"},
+    )
     assert denied.status_code == write
     assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
     assert denied.json()["error"]["message"] == "Insufficient privileges to complete the operation."

@@ -27,12 +27,19 @@ SCENARIOS = REPO / "emulator" / "scenarios"
 
 def test_ingestion_records_envelopes_plain_and_gzipped(make_emulator):
     emu = make_emulator()
-    envelope = {"name": "Microsoft.ApplicationInsights.Event", "iKey": "k",
-                "data": {"baseType": "EventData", "baseData": {"ver": 2, "name": "MailboxAuditCheckCompleted"}}}
+    envelope = {
+        "name": "Microsoft.ApplicationInsights.Event",
+        "iKey": "k",
+        "data": {"baseType": "EventData", "baseData": {"ver": 2, "name": "MailboxAuditCheckCompleted"}},
+    }
     plain = requests.post(emu.ingestion_url + "v2.1/track", json=[envelope, envelope], timeout=10)
     assert plain.json() == {"itemsReceived": 2, "itemsAccepted": 2, "errors": []}
-    zipped = requests.post(emu.ingestion_url + "v2/track", data=gzip.compress(json.dumps([envelope]).encode()),
-                           headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}, timeout=10)
+    zipped = requests.post(
+        emu.ingestion_url + "v2/track",
+        data=gzip.compress(json.dumps([envelope]).encode()),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert zipped.status_code == 200
     assert [e["data"]["baseData"]["name"] for e in emu.telemetry] == ["MailboxAuditCheckCompleted"] * 3
     emu.add_fault(Fault("status", listener="ingestion", status=503))
@@ -44,15 +51,22 @@ def test_ingestion_records_envelopes_plain_and_gzipped(make_emulator):
 
 def test_env_for_each_auth_mode(make_emulator):
     emu = make_emulator()
-    common = {"EXO_TENANT_ID": TENANT_ID, "EXO_ORGANIZATION": "contoso.onmicrosoft.com",
-              "EXO_ENDPOINT": emu.exchange_url, "EXO_AUTHORITY": emu.authority_url,
-              "REQUESTS_CA_BUNDLE": emu.ca_bundle}
+    common = {
+        "EXO_TENANT_ID": TENANT_ID,
+        "EXO_ORGANIZATION": "contoso.onmicrosoft.com",
+        "EXO_ENDPOINT": emu.exchange_url,
+        "EXO_AUTHORITY": emu.authority_url,
+        "REQUESTS_CA_BUNDLE": emu.ca_bundle,
+    }
     mi, secret, cert = emu.env("managed_identity"), emu.env("secret"), emu.env("certificate")
     for env, mode in ((mi, "managed_identity"), (secret, "secret"), (cert, "certificate")):
         assert common.items() <= env.items() and env["EXO_AUTH_MODE"] == mode
         assert f"IngestionEndpoint={emu.ingestion_url}" in env["APPLICATIONINSIGHTS_CONNECTION_STRING"]
     assert (mi["EXO_CLIENT_ID"], mi["IDENTITY_ENDPOINT"], mi["IDENTITY_HEADER"]) == (
-        emu.managed_identity_client_id, emu.identity_endpoint, emu.identity_header)
+        emu.managed_identity_client_id,
+        emu.identity_endpoint,
+        emu.identity_header,
+    )
     assert (secret["EXO_CLIENT_ID"], secret["EXO_CLIENT_SECRET"]) == (emu.client_id, emu.client_secret)
     assert cert["EXO_CERTIFICATE_PATH"] == emu.certificate_path and os.path.isfile(emu.certificate_path)
     assert emu.exchange_url.startswith("https://127.0.0.1:") and emu.authority_url.startswith("https://localhost:")
@@ -80,8 +94,11 @@ def test_defaults_and_shipped_scenarios():
     noncompliant = TenantState(load_scenario(SCENARIOS / "noncompliant.json"))
     assert noncompliant.organization_config["AuditDisabled"] is True
     assert noncompliant.admin_audit_log_config["UnifiedAuditLogIngestionEnabled"] is False
-    assert {m["RecipientTypeDetails"] for m in noncompliant.mailboxes} >= {"UserMailbox", "SharedMailbox",
-                                                                          "RoomMailbox"}
+    assert {m["RecipientTypeDetails"] for m in noncompliant.mailboxes} >= {
+        "UserMailbox",
+        "SharedMailbox",
+        "RoomMailbox",
+    }
     assert any(m["AuditLogAgeLimit"] == "00:00:00" for m in noncompliant.mailboxes)
     assert any(set(m["DefaultAuditSet"]) != {"Admin", "Delegate", "Owner"} for m in noncompliant.mailboxes)
     assert sorted(b["AuditBypassEnabled"] for b in noncompliant.bypass_associations) == [False, True]
@@ -94,8 +111,9 @@ def test_defaults_and_shipped_scenarios():
 @pytest.mark.slow
 def test_one_hundred_thousand_generated_mailboxes_are_cheap():
     started = time.monotonic()
-    state = TenantState({"generate_mailboxes": {"count": 100_000, "variants": [
-        {"every": 10, "set": {"AuditEnabled": True}}]}})
+    state = TenantState(
+        {"generate_mailboxes": {"count": 100_000, "variants": [{"every": 10, "set": {"AuditEnabled": True}}]}}
+    )
     assert time.monotonic() - started < 5
     assert len(state.mailboxes) == 100_000 and len({m["Guid"] for m in state.mailboxes}) == 100_000
     assert state.mailbox("user099999@contoso.onmicrosoft.com")["AuditEnabled"] is False
@@ -111,8 +129,20 @@ def shell_assignments(line: str) -> dict[str, str]:
 @pytest.mark.e2e
 def test_command_line_prints_exports_and_stops_on_sigterm(tmp_path):
     port_file = tmp_path / "ports.json"
-    child = subprocess.Popen([sys.executable, "-m", "emulator", "--scenario", str(SCENARIOS / "noncompliant.json"),
-                              "--port-file", str(port_file)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--scenario",
+            str(SCENARIOS / "noncompliant.json"),
+            "--port-file",
+            str(port_file),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         lines = []
@@ -130,9 +160,14 @@ def test_command_line_prints_exports_and_stops_on_sigterm(tmp_path):
                 break
             time.sleep(0.05)
         info = json.loads(port_file.read_text())
-        running = SimpleNamespace(tenant_id=TENANT_ID, exchange_url=info["exchange_url"],
-                                  authority_url=info["authority_url"], ca_bundle=info["ca_bundle"],
-                                  client_id=secret["EXO_CLIENT_ID"], client_secret=secret["EXO_CLIENT_SECRET"])
+        running = SimpleNamespace(
+            tenant_id=TENANT_ID,
+            exchange_url=info["exchange_url"],
+            authority_url=info["authority_url"],
+            ca_bundle=info["ca_bundle"],
+            client_id=secret["EXO_CLIENT_ID"],
+            client_secret=secret["EXO_CLIENT_SECRET"],
+        )
         assert Exo(running).ok("Get-OrganizationConfig")["value"][0]["AuditDisabled"] is True
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=10) == 0

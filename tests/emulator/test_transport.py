@@ -35,8 +35,12 @@ def test_socket_and_transport_give_the_same_answers_and_the_same_log(make_emulat
     emu = make_emulator(PAGED)
     socket_exo = Exo(emu)
     transport_exo = in_process(emu, socket_exo.token)
-    calls = [("Get-OrganizationConfig", None, None), ("Get-Mailbox", {"Identity": "nobody"}, None),
-             ("Get-Mailbox", {"ResultSize": "Unlimited"}, "Name,AuditEnabled"), ("Remove-Mailbox", {}, None)]
+    calls = [
+        ("Get-OrganizationConfig", None, None),
+        ("Get-Mailbox", {"Identity": "nobody"}, None),
+        ("Get-Mailbox", {"ResultSize": "Unlimited"}, "Name,AuditEnabled"),
+        ("Remove-Mailbox", {}, None),
+    ]
     for cmdlet, parameters, select in calls:
         emu.reset_log()
         over_socket = socket_exo.post(cmdlet, parameters, select=select, headers=SMALL_PAGES)
@@ -79,8 +83,7 @@ def test_the_exchange_client_runs_over_the_transport_with_retries_and_faults(mak
             pass
 
     policy = RetryPolicy(max_attempts=3, deadline_seconds=5, backoff_base_seconds=0.01, backoff_cap_seconds=0.02)
-    client = ExchangeClient(emu.exchange_url, TENANT_ID, Tokens(), policy=policy,
-                            session=emu.mount(requests.Session()))
+    client = ExchangeClient(emu.exchange_url, TENANT_ID, Tokens(), policy=policy, session=emu.mount(requests.Session()))
     rows = client.invoke("Get-Mailbox", {"ResultSize": "Unlimited"}).rows
     assert len(rows) == 25
     assert [f.kind for f in emu.fired_faults] == ["status"]

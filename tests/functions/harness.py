@@ -23,11 +23,17 @@ HERMETIC_TELEMETRY = {
 }
 
 
-def function_env(emu: Any, *, telemetry: bool = True, auth_mode: str = "managed_identity",
-                 **extra: str) -> dict[str, str]:
-    env = {**clean_env(), **(emu.env(auth_mode) if emu is not None else {}), **HERMETIC_TELEMETRY,
-           "AUDIT_SCHEDULE": "0 0 6 * * *", "EXO_RETRY_BACKOFF_SECONDS": "0.05",
-           "TELEMETRY_STORAGE_DIRECTORY": tempfile.mkdtemp(prefix="mag-telemetry-")}
+def function_env(
+    emu: Any, *, telemetry: bool = True, auth_mode: str = "managed_identity", **extra: str
+) -> dict[str, str]:
+    env = {
+        **clean_env(),
+        **(emu.env(auth_mode) if emu is not None else {}),
+        **HERMETIC_TELEMETRY,
+        "AUDIT_SCHEDULE": "0 0 6 * * *",
+        "EXO_RETRY_BACKOFF_SECONDS": "0.05",
+        "TELEMETRY_STORAGE_DIRECTORY": tempfile.mkdtemp(prefix="mag-telemetry-"),
+    }
     if not telemetry:
         env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
     env.update(extra)
@@ -35,20 +41,48 @@ def function_env(emu: Any, *, telemetry: bool = True, auth_mode: str = "managed_
 
 
 def run_timer(emu: Any, *, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "scripts/invoke_function.py", "timer"], cwd=REPO,
-                          env=function_env(emu, **env), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "scripts/invoke_function.py", "timer"],
+        cwd=REPO,
+        env=function_env(emu, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def call_http(emu: Any, body: bytes | str = b"", *, method: str = "POST", headers: dict[str, str] | None = None,
-              timeout: float = 60, concurrent: int = 1, **env: str) -> Any:
+def call_http(
+    emu: Any,
+    body: bytes | str = b"",
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+    concurrent: int = 1,
+    **env: str,
+) -> Any:
     """Call the remediation function in a child process; returns status, body and headers of the answer
     (a list of answers when `concurrent` > 1)."""
     with tempfile.NamedTemporaryFile(delete=False, suffix=".body") as handle:
         handle.write(body.encode() if isinstance(body, str) else body)
     result = subprocess.run(
-        [sys.executable, "scripts/invoke_function.py", "http", method, handle.name, json.dumps(headers or {}),
-         str(concurrent)],
-        cwd=REPO, env=function_env(emu, **env), capture_output=True, text=True, timeout=timeout, check=False)
+        [
+            sys.executable,
+            "scripts/invoke_function.py",
+            "http",
+            method,
+            handle.name,
+            json.dumps(headers or {}),
+            str(concurrent),
+        ],
+        cwd=REPO,
+        env=function_env(emu, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     Path(handle.name).unlink()
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -62,11 +96,20 @@ def events(emu: Any, name: str | None = None) -> list[dict[str, Any]]:
         if data.get("baseType") == "EventData":
             base = data["baseData"]
             if name is None or base.get("name") == name:
-                found.append({"name": base.get("name"), "properties": base.get("properties", {}),
-                              "measurements": base.get("measurements", {}), "tags": envelope.get("tags", {})})
+                found.append(
+                    {
+                        "name": base.get("name"),
+                        "properties": base.get("properties", {}),
+                        "measurements": base.get("measurements", {}),
+                        "tags": envelope.get("tags", {}),
+                    }
+                )
     return found
 
 
 def exceptions(emu: Any) -> list[dict[str, Any]]:
-    return [envelope["data"]["baseData"] for envelope in emu.telemetry
-            if envelope.get("data", {}).get("baseType") == "ExceptionData"]
+    return [
+        envelope["data"]["baseData"]
+        for envelope in emu.telemetry
+        if envelope.get("data", {}).get("baseType") == "ExceptionData"
+    ]

@@ -18,11 +18,16 @@ ORG_ONLY = '{"controls": ["org-audit-enabled"], "dryRun": false}'
 
 
 def principal_headers(*roles: str, claim_type: str = "roles") -> dict[str, str]:
-    document = {"auth_typ": "aad", "claims": [{"typ": claim_type, "val": role} for role in roles],
-                "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}
-    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(document).encode()).decode(),
-            "X-MS-CLIENT-PRINCIPAL-ID": "00000000-0000-0000-0000-0000000000a1",
-            "X-MS-CLIENT-PRINCIPAL-NAME": "alice@contoso.com"}
+    document = {
+        "auth_typ": "aad",
+        "claims": [{"typ": claim_type, "val": role} for role in roles],
+        "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+    }
+    return {
+        "X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(document).encode()).decode(),
+        "X-MS-CLIENT-PRINCIPAL-ID": "00000000-0000-0000-0000-0000000000a1",
+        "X-MS-CLIENT-PRINCIPAL-NAME": "alice@contoso.com",
+    }
 
 
 AUTHORISED = principal_headers("MailboxAudit.Remediate")
@@ -31,8 +36,9 @@ AUTHORISED = principal_headers("MailboxAudit.Remediate")
 @pytest.mark.parametrize("claim_type", ["roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"])
 def test_authorised_caller_applies_and_verifies(start_emulator, claim_type):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, ORG_ONLY, headers=principal_headers("MailboxAudit.Remediate", claim_type=claim_type),
-                       **EASY_AUTH)
+    answer = call_http(
+        emu, ORG_ONLY, headers=principal_headers("MailboxAudit.Remediate", claim_type=claim_type), **EASY_AUTH
+    )
     assert answer["status"] == 200 and answer["mimetype"] == "application/json"
     body = answer["body"]
     assert body["caller"] == "alice@contoso.com (00000000-0000-0000-0000-0000000000a1)"
@@ -47,12 +53,15 @@ def test_authorised_caller_applies_and_verifies(start_emulator, claim_type):
     assert event["properties"]["run_id"] == body["run_id"]
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401),
-    (principal_headers(), 403),
-    (principal_headers("MailboxAudit.Read"), 403),
-    ({"X-MS-CLIENT-PRINCIPAL": "%%%garbage%%%"}, 401),
-])
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        (principal_headers(), 403),
+        (principal_headers("MailboxAudit.Read"), 403),
+        ({"X-MS-CLIENT-PRINCIPAL": "%%%garbage%%%"}, 401),
+    ],
+)
 def test_unauthorised_callers_write_nothing(start_emulator, headers, status):
     emu = start_emulator(NON_COMPLIANT)
     answer = call_http(emu, ORG_ONLY, headers=headers, **EASY_AUTH)
@@ -76,10 +85,16 @@ def test_key_only_mode_records_the_function_key_as_caller(start_emulator):
     assert answer["body"]["caller"] == "function-key"
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ("{not json", 400), ('{"dryRun": "yes"}', 400), ('{"controls": ["bogus"]}', 400),
-    ('{"unknown": 1}', 400), ("x" * (64 * 1024 + 1), 413),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("{not json", 400),
+        ('{"dryRun": "yes"}', 400),
+        ('{"controls": ["bogus"]}', 400),
+        ('{"unknown": 1}', 400),
+        ("x" * (64 * 1024 + 1), 413),
+    ],
+)
 def test_malformed_and_oversized_bodies_write_nothing(start_emulator, body, status):
     emu = start_emulator(NON_COMPLIANT)
     answer = call_http(emu, body, headers=AUTHORISED, **EASY_AUTH)
@@ -142,8 +157,9 @@ def test_an_unreachable_lock_store_means_no_write(start_emulator):
     from tests.support.report_tools import connection_string, free_port
 
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage=connection_string(free_port()),
-                       **EASY_AUTH)
+    answer = call_http(
+        emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage=connection_string(free_port()), **EASY_AUTH
+    )
     assert emu.writes() == []
     assert answer["status"] == 503
     assert answer["body"]["status"] == "Error"
@@ -159,8 +175,7 @@ def test_a_bare_post_is_a_dry_run(start_emulator):
 
 def test_a_bad_storage_setting_is_an_error_answer_not_a_crash(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
-    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage="not a connection string",
-                       **EASY_AUTH)
+    answer = call_http(emu, ORG_ONLY, headers=AUTHORISED, AzureWebJobsStorage="not a connection string", **EASY_AUTH)
     assert answer["status"] == 503
     assert "AzureWebJobsStorage" in answer["body"]["error"]
     assert emu.writes() == []

@@ -16,8 +16,18 @@ pytestmark = pytest.mark.e2e  # every test here invokes a function in a child pr
 
 COMPLETED_DIMENSIONS = {"run_id", "tenant_id", "status", "failed_controls", "trigger", "tool_version", "command"}
 CONTROL_DIMENSIONS = {"run_id", "tenant_id", "control_id", "status", "expected", "actual", "frameworks", "trigger"}
-REMEDIATION_DIMENSIONS = {"run_id", "tenant_id", "control_id", "action", "outcome", "caller", "before", "after",
-                          "command", "trigger"}
+REMEDIATION_DIMENSIONS = {
+    "run_id",
+    "tenant_id",
+    "control_id",
+    "action",
+    "outcome",
+    "caller",
+    "before",
+    "after",
+    "command",
+    "trigger",
+}
 
 
 ALL_CONTROLS = ",".join(IMPLEMENTED_CONTROLS)
@@ -28,11 +38,14 @@ def only(found, control_id):
     return match
 
 
-@pytest.mark.parametrize(("tenant", "status", "failed"), [
-    (scenario(), "Compliant", ""),
-    (scenario(organization_config={"AuditDisabled": True}), "NonCompliant", "org-audit-enabled"),
-    (scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": []}), "Error", ALL_CONTROLS),
-])
+@pytest.mark.parametrize(
+    ("tenant", "status", "failed"),
+    [
+        (scenario(), "Compliant", ""),
+        (scenario(organization_config={"AuditDisabled": True}), "NonCompliant", "org-audit-enabled"),
+        (scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": []}), "Error", ALL_CONTROLS),
+    ],
+)
 def test_every_run_sends_the_contract_events(start_emulator, tenant, status, failed):
     emu = start_emulator(tenant)
     result = run_timer(emu)
@@ -43,7 +56,11 @@ def test_every_run_sends_the_contract_events(start_emulator, tenant, status, fai
     assert set(props) >= COMPLETED_DIMENSIONS
     assert all(isinstance(value, str) for value in props.values())
     assert (props["status"], props["failed_controls"], props["trigger"], props["command"]) == (
-        status, failed, "timer", "check")
+        status,
+        failed,
+        "timer",
+        "check",
+    )
     assert props["tenant_id"] == TENANT_ID and props["tool_version"] == __version__
     assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
     assert completed["measurements"]["duration_seconds"] >= 0
@@ -76,8 +93,7 @@ def test_remediate_mode_fixes_unattended_and_records_who(start_emulator):
     step = only(events(emu, "MailboxAuditRemediation"), "org-audit-enabled")
     props = step["properties"]
     assert set(props) >= REMEDIATION_DIMENSIONS
-    assert (props["outcome"], props["caller"], props["command"]) == ("Applied", "timer:daily_audit_check",
-                                                                      "remediate")
+    assert (props["outcome"], props["caller"], props["command"]) == ("Applied", "timer:daily_audit_check", "remediate")
     assert (props["before"], props["after"]) == ("AuditDisabled = True", "AuditDisabled = False")
     [completed] = events(emu, "MailboxAuditCheckCompleted")
     assert completed["properties"]["status"] == "Compliant"
@@ -90,10 +106,13 @@ def test_bad_audit_mode_is_an_error_run_not_a_silent_check(start_emulator):
     assert completed["properties"]["status"] == "Error"
 
 
-@pytest.mark.parametrize("fault", [
-    Fault("status", listener="ingestion", status=503, times=-1),
-    Fault("hang", listener="ingestion", times=-1, seconds=60),
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", listener="ingestion", status=503, times=-1),
+        Fault("hang", listener="ingestion", times=-1, seconds=60),
+    ],
+)
 def test_ingestion_down_or_hanging_does_not_change_the_result_or_hold_the_run(start_emulator, fault):
     emu = start_emulator(scenario(organization_config={"AuditDisabled": True}))
     emu.add_fault(fault)

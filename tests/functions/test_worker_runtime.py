@@ -26,15 +26,24 @@ pytestmark = pytest.mark.e2e  # each test runs the real worker in a fresh child 
 
 SUCCESS, FAILURE = 1, 0
 IN, OUT = 0, 1
-AZURE_LIKE = {"PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
-              "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": "mailbox_audit_guard"}
+AZURE_LIKE = {
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
+    "PYTHON_APPLICATIONINSIGHTS_LOGGER_NAME": "mailbox_audit_guard",
+}
 
 
 def converse(emu: Any, *args: str, **env: str) -> dict[str, Any]:
     child_env = function_env(emu, telemetry=emu is not None, **(AZURE_LIKE if emu is not None else {}), **env)
     child_env["TMPDIR"] = tempfile.mkdtemp(prefix="mag-worker-")  # the worker's exporter keeps retries under it
-    result = subprocess.run([sys.executable, "-m", "tests.functions.worker_host", *args], cwd=REPO, env=child_env,
-                            capture_output=True, text=True, timeout=90, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.functions.worker_host", *args],
+        cwd=REPO,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -83,17 +92,31 @@ def test_the_timer_binding_the_host_gets(indexed):
     timer = by_name(indexed)["daily_audit_check"]
     assert timer["bindings"] == {"timer": {"type": "timerTrigger", "direction": IN}}
     [raw] = map(json.loads, timer["raw_bindings"])
-    assert raw == {"direction": "IN", "type": "timerTrigger", "name": "timer", "schedule": "%AUDIT_SCHEDULE%",
-                   "runOnStartup": False, "useMonitor": True}
+    assert raw == {
+        "direction": "IN",
+        "type": "timerTrigger",
+        "name": "timer",
+        "schedule": "%AUDIT_SCHEDULE%",
+        "runOnStartup": False,
+        "useMonitor": True,
+    }
 
 
 def test_the_http_bindings_the_host_gets(indexed):
     remediate = by_name(indexed)["remediate"]
-    assert remediate["bindings"] == {"req": {"type": "httpTrigger", "direction": IN},
-                                     "$return": {"type": "http", "direction": OUT}}
+    assert remediate["bindings"] == {
+        "req": {"type": "httpTrigger", "direction": IN},
+        "$return": {"type": "http", "direction": OUT},
+    }
     trigger, output = map(json.loads, remediate["raw_bindings"])
-    assert trigger == {"direction": "IN", "type": "httpTrigger", "name": "req", "route": "remediate",
-                       "authLevel": "FUNCTION", "methods": ["GET", "POST", "PUT", "PATCH", "DELETE"]}
+    assert trigger == {
+        "direction": "IN",
+        "type": "httpTrigger",
+        "name": "req",
+        "route": "remediate",
+        "authLevel": "FUNCTION",
+        "methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+    }
     assert output == {"direction": "OUT", "type": "http", "name": "$return"}
 
 

@@ -62,8 +62,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _message(name: str, fields: dict[str, Any], oneofs: dict[str, tuple[str, ...]] | None = None,
-             **constants: Any) -> type[Message]:
+def _message(
+    name: str, fields: dict[str, Any], oneofs: dict[str, tuple[str, ...]] | None = None, **constants: Any
+) -> type[Message]:
     return type(name, (Message,), {"FIELDS": fields, "ONEOFS": oneofs or {}, **constants})
 
 
@@ -79,60 +80,167 @@ def _bool() -> bool:
     return False
 
 
-RpcException = _message("RpcException", {"source": _str, "stack_trace": _str, "message": _str,
-                                         "is_user_exception": _bool, "type": _str})
-StatusResult = _message("StatusResult", {"status": _int, "result": _str, "exception": RpcException, "logs": list},
-                        Failure=0, Success=1, Cancelled=2)
-BindingInfo = _message("BindingInfo", {"type": _str, "data_type": _int, "direction": _int},
-                       undefined=0, string=1, binary=2, stream=3, out=1, inout=2)  # `in` (0) is a keyword
-TYPED_DATA_KINDS = ("string", "json", "bytes", "stream", "http", "int", "double", "collection_bytes",
-                    "collection_string", "collection_double", "collection_sint64", "model_binding_data",
-                    "collection_model_binding_data")
+RpcException = _message(
+    "RpcException", {"source": _str, "stack_trace": _str, "message": _str, "is_user_exception": _bool, "type": _str}
+)
+StatusResult = _message(
+    "StatusResult",
+    {"status": _int, "result": _str, "exception": RpcException, "logs": list},
+    Failure=0,
+    Success=1,
+    Cancelled=2,
+)
+BindingInfo = _message(
+    "BindingInfo",
+    {"type": _str, "data_type": _int, "direction": _int},
+    undefined=0,
+    string=1,
+    binary=2,
+    stream=3,
+    out=1,
+    inout=2,
+)  # `in` (0) is a keyword
+TYPED_DATA_KINDS = (
+    "string",
+    "json",
+    "bytes",
+    "stream",
+    "http",
+    "int",
+    "double",
+    "collection_bytes",
+    "collection_string",
+    "collection_double",
+    "collection_sint64",
+    "model_binding_data",
+    "collection_model_binding_data",
+)
 TypedData = _message("TypedData", dict.fromkeys(TYPED_DATA_KINDS, lambda: None), {"data": TYPED_DATA_KINDS})
 SameSite = SimpleNamespace(Lax=1, Strict=2, ExplicitNone=3, **{"None": 0})
-RpcHttpCookie = _message("RpcHttpCookie", dict.fromkeys(
-    ("name", "value", "domain", "path", "expires", "secure", "http_only", "same_site", "max_age"), lambda: None),
-    SameSite=SameSite)
-RpcHttp = _message("RpcHttp", {"method": _str, "url": _str, "headers": dict, "body": TypedData, "params": dict,
-                               "status_code": _str, "query": dict, "enable_content_negotiation": _bool,
-                               "raw_body": TypedData, "cookies": list, "nullable_headers": dict,
-                               "nullable_params": dict, "nullable_query": dict, "identities": list})
-ParameterBinding = _message("ParameterBinding", {"name": _str, "data": TypedData, "rpc_shared_memory": lambda: None},
-                            {"rpc_data": ("data", "rpc_shared_memory")})
+RpcHttpCookie = _message(
+    "RpcHttpCookie",
+    dict.fromkeys(
+        ("name", "value", "domain", "path", "expires", "secure", "http_only", "same_site", "max_age"), lambda: None
+    ),
+    SameSite=SameSite,
+)
+RpcHttp = _message(
+    "RpcHttp",
+    {
+        "method": _str,
+        "url": _str,
+        "headers": dict,
+        "body": TypedData,
+        "params": dict,
+        "status_code": _str,
+        "query": dict,
+        "enable_content_negotiation": _bool,
+        "raw_body": TypedData,
+        "cookies": list,
+        "nullable_headers": dict,
+        "nullable_params": dict,
+        "nullable_query": dict,
+        "identities": list,
+    },
+)
+ParameterBinding = _message(
+    "ParameterBinding",
+    {"name": _str, "data": TypedData, "rpc_shared_memory": lambda: None},
+    {"rpc_data": ("data", "rpc_shared_memory")},
+)
 RpcTraceContext = _message("RpcTraceContext", {"trace_parent": _str, "trace_state": _str, "attributes": dict})
 RetryContext = _message("RetryContext", {"retry_count": _int, "max_retry_count": _int, "exception": RpcException})
-RpcRetryOptions = _message("RpcRetryOptions", dict.fromkeys(
-    ("max_retry_count", "delay_interval", "minimum_interval", "maximum_interval", "retry_strategy"), lambda: None))
-RpcFunctionMetadata = _message("RpcFunctionMetadata", {
-    "name": _str, "directory": _str, "script_file": _str, "entry_point": _str, "bindings": dict,
-    "is_proxy": _bool, "status": StatusResult, "language": _str, "raw_bindings": list, "function_id": _str,
-    "managed_dependency_enabled": _bool, "retry_options": lambda: None, "properties": dict})
-WorkerMetadata = _message("WorkerMetadata", {"runtime_name": _str, "runtime_version": _str, "worker_version": _str,
-                                             "worker_bitness": _str, "custom_properties": dict})
-WorkerInitRequest = _message("WorkerInitRequest", {"host_version": _str, "capabilities": dict,
-                                                   "log_categories": dict, "worker_directory": _str,
-                                                   "function_app_directory": _str})
-WorkerInitResponse = _message("WorkerInitResponse", {"worker_version": _str, "capabilities": dict,
-                                                     "result": StatusResult, "worker_metadata": WorkerMetadata})
-FunctionMetadataResponse = _message("FunctionMetadataResponse", {"function_metadata_results": list,
-                                                                 "result": StatusResult,
-                                                                 "use_default_metadata_indexing": _bool})
-FunctionLoadRequest = _message("FunctionLoadRequest", {"function_id": _str, "metadata": RpcFunctionMetadata,
-                                                       "managed_dependency_enabled": _bool})
-FunctionLoadResponse = _message("FunctionLoadResponse", {"function_id": _str, "result": StatusResult,
-                                                         "is_dependency_downloaded": _bool})
-InvocationRequest = _message("InvocationRequest", {"invocation_id": _str, "function_id": _str, "input_data": list,
-                                                   "trigger_metadata": dict, "trace_context": RpcTraceContext,
-                                                   "retry_context": RetryContext})
-InvocationResponse = _message("InvocationResponse", {"invocation_id": _str, "output_data": list,
-                                                     "return_value": TypedData, "result": StatusResult})
-StreamingMessage = _message("StreamingMessage", {"request_id": _str, "worker_init_request": WorkerInitRequest,
-                                                 "function_load_request": FunctionLoadRequest,
-                                                 "invocation_request": InvocationRequest})
+RpcRetryOptions = _message(
+    "RpcRetryOptions",
+    dict.fromkeys(
+        ("max_retry_count", "delay_interval", "minimum_interval", "maximum_interval", "retry_strategy"), lambda: None
+    ),
+)
+RpcFunctionMetadata = _message(
+    "RpcFunctionMetadata",
+    {
+        "name": _str,
+        "directory": _str,
+        "script_file": _str,
+        "entry_point": _str,
+        "bindings": dict,
+        "is_proxy": _bool,
+        "status": StatusResult,
+        "language": _str,
+        "raw_bindings": list,
+        "function_id": _str,
+        "managed_dependency_enabled": _bool,
+        "retry_options": lambda: None,
+        "properties": dict,
+    },
+)
+WorkerMetadata = _message(
+    "WorkerMetadata",
+    {
+        "runtime_name": _str,
+        "runtime_version": _str,
+        "worker_version": _str,
+        "worker_bitness": _str,
+        "custom_properties": dict,
+    },
+)
+WorkerInitRequest = _message(
+    "WorkerInitRequest",
+    {
+        "host_version": _str,
+        "capabilities": dict,
+        "log_categories": dict,
+        "worker_directory": _str,
+        "function_app_directory": _str,
+    },
+)
+WorkerInitResponse = _message(
+    "WorkerInitResponse",
+    {"worker_version": _str, "capabilities": dict, "result": StatusResult, "worker_metadata": WorkerMetadata},
+)
+FunctionMetadataResponse = _message(
+    "FunctionMetadataResponse",
+    {"function_metadata_results": list, "result": StatusResult, "use_default_metadata_indexing": _bool},
+)
+FunctionLoadRequest = _message(
+    "FunctionLoadRequest", {"function_id": _str, "metadata": RpcFunctionMetadata, "managed_dependency_enabled": _bool}
+)
+FunctionLoadResponse = _message(
+    "FunctionLoadResponse", {"function_id": _str, "result": StatusResult, "is_dependency_downloaded": _bool}
+)
+InvocationRequest = _message(
+    "InvocationRequest",
+    {
+        "invocation_id": _str,
+        "function_id": _str,
+        "input_data": list,
+        "trigger_metadata": dict,
+        "trace_context": RpcTraceContext,
+        "retry_context": RetryContext,
+    },
+)
+InvocationResponse = _message(
+    "InvocationResponse",
+    {"invocation_id": _str, "output_data": list, "return_value": TypedData, "result": StatusResult},
+)
+StreamingMessage = _message(
+    "StreamingMessage",
+    {
+        "request_id": _str,
+        "worker_init_request": WorkerInitRequest,
+        "function_load_request": FunctionLoadRequest,
+        "invocation_request": InvocationRequest,
+    },
+)
 
 # The module the proxy worker passes to the runtime as request.properties["protos"].
-protos = SimpleNamespace(**{name: value for name, value in globals().items()
-                            if isinstance(value, type) and issubclass(value, Message) and value is not Message})
+protos = SimpleNamespace(
+    **{
+        name: value
+        for name, value in globals().items()
+        if isinstance(value, type) and issubclass(value, Message) and value is not Message
+    }
+)
 
 
 @dataclass
@@ -149,26 +257,50 @@ async def converse(argv: list[str]) -> dict[str, Any]:
 
     worker.start_threadpool_executor()
     try:
-        init = await worker.worker_init_request(WorkerRequest("worker_init_request", StreamingMessage(
-            worker_init_request=WorkerInitRequest(host_version="4.0.0", function_app_directory=str(REPO)))))
+        init = await worker.worker_init_request(
+            WorkerRequest(
+                "worker_init_request",
+                StreamingMessage(
+                    worker_init_request=WorkerInitRequest(host_version="4.0.0", function_app_directory=str(REPO))
+                ),
+            )
+        )
         answer: dict[str, Any] = {"init": init.to_json()}
         metadata = await worker.functions_metadata_request(WorkerRequest("functions_metadata_request", None))
         functions = {fn.name: fn for fn in metadata.function_metadata_results or []}
         answer["metadata"] = metadata.to_json()
         answer["load"] = {}
         for name, fn in functions.items():
-            loaded = await worker.function_load_request(WorkerRequest("function_load_request", StreamingMessage(
-                function_load_request=FunctionLoadRequest(function_id=fn.function_id, metadata=fn))))
+            loaded = await worker.function_load_request(
+                WorkerRequest(
+                    "function_load_request",
+                    StreamingMessage(
+                        function_load_request=FunctionLoadRequest(function_id=fn.function_id, metadata=fn)
+                    ),
+                )
+            )
             answer["load"][name] = loaded.to_json()
         if argv[0] != "index":
-            name, parameter = ("daily_audit_check", timer_binding(argv)) if argv[0] == "timer" else \
-                ("remediate", http_binding(argv))
-            invocation = await worker.invocation_request(WorkerRequest("invocation_request", StreamingMessage(
-                invocation_request=InvocationRequest(
-                    invocation_id=str(uuid.uuid4()), function_id=functions[name].function_id,
-                    input_data=[parameter], trigger_metadata={},
-                    trace_context=RpcTraceContext(trace_parent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"),
-                    retry_context=RetryContext(retry_count=0, max_retry_count=0)))))
+            name, parameter = (
+                ("daily_audit_check", timer_binding(argv)) if argv[0] == "timer" else ("remediate", http_binding(argv))
+            )
+            invocation = await worker.invocation_request(
+                WorkerRequest(
+                    "invocation_request",
+                    StreamingMessage(
+                        invocation_request=InvocationRequest(
+                            invocation_id=str(uuid.uuid4()),
+                            function_id=functions[name].function_id,
+                            input_data=[parameter],
+                            trigger_metadata={},
+                            trace_context=RpcTraceContext(
+                                trace_parent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+                            ),
+                            retry_context=RetryContext(retry_count=0, max_retry_count=0),
+                        )
+                    ),
+                )
+            )
             answer["invocation"] = invocation.to_json()
         return answer
     finally:
@@ -183,9 +315,19 @@ def timer_binding(argv: list[str]) -> Message:
 
 def http_binding(argv: list[str]) -> Message:
     method, body, headers = argv[1], Path(argv[2]).read_bytes(), json.loads(argv[3])
-    return ParameterBinding(name="req", data=TypedData(http=RpcHttp(
-        method=method, url="https://mag.azurewebsites.net/api/remediate", headers=headers,
-        body=TypedData(bytes=body), params={}, query={})))
+    return ParameterBinding(
+        name="req",
+        data=TypedData(
+            http=RpcHttp(
+                method=method,
+                url="https://mag.azurewebsites.net/api/remediate",
+                headers=headers,
+                body=TypedData(bytes=body),
+                params={},
+                query={},
+            )
+        ),
+    )
 
 
 def main(argv: list[str]) -> int:

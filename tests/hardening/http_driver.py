@@ -31,14 +31,24 @@ def answer(line: str) -> dict:
     for name in APP_SETTINGS:
         os.environ.pop(name, None)
     os.environ.update(request["env"])
-    http_request = func.HttpRequest(method=request["method"], url="/api/remediate", headers=request["headers"],
-                                    params={}, route_params={}, body=base64.b64decode(request["body"]))
+    http_request = func.HttpRequest(
+        method=request["method"],
+        url="/api/remediate",
+        headers=request["headers"],
+        params={},
+        route_params={},
+        body=base64.b64decode(request["body"]),
+    )
     try:
         response = function_app.remediate(http_request)
     except Exception as exc:  # the host turns an escaped exception into a 500
         return {"status": 500, "mimetype": "", "body": f"{type(exc).__name__}: {exc}"[:2000], "headers": {}}
-    return {"status": response.status_code, "mimetype": response.mimetype,
-            "body": (response.get_body() or b"").decode("utf-8", "replace"), "headers": dict(response.headers)}
+    return {
+        "status": response.status_code,
+        "mimetype": response.mimetype,
+        "body": (response.get_body() or b"").decode("utf-8", "replace"),
+        "headers": dict(response.headers),
+    }
 
 
 def main() -> int:

@@ -19,17 +19,26 @@ from tests.functions.harness import events, run_timer
 from tests.support.cli import cli_json, run_cli, spawn_cli
 from tests.support.tenant import scenario
 
-NON_COMPLIANT = scenario(organization_config={"AuditDisabled": True}, mailboxes=[{"Name": "ann"}],
-                         generate_bypass_associations={"count": 1500, "enabled_every": 0})
+NON_COMPLIANT = scenario(
+    organization_config={"AuditDisabled": True},
+    mailboxes=[{"Name": "ann"}],
+    generate_bypass_associations={"count": 1500, "enabled_every": 0},
+)
 # Short budgets keep the matrix fast; the budget checks below still prove the bounds hold.
-TIMING = {"EXO_RETRY_BACKOFF_SECONDS": "0.05", "EXO_OPERATION_DEADLINE_SECONDS": "4",
-          "AUDIT_RUN_DEADLINE_SECONDS": "40", "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "50"}
+TIMING = {
+    "EXO_RETRY_BACKOFF_SECONDS": "0.05",
+    "EXO_OPERATION_DEADLINE_SECONDS": "4",
+    "AUDIT_RUN_DEADLINE_SECONDS": "40",
+    "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "50",
+}
 RUN_BUDGET = 40 + 15  # run deadline, plus one token fetch that may already be under way, plus start-up
 
 ALWAYS = -1
 FAILING = {
-    "429 storm with Retry-After": (Fault("status", status=429, headers={"Retry-After": "0.5"}, times=ALWAYS),
-                                   "throttl"),
+    "429 storm with Retry-After": (
+        Fault("status", status=429, headers={"Retry-After": "0.5"}, times=ALWAYS),
+        "throttl",
+    ),
     "429 storm without Retry-After": (Fault("status", status=429, times=ALWAYS), "throttl"),
     "absurd Retry-After": (Fault("status", status=429, headers={"Retry-After": "86400"}, times=ALWAYS), "gave up"),
     "500": (Fault("status", status=500, body="envelope", times=ALWAYS), "500"),
@@ -44,21 +53,27 @@ FAILING = {
     "NUL-byte 403": (Fault("status", status=403, body="nul", times=ALWAYS), "Exchange Administrator"),
     "401 always": (Fault("status", status=401, times=ALWAYS), "Exchange.ManageAsApp"),
     "token endpoint down": (Fault("status", listener="token", status=503, times=ALWAYS), "login service"),
-    "token endpoint garbage": (Fault("garbage_token", listener="token", body="garbage", times=ALWAYS),
-                               "login service"),
+    "token endpoint garbage": (Fault("garbage_token", listener="token", body="garbage", times=ALWAYS), "login service"),
     "token endpoint slow": (Fault("delay", listener="token", seconds=40, times=ALWAYS), "login service"),
 }
 PAGING = {
-    "nextLink to another host": (Fault("foreign_next_link", cmdlet="Get-MailboxAuditBypassAssociation",
-                                       times=ALWAYS), "refused to follow"),
-    "nextLink loop": (Fault("loop_next_link", cmdlet="Get-MailboxAuditBypassAssociation", page=1, times=ALWAYS),
-                      "loop"),
-    "cursor expires twice": (Fault("expire_cursor", cmdlet="Get-MailboxAuditBypassAssociation", times=ALWAYS),
-                             "cursor"),
+    "nextLink to another host": (
+        Fault("foreign_next_link", cmdlet="Get-MailboxAuditBypassAssociation", times=ALWAYS),
+        "refused to follow",
+    ),
+    "nextLink loop": (
+        Fault("loop_next_link", cmdlet="Get-MailboxAuditBypassAssociation", page=1, times=ALWAYS),
+        "loop",
+    ),
+    "cursor expires twice": (
+        Fault("expire_cursor", cmdlet="Get-MailboxAuditBypassAssociation", times=ALWAYS),
+        "cursor",
+    ),
 }
 # Where a timeout or a deadline decides the outcome: measured on a real process, from the outside.
-PROCESS_LEVEL = frozenset({"429 storm with Retry-After", "absurd Retry-After", "slower than the timeout",
-                           "token endpoint slow"})
+PROCESS_LEVEL = frozenset(
+    {"429 storm with Retry-After", "absurd Retry-After", "slower than the timeout", "token endpoint slow"}
+)
 RECOVERABLE = {
     "401 once (token refresh)": Fault("status", status=401, times=1),
     "cursor expires once": Fault("expire_cursor", cmdlet="Get-MailboxAuditBypassAssociation", times=1),
@@ -75,8 +90,9 @@ def cli_check(emu, *, spawn=False, **env):
     return result, cli_json(result), time.monotonic() - started
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.e2e) if name in PROCESS_LEVEL else name
-                                  for name in sorted(FAILING)])
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.e2e) if name in PROCESS_LEVEL else name for name in sorted(FAILING)]
+)
 def test_cli_fails_closed_when_everything_fails(start_emulator, name):
     fault, hint = FAILING[name]
     emu = start_emulator(NON_COMPLIANT)
@@ -85,8 +101,9 @@ def test_cli_fails_closed_when_everything_fails(start_emulator, name):
     assert result.returncode == 2, result.stdout
     assert document["status"] == "Error"
     assert {control["status"] for control in document["controls"]} == {"Error"}
-    assert all(hint.lower() in control["message"].lower() for control in document["controls"]), \
-        [c["message"] for c in document["controls"]]
+    assert all(hint.lower() in control["message"].lower() for control in document["controls"]), [
+        c["message"] for c in document["controls"]
+    ]
     assert elapsed < RUN_BUDGET
     assert "Traceback" not in result.stderr
 
@@ -151,9 +168,13 @@ def test_the_run_deadline_cuts_a_slow_tenant_short(start_emulator):
 
 
 def test_multi_control_remediation_reports_every_control_truthfully(start_emulator):
-    emu = start_emulator(scenario(organization_config={"AuditDisabled": True},
-                                  admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False},
-                                  mailboxes=[{"Name": "eve", "AuditLogAgeLimit": "00:00:00"}]))
+    emu = start_emulator(
+        scenario(
+            organization_config={"AuditDisabled": True},
+            admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False},
+            mailboxes=[{"Name": "eve", "AuditLogAgeLimit": "00:00:00"}],
+        )
+    )
     emu.add_fault(Fault("status", cmdlet="Set-AdminAuditLogConfig", status=503, times=ALWAYS))
     emu.add_fault(Fault("ignore_writes", cmdlet="Set-Mailbox", times=ALWAYS))
     result = run_cli(emu, "remediate", "--json", env=TIMING, timeout=120)
@@ -171,11 +192,24 @@ def test_multi_control_remediation_reports_every_control_truthfully(start_emulat
     assert result.returncode == 1
 
 
-@pytest.mark.parametrize(("name", "fault", "hint"), [
-    ("deeply nested JSON", Fault("status", status=200, body="raw", raw="[" * 200_000, times=ALWAYS), "not JSON"),
-    ("gzip bomb", Fault("status", status=200, body="raw", times=ALWAYS, headers={"Content-Encoding": "gzip"},
-                        raw_base64=base64.b64encode(gzip.compress(b"\0" * (80 * 2**20))).decode()), "inflates"),
-])
+@pytest.mark.parametrize(
+    ("name", "fault", "hint"),
+    [
+        ("deeply nested JSON", Fault("status", status=200, body="raw", raw="[" * 200_000, times=ALWAYS), "not JSON"),
+        (
+            "gzip bomb",
+            Fault(
+                "status",
+                status=200,
+                body="raw",
+                times=ALWAYS,
+                headers={"Content-Encoding": "gzip"},
+                raw_base64=base64.b64encode(gzip.compress(b"\0" * (80 * 2**20))).decode(),
+            ),
+            "inflates",
+        ),
+    ],
+)
 def test_hostile_answers_are_errors_not_crashes(start_emulator, name, fault, hint):
     emu = start_emulator(NON_COMPLIANT)
     emu.add_fault(fault)
@@ -189,8 +223,15 @@ def test_hostile_answers_are_errors_not_crashes(start_emulator, name, fault, hin
 def test_per_mailbox_remediation_stops_at_the_run_deadline(start_emulator):
     emu = start_emulator(scenario(generate_mailboxes={"count": 300, "template": {"AuditLogAgeLimit": "30.00:00:00"}}))
     started = time.monotonic()
-    result = spawn_cli(emu, "remediate", "--control", "mailbox-audit-retention", "--json", timeout=120,
-                     env={**TIMING, "AUDIT_RUN_DEADLINE_SECONDS": "6", "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "5"})
+    result = spawn_cli(
+        emu,
+        "remediate",
+        "--control",
+        "mailbox-audit-retention",
+        "--json",
+        timeout=120,
+        env={**TIMING, "AUDIT_RUN_DEADLINE_SECONDS": "6", "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "5"},
+    )
     elapsed = time.monotonic() - started
     [step] = cli_json(result)["remediation"]
     assert step["outcome"] == "Failed"

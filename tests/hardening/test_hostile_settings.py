@@ -40,16 +40,24 @@ GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
 
 def base_env(auth_mode: str) -> dict[str, str]:
     """A complete, valid configuration for any auth mode, so a refusal can only come from the hostile value."""
-    return {"EXO_TENANT_ID": TENANT_ID, "EXO_AUTH_MODE": auth_mode, "EXO_CLIENT_ID": CLIENT_ID,
-            "EXO_CLIENT_SECRET": "a-valid-looking-secret", "EXO_CERTIFICATE_PATH": CERTIFICATE}
+    return {
+        "EXO_TENANT_ID": TENANT_ID,
+        "EXO_AUTH_MODE": auth_mode,
+        "EXO_CLIENT_ID": CLIENT_ID,
+        "EXO_CLIENT_SECRET": "a-valid-looking-secret",
+        "EXO_CERTIFICATE_PATH": CERTIFICATE,
+    }
 
 
 def safe_url(url: str, *, loopback_http: bool) -> bool:
     parts = urlsplit(url)
     plain_http_ok = loopback_http and parts.hostname in ("127.0.0.1", "localhost", "::1")
-    return (bool(parts.hostname) and (parts.scheme == "https" or (parts.scheme == "http" and plain_http_ok))
-            and not (parts.query or parts.fragment or parts.username or parts.password)
-            and parts.path in ("", "/"))
+    return (
+        bool(parts.hostname)
+        and (parts.scheme == "https" or (parts.scheme == "http" and plain_http_ok))
+        and not (parts.query or parts.fragment or parts.username or parts.password)
+        and parts.path in ("", "/")
+    )
 
 
 def within(low: float, high: float) -> Any:
@@ -65,14 +73,20 @@ def truthy(value: str) -> bool:
 # value must look like. (AUDIT_SCHEDULE is read by the Functions host only; see the CLI cases below.)
 SETTINGS: dict[str, tuple[Any, Any]] = {
     "EXO_TENANT_ID": (Settings.from_env, lambda s, v: GUID.fullmatch(s.tenant_id)),
-    "EXO_ORGANIZATION": (Settings.from_env, lambda s, v: s.organization is None or re.fullmatch(
-        r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]+", s.organization)),
+    "EXO_ORGANIZATION": (
+        Settings.from_env,
+        lambda s, v: s.organization is None or re.fullmatch(r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]+", s.organization),
+    ),
     "EXO_AUTH_MODE": (Settings.from_env, lambda s, v: s.auth_mode in AUTH_MODES),
     "EXO_CLIENT_ID": (Settings.from_env, lambda s, v: s.client_id is None or GUID.fullmatch(s.client_id)),
-    "EXO_CLIENT_SECRET": (Settings.from_env, lambda s, v: s.client_secret in (None, v.strip())
-                          and (len(v.strip()) < 8 or v.strip() not in repr(s))),
-    "EXO_CERTIFICATE_PATH": (Settings.from_env, lambda s, v: s.certificate_path is None or
-                             s.certificate_path.is_file()),
+    "EXO_CLIENT_SECRET": (
+        Settings.from_env,
+        lambda s, v: s.client_secret in (None, v.strip()) and (len(v.strip()) < 8 or v.strip() not in repr(s)),
+    ),
+    "EXO_CERTIFICATE_PATH": (
+        Settings.from_env,
+        lambda s, v: s.certificate_path is None or s.certificate_path.is_file(),
+    ),
     "EXO_CERTIFICATE_PASSWORD": (Settings.from_env, lambda s, v: len(v.strip()) < 8 or v.strip() not in repr(s)),
     "EXO_CLOUD": (Settings.from_env, lambda s, v: s.cloud in CLOUDS.values()),
     "EXO_ENDPOINT": (Settings.from_env, lambda s, v: safe_url(s.exchange_url, loopback_http=True)),
@@ -81,33 +95,66 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "EXO_RETRY_BACKOFF_SECONDS": (Settings.from_env, lambda s, v: within(0.01, 60)(s.retry_backoff_seconds)),
     "AUDIT_RUN_DEADLINE_SECONDS": (Settings.from_env, lambda s, v: within(5, 86400)(s.run_deadline_seconds)),
     "AUDIT_MODE": (AppSettings.from_env, lambda s, v: s.audit_mode in ("report", "remediate")),
-    "AUDIT_EXCEPTIONS_FILE": (lambda env: AuditPolicy.from_env(env, TODAY),
-                              lambda p, v: not p.exceptions.valid and not v.strip()),
+    "AUDIT_EXCEPTIONS_FILE": (
+        lambda env: AuditPolicy.from_env(env, TODAY),
+        lambda p, v: not p.exceptions.valid and not v.strip(),
+    ),
     "MAILBOX_AUDIT_BASELINE": (lambda env: AuditPolicy.from_env(env, TODAY), lambda p, v: p.baseline in BASELINES),
-    "MAILBOX_AUDIT_MIN_RETENTION_DAYS": (lambda env: AuditPolicy.from_env(env, TODAY),
-                                         lambda p, v: isinstance(p.min_retention_days, int)
-                                         and 1 <= p.min_retention_days <= 3650),
-    "MAILBOX_AUDIT_INCLUDE_SHARED": (lambda env: AuditPolicy.from_env(env, TODAY),
-                                     lambda p, v: p.include_shared is truthy(v)),
-    "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE": (lambda env: AuditPolicy.from_env(env, TODAY),
-                                            lambda p, v: p.check_explicit_enable is truthy(v)),
-    "MAILBOX_REMEDIATION_WRITES_PER_SECOND": (lambda env: AuditPolicy.from_env(env, TODAY),
-                                              lambda p, v: within(0.1, 50)(p.writes_per_second)),
+    "MAILBOX_AUDIT_MIN_RETENTION_DAYS": (
+        lambda env: AuditPolicy.from_env(env, TODAY),
+        lambda p, v: isinstance(p.min_retention_days, int) and 1 <= p.min_retention_days <= 3650,
+    ),
+    "MAILBOX_AUDIT_INCLUDE_SHARED": (
+        lambda env: AuditPolicy.from_env(env, TODAY),
+        lambda p, v: p.include_shared is truthy(v),
+    ),
+    "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE": (
+        lambda env: AuditPolicy.from_env(env, TODAY),
+        lambda p, v: p.check_explicit_enable is truthy(v),
+    ),
+    "MAILBOX_REMEDIATION_WRITES_PER_SECOND": (
+        lambda env: AuditPolicy.from_env(env, TODAY),
+        lambda p, v: within(0.1, 50)(p.writes_per_second),
+    ),
 }
 
 # A plausible value per setting, so hostile variations of it ("valid, plus an OPATH tail") are tried too.
 PLAUSIBLE = {
-    "EXO_TENANT_ID": TENANT_ID, "EXO_ORGANIZATION": "contoso.onmicrosoft.com", "EXO_AUTH_MODE": "secret",
-    "EXO_CLIENT_ID": CLIENT_ID, "EXO_CLIENT_SECRET": "s3cr3t", "EXO_CERTIFICATE_PATH": CERTIFICATE,
-    "EXO_CERTIFICATE_PASSWORD": "pw", "EXO_CLOUD": "gcchigh", "EXO_ENDPOINT": "https://outlook.office365.com",
-    "EXO_AUTHORITY": "https://login.microsoftonline.com", "EXO_OPERATION_DEADLINE_SECONDS": "60",
-    "EXO_RETRY_BACKOFF_SECONDS": "2", "AUDIT_RUN_DEADLINE_SECONDS": "1500", "AUDIT_MODE": "remediate",
-    "AUDIT_EXCEPTIONS_FILE": "/etc/mailbox-audit/exceptions.json", "MAILBOX_AUDIT_BASELINE": "cis-v4",
-    "MAILBOX_AUDIT_MIN_RETENTION_DAYS": "180", "MAILBOX_AUDIT_INCLUDE_SHARED": "true",
-    "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE": "false", "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "2",
+    "EXO_TENANT_ID": TENANT_ID,
+    "EXO_ORGANIZATION": "contoso.onmicrosoft.com",
+    "EXO_AUTH_MODE": "secret",
+    "EXO_CLIENT_ID": CLIENT_ID,
+    "EXO_CLIENT_SECRET": "s3cr3t",
+    "EXO_CERTIFICATE_PATH": CERTIFICATE,
+    "EXO_CERTIFICATE_PASSWORD": "pw",
+    "EXO_CLOUD": "gcchigh",
+    "EXO_ENDPOINT": "https://outlook.office365.com",
+    "EXO_AUTHORITY": "https://login.microsoftonline.com",
+    "EXO_OPERATION_DEADLINE_SECONDS": "60",
+    "EXO_RETRY_BACKOFF_SECONDS": "2",
+    "AUDIT_RUN_DEADLINE_SECONDS": "1500",
+    "AUDIT_MODE": "remediate",
+    "AUDIT_EXCEPTIONS_FILE": "/etc/mailbox-audit/exceptions.json",
+    "MAILBOX_AUDIT_BASELINE": "cis-v4",
+    "MAILBOX_AUDIT_MIN_RETENTION_DAYS": "180",
+    "MAILBOX_AUDIT_INCLUDE_SHARED": "true",
+    "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE": "false",
+    "MAILBOX_REMEDIATION_WRITES_PER_SECOND": "2",
 }
-TAILS = ("' -or Name -like '*", " -or $true", "\n-or 1", "\x00", ";$(Get-Mailbox)", "}", "/../../x", "?x=1#f",
-         "@evil.example", ":99999", " " * 3, "x" * 100_000)
+TAILS = (
+    "' -or Name -like '*",
+    " -or $true",
+    "\n-or 1",
+    "\x00",
+    ";$(Get-Mailbox)",
+    "}",
+    "/../../x",
+    "?x=1#f",
+    "@evil.example",
+    ":99999",
+    " " * 3,
+    "x" * 100_000,
+)
 
 
 def hostile_values(name: str) -> st.SearchStrategy[str]:
@@ -117,8 +164,9 @@ def hostile_values(name: str) -> st.SearchStrategy[str]:
         st.text(max_size=60),  # any unicode: NUL, newlines, non-ASCII, RTL marks
         st.sampled_from(TAILS).map(lambda tail: plausible + tail),
         st.sampled_from(TAILS).map(lambda tail: tail + plausible),
-        st.sampled_from([plausible.upper(), f"  {plausible}  ", plausible * 2,
-                         plausible.replace("o", "\u043e")]),  # a Cyrillic o
+        st.sampled_from(
+            [plausible.upper(), f"  {plausible}  ", plausible * 2, plausible.replace("o", "\u043e")]
+        ),  # a Cyrillic o
     )
 
 
@@ -152,6 +200,7 @@ def test_a_hostile_setting_is_refused_by_its_own_name_or_accepted_as_a_safe_valu
 
 
 # ---- through the command line, as an administrator would meet it ---------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def emulator():
@@ -223,10 +272,13 @@ def test_the_cli_refuses_a_hostile_setting_by_name_and_sends_nothing(emu, name, 
     assert cli_json(result)["status"] == "Error"
 
 
-@pytest.mark.parametrize(("name", "value", "auth_mode"), [
-    ("EXO_CLIENT_SECRET", "x' -or Name -like '*-$(Get-Mailbox)-{}", "secret"),
-    ("EXO_CERTIFICATE_PASSWORD", "$(Get-Mailbox)' -or '1'='1", "certificate"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "auth_mode"),
+    [
+        ("EXO_CLIENT_SECRET", "x' -or Name -like '*-$(Get-Mailbox)-{}", "secret"),
+        ("EXO_CERTIFICATE_PASSWORD", "$(Get-Mailbox)' -or '1'='1", "certificate"),
+    ],
+)
 def test_a_hostile_secret_is_used_as_a_secret_and_never_shown(emu, name, value, auth_mode):
     """Any text can be a secret, so it is accepted; the token endpoint (or the PEM) then refuses it: exit 2, nothing
     sent to Exchange, and the value appears nowhere in the output."""
@@ -285,9 +337,16 @@ def test_a_register_path_that_never_ends_or_blocks_is_refused_at_once(emu, tmp_p
     environment.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
     for path in ("/dev/zero", str(fifo), str(tmp_path), "/dev/stdin"):
         emu.reset_log()
-        result = subprocess.run([sys.executable, "-m", "shared", "check", "--json"], cwd=REPO, capture_output=True,
-                                text=True, timeout=30, check=False, preexec_fn=capped_memory,
-                                env={**environment, "AUDIT_EXCEPTIONS_FILE": path})
+        result = subprocess.run(
+            [sys.executable, "-m", "shared", "check", "--json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            preexec_fn=capped_memory,
+            env={**environment, "AUDIT_EXCEPTIONS_FILE": path},
+        )
         assert_refused_cleanly(result, emu, "AUDIT_EXCEPTIONS_FILE", path)
 
 
@@ -298,28 +357,62 @@ def test_reading_a_secret_file_as_the_register_does_not_reveal_it(emu):
 
 
 def entry(**fields: Any) -> dict[str, Any]:
-    return {"control": "audit-bypass", "identity": "svc-backup", "reason": "vendor case 123",
-            "approved_by": "CISO, change 4711", "expires": "2099-06-30", **fields}
+    return {
+        "control": "audit-bypass",
+        "identity": "svc-backup",
+        "reason": "vendor case 123",
+        "approved_by": "CISO, change 4711",
+        "expires": "2099-06-30",
+        **fields,
+    }
 
 
 MALFORMED_ENTRIES = [
-    entry(identity=["svc-backup"]), entry(identity={"name": "svc-backup"}), entry(identity=5), entry(identity=None),
-    entry(control=["audit-bypass"]), entry(control="audit-bypass' -or '1'='1"), entry(reason="r" * 100_000),
-    entry(approved_by=None), entry(approved_by={"$ne": None}), entry(expires=20990630), entry(expires="20990630"),
-    entry(expires="2099-06-30T00:00:00"), entry(expires="9999-99-99"), entry(expires="2000-01-01"),
-    {"identity": "svc-backup"}, {},
+    entry(identity=["svc-backup"]),
+    entry(identity={"name": "svc-backup"}),
+    entry(identity=5),
+    entry(identity=None),
+    entry(control=["audit-bypass"]),
+    entry(control="audit-bypass' -or '1'='1"),
+    entry(reason="r" * 100_000),
+    entry(approved_by=None),
+    entry(approved_by={"$ne": None}),
+    entry(expires=20990630),
+    entry(expires="20990630"),
+    entry(expires="2099-06-30T00:00:00"),
+    entry(expires="9999-99-99"),
+    entry(expires="2000-01-01"),
+    {"identity": "svc-backup"},
+    {},
 ]
-NEVER_MATCHING = [entry(identity=text) for text in ("svc-backup\x00", "svc-backup' -or '1'='1", "*", "svc-*",
-                                                     "%", "$true", "{}", "$(Get-Mailbox)", "svc-backup -or $true")]
+NEVER_MATCHING = [
+    entry(identity=text)
+    for text in (
+        "svc-backup\x00",
+        "svc-backup' -or '1'='1",
+        "*",
+        "svc-*",
+        "%",
+        "$true",
+        "{}",
+        "$(Get-Mailbox)",
+        "svc-backup -or $true",
+    )
+]
 
 
 def test_wrongly_typed_register_entries_are_listed_as_rejected_and_never_excuse_anyone(emu, tmp_path):
     path = tmp_path / "exceptions.json"
     path.write_text(json.dumps(MALFORMED_ENTRIES + NEVER_MATCHING))
     with emu.lock:
-        emu.tenant.bypass_associations[:] = [{"Name": "svc-backup", "Identity": "svc-backup",
-                                              "Guid": "5e1c0b5a-0000-4000-8000-000000000001",
-                                              "AuditBypassEnabled": True}]
+        emu.tenant.bypass_associations[:] = [
+            {
+                "Name": "svc-backup",
+                "Identity": "svc-backup",
+                "Guid": "5e1c0b5a-0000-4000-8000-000000000001",
+                "AuditBypassEnabled": True,
+            }
+        ]
     result = cli(emu, "check", "--json", "--control", "audit-bypass", AUDIT_EXCEPTIONS_FILE=str(path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     [bypass] = cli_json(result)["controls"]
@@ -333,6 +426,7 @@ def test_wrongly_typed_register_entries_are_listed_as_rejected_and_never_excuse_
 
 # ---- injection: nothing from the register ever reaches a filter ---------------------------------------------------
 
+
 def strings(value: Any) -> list[str]:
     """Every string inside a parameter value (lists and hashtables included)."""
     if isinstance(value, str):
@@ -344,32 +438,47 @@ def strings(value: Any) -> list[str]:
     return []
 
 
-INJECTION_IDENTITIES = ["*", "' -or Name -like '*", "svc-backup' -or Name -ne '", "$true", "{}", "$(Get-Mailbox)",
-                        "x' -or Name -like '*", "alice' -or '1'='1", "Name -eq 'alice'", "svc-backup\"; $true; \""]
+INJECTION_IDENTITIES = [
+    "*",
+    "' -or Name -like '*",
+    "svc-backup' -or Name -ne '",
+    "$true",
+    "{}",
+    "$(Get-Mailbox)",
+    "x' -or Name -like '*",
+    "alice' -or '1'='1",
+    "Name -eq 'alice'",
+    'svc-backup"; $true; "',
+]
 LITERAL = "x' -or Name -like '*"  # an association really named like this is excused by its own entry, and only it
 
 
 def test_opath_in_the_register_never_reaches_a_filter_and_never_excuses_another_account(emu, tmp_path):
     path = tmp_path / "exceptions.json"
     path.write_text(json.dumps([entry(identity=identity) for identity in INJECTION_IDENTITIES]))
-    associations = [("svc-backup", "5e1c0b5a-0000-4000-8000-000000000001"),
-                    ("alice", "5e1c0b5a-0000-4000-8000-000000000002"),
-                    (LITERAL, "5e1c0b5a-0000-4000-8000-000000000003")]
+    associations = [
+        ("svc-backup", "5e1c0b5a-0000-4000-8000-000000000001"),
+        ("alice", "5e1c0b5a-0000-4000-8000-000000000002"),
+        (LITERAL, "5e1c0b5a-0000-4000-8000-000000000003"),
+    ]
     with emu.lock:
-        emu.tenant.bypass_associations[:] = [{"Name": name, "Identity": name, "Guid": guid, "AuditBypassEnabled": True}
-                                             for name, guid in associations]
+        emu.tenant.bypass_associations[:] = [
+            {"Name": name, "Identity": name, "Guid": guid, "AuditBypassEnabled": True} for name, guid in associations
+        ]
     env = {"AUDIT_EXCEPTIONS_FILE": str(path), "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE": "true"}
 
     check = cli(emu, "check", "--json", **env)
     sent = [request.body for request in emu.invocations()]
     fix = run_cli(emu, "remediate", "--json", "--control", "audit-bypass", env=env, timeout=30)
-    sent += [request.body for request in emu.invocations()][len(sent):]
+    sent += [request.body for request in emu.invocations()][len(sent) :]
 
-    filters = [body["CmdletInput"]["Parameters"]["Filter"] for body in sent
-               if "Filter" in body["CmdletInput"]["Parameters"]]
+    filters = [
+        body["CmdletInput"]["Parameters"]["Filter"] for body in sent if "Filter" in body["CmdletInput"]["Parameters"]
+    ]
     assert filters == [NOT_EXPLICIT_FILTER], "the only filter ever sent is the constant one"
-    values = [text for body in sent for text in strings(body["CmdletInput"]["Parameters"])
-              if text != NOT_EXPLICIT_FILTER]
+    values = [
+        text for body in sent for text in strings(body["CmdletInput"]["Parameters"]) if text != NOT_EXPLICIT_FILTER
+    ]
     for identity in INJECTION_IDENTITIES:
         assert not [text for text in values if identity in text], f"{identity!r} reached a parameter"
 
@@ -378,12 +487,18 @@ def test_opath_in_the_register_never_reaches_a_filter_and_never_excuses_another_
     assert sorted(f["identity"] for f in bypass["details"]["findings"]) == ["alice", "svc-backup"]
     assert [used["matched"] for used in bypass["details"]["exceptions_used"]] == [LITERAL]
     # The fix writes exactly the two unexcused associations, by GUID; the literally named one keeps its bypass.
-    writes = [body["CmdletInput"]["Parameters"] for body in sent
-              if body["CmdletInput"]["CmdletName"] == "Set-MailboxAuditBypassAssociation"]
+    writes = [
+        body["CmdletInput"]["Parameters"]
+        for body in sent
+        if body["CmdletInput"]["CmdletName"] == "Set-MailboxAuditBypassAssociation"
+    ]
     assert sorted(w["Identity"] for w in writes) == [associations[0][1], associations[1][1]]
     assert fix.returncode == 0, fix.stderr[-2000:]
     assert {a["Name"]: a["AuditBypassEnabled"] for a in emu.tenant.bypass_associations} == {
-        "svc-backup": False, "alice": False, LITERAL: True}
+        "svc-backup": False,
+        "alice": False,
+        LITERAL: True,
+    }
 
 
 # ---- the register's rules, fuzzed ---------------------------------------------------------------------------------
@@ -393,11 +508,13 @@ FIELD_VALUES = {
     "identity": st.sampled_from(["", "   ", "x" * 1025]),
     "reason": st.sampled_from(["", "r" * 2000]) | st.text(max_size=30),
     "approved_by": st.sampled_from(["", " "]) | st.text(max_size=30),
-    "expires": st.sampled_from(["2026-11-27", "20990630", "2099-6-30", "2099-02-30", "2099-06-30T00:00"]) |
-    st.dates().map(date.isoformat) | st.text(max_size=12),
+    "expires": st.sampled_from(["2026-11-27", "20990630", "2099-6-30", "2099-02-30", "2099-06-30T00:00"])
+    | st.dates().map(date.isoformat)
+    | st.text(max_size=12),
 }
-IDENTITIES = st.sampled_from(["svc-backup", "Zoë", "\u202eevil", "*", "' -or '1'='1", "svc-*", "İstanbul"]) | \
-    st.text(min_size=1, max_size=30)
+IDENTITIES = st.sampled_from(["svc-backup", "Zoë", "\u202eevil", "*", "' -or '1'='1", "svc-*", "İstanbul"]) | st.text(
+    min_size=1, max_size=30
+)
 
 
 @st.composite
@@ -418,8 +535,17 @@ def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any], odds: int)
 
 
 REGISTERS = mostly(st.lists(mostly(register_entries(), JSON_VALUES, odds=12), max_size=6), JSON_VALUES, odds=8)
-TWISTS = (str.upper, str.lower, lambda t: f"  {t}\t", lambda t: t + "' -or '1'='1", lambda t: t + "*",
-          lambda t: t[:-1], lambda t: "*", lambda t: t + "\x00", lambda t: t)
+TWISTS = (
+    str.upper,
+    str.lower,
+    lambda t: f"  {t}\t",
+    lambda t: t + "' -or '1'='1",
+    lambda t: t + "*",
+    lambda t: t[:-1],
+    lambda t: "*",
+    lambda t: t + "\x00",
+    lambda t: t,
+)
 
 
 @pytest.mark.slow
@@ -435,12 +561,15 @@ def test_a_register_either_loads_or_is_refused_and_an_entry_excuses_only_its_own
     event(f"{len(register.valid)} valid, {len(register.rejected)} rejected")
     for (control, key), valid in register.valid.items():
         assert control == "audit-bypass" and key == valid.identity.lower()
-        assert valid.expires >= TODAY and all(text.strip() for text in (valid.identity, valid.reason,
-                                                                          valid.approved_by))
+        assert valid.expires >= TODAY and all(
+            text.strip() for text in (valid.identity, valid.reason, valid.approved_by)
+        )
     json.dumps(register.rejected)  # goes into reports and telemetry as it is
     names = [item["identity"] for item in document if isinstance(item.get("identity"), str)] or ["svc-backup"]
-    query = data.draw(st.tuples(st.sampled_from(names), st.sampled_from(TWISTS)).map(lambda t: t[1](t[0])) |
-                      st.text(max_size=30), label="query")
+    query = data.draw(
+        st.tuples(st.sampled_from(names), st.sampled_from(TWISTS)).map(lambda t: t[1](t[0])) | st.text(max_size=30),
+        label="query",
+    )
     found = register.find("audit-bypass", query)
     if found is not None:
         event("excused")

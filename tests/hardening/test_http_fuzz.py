@@ -59,8 +59,11 @@ def app_settings(draw: st.DrawFn, *, broken: bool = True) -> AppFacts:
     env: dict[str, str] = {}
     facts = {"easy_auth": False, "key_only": False}
     errors: list[str] = []
-    flags = [(v, True) for v in TRUTHY] * 2 + [(v, False) for v in FALSY] * 2 + \
-        ([(v, None) for v in BROKEN_FLAGS] if broken else [])
+    flags = (
+        [(v, True) for v in TRUTHY] * 2
+        + [(v, False) for v in FALSY] * 2
+        + ([(v, None) for v in BROKEN_FLAGS] if broken else [])
+    )
     for name, fact in (("WEBSITE_AUTH_ENABLED", "easy_auth"), ("REMEDIATION_ALLOW_KEY_ONLY", "key_only")):
         if draw(st.booleans()):
             env[name], truth = draw(st.sampled_from(flags))
@@ -80,16 +83,30 @@ def app_settings(draw: st.DrawFn, *, broken: bool = True) -> AppFacts:
 # "refused" (anything else: forged, garbage, wrong shapes; must be 401 or 403, never a run).
 
 NAMES = st.text(max_size=40) | st.sampled_from(["alice@contoso.com", "\u202emoc.osotnoc@eve", "ünïcødé", "a\x00b", ""])
-EXTRA_CLAIMS = st.lists(st.fixed_dictionaries({"typ": st.sampled_from(["name", "oid", "preferred_username", "appid",
-                                                                       "groups", "scp", "wids"]),
-                                               "val": NAMES}), max_size=4)
+EXTRA_CLAIMS = st.lists(
+    st.fixed_dictionaries(
+        {"typ": st.sampled_from(["name", "oid", "preferred_username", "appid", "groups", "scp", "wids"]), "val": NAMES}
+    ),
+    max_size=4,
+)
 WRONG_TYPES = ("groups", "role", "Roles", "ROLES", "roles ", "scp", "wids", "http://schemas.microsoft.com/claims/role")
-LOOKALIKES = ("mailboxaudit.remediate", "MAILBOXAUDIT.REMEDIATE", "MailboxAudit.Remediate ", " MailboxAudit.Remediate",
-              "MailboxAudit.Remediate\x00", "MailboxAudit.Read", "MailboxAudit.Remediate.All", "MailboxAudit",
-              "MailboxAudit․Remediate", "ΜailboxAudit.Remediate")  # one-dot leader; a Greek capital Mu
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                        max_size=4), max_leaves=20)
+LOOKALIKES = (
+    "mailboxaudit.remediate",
+    "MAILBOXAUDIT.REMEDIATE",
+    "MailboxAudit.Remediate ",
+    " MailboxAudit.Remediate",
+    "MailboxAudit.Remediate\x00",
+    "MailboxAudit.Read",
+    "MailboxAudit.Remediate.All",
+    "MailboxAudit",
+    "MailboxAudit․Remediate",
+    "ΜailboxAudit.Remediate",
+)  # one-dot leader; a Greek capital Mu
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 def encode(document: Any) -> str:
@@ -118,28 +135,46 @@ def principal_without_role(draw: st.DrawFn) -> dict[str, Any]:
     if how == "wrong-type":
         claims.append({"typ": draw(st.sampled_from(WRONG_TYPES)), "val": REMEDIATE_ROLE})
     elif how == "lookalike":
-        claims.append({"typ": draw(st.sampled_from(["roles", ROLE_CLAIM_URI])),
-                       "val": draw(st.sampled_from(LOOKALIKES))})
+        claims.append(
+            {"typ": draw(st.sampled_from(["roles", ROLE_CLAIM_URI])), "val": draw(st.sampled_from(LOOKALIKES))}
+        )
     elif how == "custom-type-ignored":  # the principal names its own role type: the URI form no longer counts
         document["role_typ"] = "urn:custom:role"
         claims.append({"typ": ROLE_CLAIM_URI, "val": REMEDIATE_ROLE})
-    document["claims"] = [c for c in claims if c.get("val") != REMEDIATE_ROLE or c["typ"] not in
-                          ("roles", document["role_typ"])]
+    document["claims"] = [
+        c for c in claims if c.get("val") != REMEDIATE_ROLE or c["typ"] not in ("roles", document["role_typ"])
+    ]
     return document
 
 
 def _wrong_shapes() -> st.SearchStrategy[Any]:
     """Valid JSON in the header, but not the shape App Service authentication sends."""
     role = {"typ": "roles", "val": REMEDIATE_ROLE}
-    return st.sampled_from([
-        None, 0, "roles", [role], {"claims": "roles"}, {"claims": 5}, {"claims": {"roles": REMEDIATE_ROLE}},
-        {"claims": [["roles", REMEDIATE_ROLE]]}, {"claims": [{"typ": "roles", "val": [REMEDIATE_ROLE]}]},
-        {"claims": [{"typ": ["roles"], "val": REMEDIATE_ROLE}]}, {"claims": [{"typ": "roles"}]},
-        {"claims": [{"val": REMEDIATE_ROLE}]}, {"claims": [role], "role_typ": ["roles"]},
-        {"claims": [role], "role_typ": {"a": 1}}, {"roles": [REMEDIATE_ROLE]},
-        {"claims": None, "roles": REMEDIATE_ROLE},
-        {"claims": [{"typ": "roles", "val": None}, {"typ": None, "val": REMEDIATE_ROLE}]},
-    ]) | JSON_VALUES | st.dictionaries(st.sampled_from(["claims", "role_typ", "auth_typ"]), JSON_VALUES, max_size=3)
+    return (
+        st.sampled_from(
+            [
+                None,
+                0,
+                "roles",
+                [role],
+                {"claims": "roles"},
+                {"claims": 5},
+                {"claims": {"roles": REMEDIATE_ROLE}},
+                {"claims": [["roles", REMEDIATE_ROLE]]},
+                {"claims": [{"typ": "roles", "val": [REMEDIATE_ROLE]}]},
+                {"claims": [{"typ": ["roles"], "val": REMEDIATE_ROLE}]},
+                {"claims": [{"typ": "roles"}]},
+                {"claims": [{"val": REMEDIATE_ROLE}]},
+                {"claims": [role], "role_typ": ["roles"]},
+                {"claims": [role], "role_typ": {"a": 1}},
+                {"roles": [REMEDIATE_ROLE]},
+                {"claims": None, "roles": REMEDIATE_ROLE},
+                {"claims": [{"typ": "roles", "val": None}, {"typ": None, "val": REMEDIATE_ROLE}]},
+            ]
+        )
+        | JSON_VALUES
+        | st.dictionaries(st.sampled_from(["claims", "role_typ", "auth_typ"]), JSON_VALUES, max_size=3)
+    )
 
 
 def _padded_role_principal() -> str:
@@ -157,14 +192,19 @@ def _refused_headers() -> st.SearchStrategy[str]:
         _wrong_shapes().map(encode),
         st.binary(max_size=300).map(lambda raw: base64.b64encode(raw).decode()),  # base64 of random bytes
         st.text(max_size=200),  # not base64 at all (any unicode, NUL bytes included)
-        st.sampled_from([
-            valid.rstrip("="),  # padding stripped
-            valid.replace("+", "-").replace("/", "_") + "-_",  # URL-safe alphabet
-            valid[:20] + "\n" + valid[20:],  # a line break inside
-            valid + "\x00", " " + valid, valid[:-4],  # NUL, whitespace, truncated
-            encode({"claims": [{"typ": "roles", "val": REMEDIATE_ROLE}], "pad": "x" * 17000}),  # > 16 KiB
-            "A" * 20000, "é" * 100,
-        ]),
+        st.sampled_from(
+            [
+                valid.rstrip("="),  # padding stripped
+                valid.replace("+", "-").replace("/", "_") + "-_",  # URL-safe alphabet
+                valid[:20] + "\n" + valid[20:],  # a line break inside
+                valid + "\x00",
+                " " + valid,
+                valid[:-4],  # NUL, whitespace, truncated
+                encode({"claims": [{"typ": "roles", "val": REMEDIATE_ROLE}], "pad": "x" * 17000}),  # > 16 KiB
+                "A" * 20000,
+                "é" * 100,
+            ]
+        ),
         st.integers(1, 1500).map(lambda depth: base64.b64encode(b'{"claims":' + nested(depth) + b"}").decode()),
         st.integers(1, 1500).map(lambda depth: base64.b64encode(nested(depth, b"{}", kind="object")).decode()),
     )
@@ -182,26 +222,64 @@ def callers(draw: st.DrawFn) -> tuple[dict[str, str], str]:
     elif kind == "refused":
         headers[draw(st.sampled_from(["X-MS-CLIENT-PRINCIPAL", "x-ms-client-principal"]))] = draw(_refused_headers())
     # Forged companions: who the caller claims to be is only a label, never a permission.
-    for name in draw(st.sets(st.sampled_from(["X-MS-CLIENT-PRINCIPAL-NAME", "X-MS-CLIENT-PRINCIPAL-ID",
-                                              "X-MS-CLIENT-PRINCIPAL-IDP", "X-MS-TOKEN-AAD-ID-TOKEN",
-                                              "Authorization", "x-functions-key", "X-Forwarded-For"]))):
+    for name in draw(
+        st.sets(
+            st.sampled_from(
+                [
+                    "X-MS-CLIENT-PRINCIPAL-NAME",
+                    "X-MS-CLIENT-PRINCIPAL-ID",
+                    "X-MS-CLIENT-PRINCIPAL-IDP",
+                    "X-MS-TOKEN-AAD-ID-TOKEN",
+                    "Authorization",
+                    "x-functions-key",
+                    "X-Forwarded-For",
+                ]
+            )
+        )
+    ):
         headers[name] = draw(NAMES | st.just("x" * 20000) | st.just(REMEDIATE_ROLE))
-    headers.update(draw(st.dictionaries(st.text(min_size=1, max_size=20).filter(
-        lambda n: n.lower() != "x-ms-client-principal"), st.text(max_size=50), max_size=3)))
+    headers.update(
+        draw(
+            st.dictionaries(
+                st.text(min_size=1, max_size=20).filter(lambda n: n.lower() != "x-ms-client-principal"),
+                st.text(max_size=50),
+                max_size=3,
+            )
+        )
+    )
     return headers, kind
 
 
 # ---- bodies ------------------------------------------------------------------------------------------------------
 
-VALID_DOCUMENTS = st.fixed_dictionaries({}, optional={
-    "controls": st.lists(st.sampled_from(IMPLEMENTED_CONTROLS), min_size=1, unique=True),
-    "dryRun": st.booleans()})
+VALID_DOCUMENTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "controls": st.lists(st.sampled_from(IMPLEMENTED_CONTROLS), min_size=1, unique=True),
+        "dryRun": st.booleans(),
+    },
+)
 WRONG_VALUES = st.sampled_from([None, "true", "false", 1, 0, [], {}, "", 1e309, -0.0, ["org-audit-enabled"]])
-BAD_CONTROLS = st.sampled_from([
-    [], "org-audit-enabled", ["ORG-AUDIT-ENABLED"], ["org-audit-enabled\x00"], ["org-audit-enabled "],
-    ["org-audit-enabled", "org-audit-enabled"], ["ｏｒｇ-audit-enabled"], ["no-such-control"], [1], [None], [[]],
-    ["org-audit-enabled", ["org-audit-enabled"]], ["*"], ["' -or 1"], {"0": "org-audit-enabled"}, ["revert"],
-])
+BAD_CONTROLS = st.sampled_from(
+    [
+        [],
+        "org-audit-enabled",
+        ["ORG-AUDIT-ENABLED"],
+        ["org-audit-enabled\x00"],
+        ["org-audit-enabled "],
+        ["org-audit-enabled", "org-audit-enabled"],
+        ["ｏｒｇ-audit-enabled"],
+        ["no-such-control"],
+        [1],
+        [None],
+        [[]],
+        ["org-audit-enabled", ["org-audit-enabled"]],
+        ["*"],
+        ["' -or 1"],
+        {"0": "org-audit-enabled"},
+        ["revert"],
+    ]
+)
 
 
 def dumps(document: Any, style: int) -> bytes:
@@ -219,8 +297,12 @@ def near_valid(draw: st.DrawFn) -> bytes:
     document = dict(draw(VALID_DOCUMENTS))
     change = draw(st.sampled_from(["extra", "controls", "dryRun", "both"]))
     if change == "extra":
-        document[draw(st.text(max_size=20) | st.sampled_from(["Controls", "dryrun", "control_id", "revert",
-                                                               "__proto__", "\u202edryRun"]))] = draw(JSON_VALUES)
+        document[
+            draw(
+                st.text(max_size=20)
+                | st.sampled_from(["Controls", "dryrun", "control_id", "revert", "__proto__", "\u202edryRun"])
+            )
+        ] = draw(JSON_VALUES)
     if change in ("controls", "both"):
         document["controls"] = draw(BAD_CONTROLS | JSON_VALUES)
     if change in ("dryRun", "both"):
@@ -230,14 +312,19 @@ def near_valid(draw: st.DrawFn) -> bytes:
 
 def deep(depth: int, shape: str) -> bytes:
     inner = nested(depth)
-    return {"top": inner, "object": nested(depth, b"{}", kind="object"), "dryRun": b'{"dryRun":' + inner + b"}",
-            "controls": b'{"controls":[' + inner + b"]}",
-            "controls-twice": b'{"controls":[' + inner + b"," + inner + b"]}"}[shape]
+    return {
+        "top": inner,
+        "object": nested(depth, b"{}", kind="object"),
+        "dryRun": b'{"dryRun":' + inner + b"}",
+        "controls": b'{"controls":[' + inner + b"]}",
+        "controls-twice": b'{"controls":[' + inner + b"," + inner + b"]}",
+    }[shape]
 
 
 DEEP_SHAPES = ("top", "object", "dryRun", "controls", "controls-twice")
-NUMBERS = st.sampled_from([b"1e999", b"-1e999", b"NaN", b"Infinity", b"-Infinity", b"-0", b"1E400", b"0.0e-99999"]) | \
-    st.integers(1, 12000).map(lambda n: b"9" * n)  # past Python's 4300-digit limit for int()
+NUMBERS = st.sampled_from(
+    [b"1e999", b"-1e999", b"NaN", b"Infinity", b"-Infinity", b"-0", b"1E400", b"0.0e-99999"]
+) | st.integers(1, 12000).map(lambda n: b"9" * n)  # past Python's 4300-digit limit for int()
 
 
 def bodies() -> st.SearchStrategy[bytes]:
@@ -252,10 +339,21 @@ def bodies() -> st.SearchStrategy[bytes]:
         st.tuples(st.integers(1, 1200), st.sampled_from(DEEP_SHAPES)).map(lambda t: deep(*t)),
         st.text(max_size=200).map(lambda t: json.dumps({"dryRun": t}).encode()),  # unicode, NUL, RTL in values
         st.sampled_from(["utf-16", "utf-32", "utf-8-sig", "latin-1"]).map(
-            lambda enc: '{"dryRun": true, "controls": ["org-audit-enabled"]}'.encode(enc, "replace")),
-        st.sampled_from([b'{"dryRun":"\\ud800"}', b'{"\\u0000":1}', b'{"dryRun":true}\x00', b'{"dryRun":\x00true}',
-                         b'{"dryRun":true,"dryRun":"x"}', b'{"dryRun":"x","dryRun":true}', b"\xc0\xaf{}",
-                         b'{"controls":["org-audit-enabled"]}garbage', b"{}\n{}"]),
+            lambda enc: '{"dryRun": true, "controls": ["org-audit-enabled"]}'.encode(enc, "replace")
+        ),
+        st.sampled_from(
+            [
+                b'{"dryRun":"\\ud800"}',
+                b'{"\\u0000":1}',
+                b'{"dryRun":true}\x00',
+                b'{"dryRun":\x00true}',
+                b'{"dryRun":true,"dryRun":"x"}',
+                b'{"dryRun":"x","dryRun":true}',
+                b"\xc0\xaf{}",
+                b'{"controls":["org-audit-enabled"]}garbage',
+                b"{}\n{}",
+            ]
+        ),
         # sizes around the 64 KiB limit: valid JSON padded with whitespace
         st.integers(-3, 3000).map(lambda extra: b'{"dryRun": true}'.ljust(MAX_BODY_BYTES + extra)),
         st.integers(1, 64).map(lambda kib: b'{"controls": ["' + b"x" * kib * 1024 + b'"]}'),
@@ -279,8 +377,13 @@ def expected_request(body: bytes) -> int | tuple[tuple[str, ...], bool]:
     if not isinstance(document, dict) or not set(document) <= {"controls", "dryRun"}:
         return 400
     controls = document.get("controls", list(IMPLEMENTED_CONTROLS))
-    if not (isinstance(controls, list) and controls and all(isinstance(c, str) for c in controls)
-            and set(controls) <= set(IMPLEMENTED_CONTROLS) and len(set(controls)) == len(controls)):
+    if not (
+        isinstance(controls, list)
+        and controls
+        and all(isinstance(c, str) for c in controls)
+        and set(controls) <= set(IMPLEMENTED_CONTROLS)
+        and len(set(controls)) == len(controls)
+    ):
         return 400
     dry_run = document.get("dryRun", True)
     if not isinstance(dry_run, bool):
@@ -288,13 +391,31 @@ def expected_request(body: bytes) -> int | tuple[tuple[str, ...], bool]:
     return tuple(controls), dry_run
 
 
-OTHER_METHODS = st.sampled_from(["post", "Post", "GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE",
-                                 "CONNECT", "", " POST", "POST ", "P0ST", "POST\x00", "POSTPOST"]) | \
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10)
+OTHER_METHODS = st.sampled_from(
+    [
+        "post",
+        "Post",
+        "GET",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "HEAD",
+        "OPTIONS",
+        "TRACE",
+        "CONNECT",
+        "",
+        " POST",
+        "POST ",
+        "P0ST",
+        "POST\x00",
+        "POSTPOST",
+    ]
+) | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=10)
 METHODS = st.integers(0, 3).flatmap(lambda i: OTHER_METHODS if i == 0 else st.just("POST"))  # POST 3 times in 4
 
 
 # ---- the endpoint's logic, in-process ----------------------------------------------------------------------------
+
 
 @dataclass
 class RecordingRun:
@@ -304,8 +425,9 @@ class RecordingRun:
 
     def __call__(self, request: Any, caller: Any) -> RunReport:
         self.calls.append((request, caller))
-        before = ControlResult("org-audit-enabled", Status.NON_COMPLIANT, "AuditDisabled = False",
-                               "AuditDisabled = True", "stub")
+        before = ControlResult(
+            "org-audit-enabled", Status.NON_COMPLIANT, "AuditDisabled = False", "AuditDisabled = True", "stub"
+        )
         step = RemediationResult("org-audit-enabled", "stub", Outcome.DRY_RUN, before, None, "stub")
         return RunReport(command="remediate", tenant_id=TENANT_ID, remediation=[step])
 
@@ -405,8 +527,11 @@ def test_nesting_at_every_depth_is_refused_cleanly_however_deep_the_callers_stac
     role = {"x-ms-client-principal": encode({"claims": [{"typ": "roles", "val": REMEDIATE_ROLE}]})}
     for depth in range(1, 1101):
         if shape.startswith("principal"):
-            inner = nested(depth, b"{}", kind="object") if shape == "principal-object" else \
-                b'{"claims":' + nested(depth) + b"}"
+            inner = (
+                nested(depth, b"{}", kind="object")
+                if shape == "principal-object"
+                else b'{"claims":' + nested(depth) + b"}"
+            )
             headers, body = {"x-ms-client-principal": base64.b64encode(inner).decode()}, b"{}"
         else:
             headers, body = role, deep(depth, shape)
@@ -428,8 +553,14 @@ class FunctionProcess:
     def __init__(self, emu: Any) -> None:
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close(), after the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.hardening.http_driver"], cwd=REPO, env=function_env(emu, telemetry=False),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+            [sys.executable, "-m", "tests.hardening.http_driver"],
+            cwd=REPO,
+            env=function_env(emu, telemetry=False),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
 
     def send(self, method: str, headers: dict[str, str], body: bytes, env: dict[str, str]) -> dict[str, Any]:
         request = {"method": method, "headers": headers, "body": base64.b64encode(body).decode(), "env": env}
@@ -459,8 +590,11 @@ class FunctionProcess:
 def live():
     from emulator import Emulator
 
-    with Emulator(scenario(organization_config=NON_COMPLIANT_ORG,
-                           admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False})) as emu:
+    with Emulator(
+        scenario(
+            organization_config=NON_COMPLIANT_ORG, admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False}
+        )
+    ) as emu:
         function = FunctionProcess(emu)
         try:
             yield emu, function
@@ -470,7 +604,8 @@ def live():
 
 
 BAD_SMALL_BODIES = st.one_of(  # the hostile families, kept cheap to ship to the child process
-    near_valid(), st.binary(max_size=256),
+    near_valid(),
+    st.binary(max_size=256),
     st.tuples(st.integers(200, 1100), st.sampled_from(DEEP_SHAPES)).map(lambda t: deep(*t)),
     NUMBERS.map(lambda n: b'{"dryRun":' + n + b"}"),
     st.just(b'{"dryRun": false}'.ljust(MAX_BODY_BYTES + 1)),
@@ -482,35 +617,58 @@ EASY_AUTH = AppFacts({"WEBSITE_AUTH_ENABLED": "true"}, easy_auth=True, key_only=
 KEY_ONLY = AppFacts({"REMEDIATION_ALLOW_KEY_ONLY": "true"}, easy_auth=False, key_only=True)
 VALID_BODIES = VALID_DOCUMENTS.map(lambda d: json.dumps(d).encode())
 WRITING_BODIES = st.lists(st.sampled_from(IMPLEMENTED_CONTROLS), unique=True).map(  # always a real fix of the org
-    lambda more: json.dumps({"controls": ["org-audit-enabled", *(c for c in more if c != "org-audit-enabled")],
-                             "dryRun": False}).encode())
+    lambda more: json.dumps(
+        {"controls": ["org-audit-enabled", *(c for c in more if c != "org-audit-enabled")], "dryRun": False}
+    ).encode()
+)
 ANY_BODY = BAD_SMALL_BODIES | VALID_BODIES
 
 
 def hostile_requests(category: str) -> st.SearchStrategy[tuple[str, AppFacts, dict[str, str], str, bytes]]:
     """(method, app settings, headers, caller kind, body) of one category of request."""
     if category == "anonymous-or-forged":  # Easy Auth on, no principal or one without the role, any body
-        return st.tuples(st.just("POST"), st.just(EASY_AUTH), callers().filter(lambda c: c[1] != "role"), ANY_BODY) \
-            .map(lambda t: (t[0], t[1], t[2][0], t[2][1], t[3]))
+        return st.tuples(st.just("POST"), st.just(EASY_AUTH), callers().filter(lambda c: c[1] != "role"), ANY_BODY).map(
+            lambda t: (t[0], t[1], t[2][0], t[2][1], t[3])
+        )
     if category == "forged-without-easy-auth":  # principal headers sent by the client itself: never trusted
-        return st.tuples(st.just("POST"), app_settings(broken=False).filter(lambda a: not a.easy_auth and
-                                                                             not a.key_only), callers(), ANY_BODY) \
-            .map(lambda t: (t[0], t[1], t[2][0], t[2][1], t[3]))
+        return st.tuples(
+            st.just("POST"),
+            app_settings(broken=False).filter(lambda a: not a.easy_auth and not a.key_only),
+            callers(),
+            ANY_BODY,
+        ).map(lambda t: (t[0], t[1], t[2][0], t[2][1], t[3]))
     if category == "wrong-method":
-        return st.tuples(st.sampled_from(["GET", "PUT", "PATCH", "DELETE", "get"]), st.just(EASY_AUTH), ROLE_HEADERS,
-                         st.just("role"), VALID_BODIES)
+        return st.tuples(
+            st.sampled_from(["GET", "PUT", "PATCH", "DELETE", "get"]),
+            st.just(EASY_AUTH),
+            ROLE_HEADERS,
+            st.just("role"),
+            VALID_BODIES,
+        )
     if category == "authorised-bad-body":
-        return st.tuples(st.just("POST"), st.just(EASY_AUTH), ROLE_HEADERS, st.just("role"),
-                         BAD_SMALL_BODIES.filter(lambda b: isinstance(expected_request(b), int)))
+        return st.tuples(
+            st.just("POST"),
+            st.just(EASY_AUTH),
+            ROLE_HEADERS,
+            st.just("role"),
+            BAD_SMALL_BODIES.filter(lambda b: isinstance(expected_request(b), int)),
+        )
     if category == "authorised":
-        return st.tuples(st.just("POST"), st.just(EASY_AUTH), ROLE_HEADERS, st.just("role"),
-                         VALID_BODIES | WRITING_BODIES)
+        return st.tuples(
+            st.just("POST"), st.just(EASY_AUTH), ROLE_HEADERS, st.just("role"), VALID_BODIES | WRITING_BODIES
+        )
     assert category == "key-only"
     return st.tuples(st.just("POST"), st.just(KEY_ONLY), st.just({}), st.just("absent"), VALID_BODIES | WRITING_BODIES)
 
 
-CATEGORIES = ("anonymous-or-forged", "forged-without-easy-auth", "wrong-method", "authorised-bad-body", "authorised",
-              "key-only")
+CATEGORIES = (
+    "anonymous-or-forged",
+    "forged-without-easy-auth",
+    "wrong-method",
+    "authorised-bad-body",
+    "authorised",
+    "key-only",
+)
 
 
 @pytest.mark.e2e
@@ -518,7 +676,8 @@ CATEGORIES = ("anonymous-or-forged", "forged-without-easy-auth", "wrong-method",
 @fuzz(9, shrink=False)
 @given(data=st.data())
 def test_the_real_function_answers_hostile_requests_cleanly_and_never_writes_for_an_unauthorised_caller(
-        live, category, data):
+    live, category, data
+):
     """54 requests (9 per category) through function_app.remediate against the emulated tenant."""
     method, app, headers, kind, body = data.draw(hostile_requests(category))
     emu, function = live

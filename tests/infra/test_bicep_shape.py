@@ -65,8 +65,11 @@ APP_SETTINGS = {
 }
 
 SECRET_NAME = re.compile(r"secret|password|passwd|pwd|token|key(?!vault)|sas|credential|cert", re.IGNORECASE)
-SECRET_TEXT = re.compile(r"listKeys|listSecrets|listCredentials|AccountKey=|InstrumentationKey=|primaryKey|"
-                         r"@secure|SharedAccessSignature|keyValue", re.IGNORECASE)
+SECRET_TEXT = re.compile(
+    r"listKeys|listSecrets|listCredentials|AccountKey=|InstrumentationKey=|primaryKey|"
+    r"@secure|SharedAccessSignature|keyValue",
+    re.IGNORECASE,
+)
 
 
 def resources(bicep: dict[str, dict[str, Any]], file: str) -> dict[str, dict[str, Any]]:
@@ -96,7 +99,8 @@ def test_modules_are_local_files_that_exist(bicep: dict[str, dict[str, Any]]) ->
 
 
 def test_main_creates_the_resource_group_and_outputs_what_azd_and_grant_permissions_need(
-        bicep: dict[str, dict[str, Any]]) -> None:
+    bicep: dict[str, dict[str, Any]],
+) -> None:
     main = bicep["main.bicep"]
     assert main["globals"]["scope"]["value"] == "subscription"
     assert resources(bicep, "main.bicep")["rg"]["config"]["tags"] == "tags"
@@ -143,8 +147,11 @@ def test_storage_is_identity_only(bicep: dict[str, dict[str, Any]]) -> None:
     assert properties["minimumTlsVersion"] == "TLS1_2"
     assert properties["allowBlobPublicAccess"] is False
     assert properties["supportsHttpsTrafficOnly"] is True
-    containers = {ref(c["config"]["name"]): c["config"]["properties"]["publicAccess"]
-                  for c in storage.values() if c["type"].endswith("/containers")}
+    containers = {
+        ref(c["config"]["name"]): c["config"]["properties"]["publicAccess"]
+        for c in storage.values()
+        if c["type"].endswith("/containers")
+    }
     assert containers == {"deploymentContainerName": "None", "evidenceContainerName": "None"}
     main = bicep["main.bicep"]["modules"]
     assert main["storage"]["config"]["params"]["evidenceContainerName"] == "evidenceContainerName"
@@ -159,7 +166,10 @@ def test_identity_gets_the_storage_and_monitoring_roles(bicep: dict[str, dict[st
     assert assignment["config"]["properties"]["principalType"] == "ServicePrincipal"
     assert assignment["config"]["scope"] == "account"
     assert {ROLES[r] for r in storage["variables"]["dataRoles"]["value"]} == {
-        "Storage Blob Data Owner", "Storage Queue Data Contributor", "Storage Table Data Contributor"}
+        "Storage Blob Data Owner",
+        "Storage Queue Data Contributor",
+        "Storage Table Data Contributor",
+    }
 
     monitoring = bicep["modules/monitoring.bicep"]
     publisher = monitoring["resources"]["publisher"]["config"]
@@ -196,20 +206,27 @@ def test_function_app_is_flex_python_313_locked_down(bicep: dict[str, dict[str, 
     storage = config["deployment"]["storage"]
     assert storage["type"] == "blobContainer"
     assert storage["authentication"] == {"type": "UserAssignedIdentity", "userAssignedIdentityResourceId": "identityId"}
-    policies = {p["config"]["name"]: p["config"]["properties"]["allow"]
-                for p in app.values() if p["type"].endswith("basicPublishingCredentialsPolicies")}
+    policies = {
+        p["config"]["name"]: p["config"]["properties"]["allow"]
+        for p in app.values()
+        if p["type"].endswith("basicPublishingCredentialsPolicies")
+    }
     assert policies == {"ftp": False, "scm": False}
 
 
 def test_app_settings_are_the_documented_identity_based_ones(bicep: dict[str, dict[str, Any]]) -> None:
     settings_list = resources(bicep, "modules/function-app.bicep")["site"]["config"]["properties"]["siteConfig"][
-        "appSettings"]
+        "appSettings"
+    ]
     settings = {item["name"]: item["value"] for item in settings_list}
     assert len(settings) == len(settings_list), "duplicate app setting"
     assert settings == APP_SETTINGS
     assert not {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "AzureWebJobsStorage"} & set(settings)
-    assert not any(SECRET_NAME.search(name) for name in settings if not name.startswith(
-        ("AzureWebJobsStorage__credential", "APPLICATIONINSIGHTS_AUTHENTICATION")))
+    assert not any(
+        SECRET_NAME.search(name)
+        for name in settings
+        if not name.startswith(("AzureWebJobsStorage__credential", "APPLICATIONINSIGHTS_AUTHENTICATION"))
+    )
     documented = set(re.findall(r"`([A-Za-z][A-Za-z0-9_]+)", (REPO / "docs/telemetry.md").read_text()))
     assert set(settings) <= documented, f"not in docs/telemetry.md: {set(settings) - documented}"
     params = bicep["main.bicep"]["modules"]["functionApp"]["config"]["params"]
@@ -237,9 +254,13 @@ def test_every_alert_is_a_log_alert_wired_to_the_action_group(bicep: dict[str, d
     assert rule["kind"] == "LogAlert"
     assert rule["properties"]["scopes"] == ["scopeId"]
     assert rule["properties"]["actions"]["actionGroups"] == ["actionGroupId"]
-    criterion, = rule["properties"]["criteria"]["allOf"]
+    (criterion,) = rule["properties"]["criteria"]["allOf"]
     assert (criterion["query"], criterion["timeAggregation"], criterion["operator"], criterion["threshold"]) == (
-        "query", "Count", "GreaterThan", 0)
+        "query",
+        "Count",
+        "GreaterThan",
+        0,
+    )
 
     alerts = bicep["modules/alerts.bicep"]
     group = alerts["resources"]["actionGroup"]["config"]
@@ -266,12 +287,16 @@ def test_every_alert_is_a_log_alert_wired_to_the_action_group(bicep: dict[str, d
 def test_heartbeat_looks_back_two_days(bicep: dict[str, dict[str, Any]]) -> None:
     params = bicep["modules/alerts.bicep"]["modules"]["heartbeat"]["config"]["params"]
     assert (params["evaluationFrequency"], params["windowSize"], params["overrideQueryTimeRange"]) == (
-        "PT1H", "PT1H", "P2D")
+        "PT1H",
+        "PT1H",
+        "P2D",
+    )
     assert "dimensions" not in params, "a per-tenant split cannot see a tenant that never reported"
 
 
 def test_every_query_is_loaded_from_an_existing_kql_file_and_every_kql_file_is_used(
-        bicep: dict[str, dict[str, Any]]) -> None:
+    bicep: dict[str, dict[str, Any]],
+) -> None:
     loaded = set()
     for file, parsed in bicep.items():
         for key, value in walk([parsed.get(section) for section in ("resources", "modules", "variables")]):
@@ -291,8 +316,11 @@ def test_workbook_shows_controls_over_time_and_last_run_per_tenant(bicep: dict[s
     properties = workbook["resources"]["workbook"]["config"]["properties"]
     assert properties["serializedData"]["function"]["type"] == "string"
     assert properties["sourceId"] == "appInsightsId"
-    queries = {item["name"]: item["content"] for item in workbook["variables"]["content"]["value"]["items"]
-               if item["type"] == 3}
+    queries = {
+        item["name"]: item["content"]
+        for item in workbook["variables"]["content"]["value"]["items"]
+        if item["type"] == 3
+    }
     assert loaded_file(queries["control-status-over-time"]["query"]) == "../workbook/control-status-over-time.kql"
     assert queries["control-status-over-time"]["visualization"] == "timechart"
     assert loaded_file(queries["last-run-per-tenant"]["query"]) == "../workbook/last-run-per-tenant.kql"

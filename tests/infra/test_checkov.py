@@ -23,8 +23,18 @@ KNOWN_CRASHES = {("CKV_AZURE_70", "Microsoft.Web/sites/config.auth")}
 
 
 def run_checkov(directory: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    command = [str(require_checkov()), "-d", str(directory), "--framework", "bicep", "--skip-download",
-               "--compact", "--quiet", "-o", "json"]
+    command = [
+        str(require_checkov()),
+        "-d",
+        str(directory),
+        "--framework",
+        "bicep",
+        "--skip-download",
+        "--compact",
+        "--quiet",
+        "-o",
+        "json",
+    ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     try:
         report = json.loads(run.stdout)
@@ -59,8 +69,10 @@ def test_checkov_parsed_every_bicep_file(checkov_infra: tuple[Any, dict[str, Any
 
 def test_checkov_reports_no_failed_checks(checkov_infra: tuple[Any, dict[str, Any]]) -> None:
     run, report = checkov_infra
-    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
-              for c in report["results"].get("failed_checks", [])]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
+        for c in report["results"].get("failed_checks", [])
+    ]
     assert failed == [], "\n".join(failed)
     assert report["summary"]["failed"] == 0
     assert run.returncode == 0
@@ -84,7 +96,8 @@ def test_the_gate_catches_a_parse_error_and_a_failed_check(tmp_path: Path) -> No
     (tmp_path / "insecure.bicep").write_text(
         "resource st 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'stinsecure'\n"
         "  location: 'westeurope'\n  kind: 'StorageV2'\n  sku: {\n    name: 'Standard_LRS'\n  }\n"
-        "  properties: {\n    supportsHttpsTrafficOnly: false\n  }\n}\n")
+        "  properties: {\n    supportsHttpsTrafficOnly: false\n  }\n}\n"
+    )
     run, report = run_checkov(tmp_path)
     assert report["summary"]["parsing_errors"] == 1
     assert "CKV_AZURE_3" in {c["check_id"] for c in report["results"]["failed_checks"]}

@@ -22,8 +22,12 @@ def compact(text: str) -> str:
 def test_every_query_analyses_without_errors_or_warnings() -> None:
     code, results = kql_check(*ALL_QUERIES)
     assert set(results) == {str(p) for p in ALL_QUERIES}
-    problems = [f"{Path(r.file).relative_to(INFRA)}:{d['line']}: {d['severity']} {d['code']} {d['message']}"
-                for r in results.values() for d in r.diagnostics if d["severity"] in ("Error", "Warning")]
+    problems = [
+        f"{Path(r.file).relative_to(INFRA)}:{d['line']}: {d['severity']} {d['code']} {d['message']}"
+        for r in results.values()
+        for d in r.diagnostics
+        if d["severity"] in ("Error", "Warning")
+    ]
     assert problems == [], "\n".join(problems)
     assert code == 0
 
@@ -82,27 +86,42 @@ def test_heartbeat_returns_a_row_only_when_the_last_completed_check_is_old_or_mi
        invisible) and must not summarize per window (the common `Count < 1` over P1D cannot express 25 h).
     """
     query = compact((INFRA / "alerts" / "heartbeat.kql").read_text())
-    scalar = re.search(r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxAuditCheckCompleted\" "
-                       r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
-                       r"\| summarize max\(timestamp\)\);", query)
+    scalar = re.search(
+        r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxAuditCheckCompleted\" "
+        r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
+        r"\| summarize max\(timestamp\)\);",
+        query,
+    )
     assert scalar, query
     printed = re.search(rf"print (\w+) = {scalar.group(1)} \| where isnull\((\w+)\) or (\w+) < ago\(25h\)", query)
     assert printed and printed.group(1) == printed.group(2) == printed.group(3), query
     assert set(re.findall(r"customDimensions\.(\w+)", query)) == {"trigger"}, "no other dimension may filter"
-    tail = query[printed.end():]
+    tail = query[printed.end() :]
     assert not re.search(r"\| (where|summarize|take|limit|top|distinct)\b", tail), "nothing may drop the row later"
 
 
 ALERT_FILTERS = {
     "non-compliance": ['name == "MailboxAuditCheckCompleted"', 'tostring(customDimensions.status) == "NonCompliant"'],
-    "check-failed": ['name == "MailboxAuditCheckCompleted"', 'tostring(customDimensions.status) == "Error"',
-                     "exceptions | where isnotempty(tostring(customDimensions.run_id))"],
-    "remediation-applied": ['name == "MailboxAuditRemediation"', 'tostring(customDimensions.outcome) == "Applied"',
-                            'tostring(customDimensions.command) != "revert"'],
-    "remediation-failed": ['name == "MailboxAuditRemediation"', 'tostring(customDimensions.outcome) == "Failed"',
-                           'tostring(customDimensions.command) != "revert"'],
-    "revert": ['name == "MailboxAuditRemediation"', 'tostring(customDimensions.command) == "revert"',
-               'tostring(customDimensions.outcome) != "DryRun"'],
+    "check-failed": [
+        'name == "MailboxAuditCheckCompleted"',
+        'tostring(customDimensions.status) == "Error"',
+        "exceptions | where isnotempty(tostring(customDimensions.run_id))",
+    ],
+    "remediation-applied": [
+        'name == "MailboxAuditRemediation"',
+        'tostring(customDimensions.outcome) == "Applied"',
+        'tostring(customDimensions.command) != "revert"',
+    ],
+    "remediation-failed": [
+        'name == "MailboxAuditRemediation"',
+        'tostring(customDimensions.outcome) == "Failed"',
+        'tostring(customDimensions.command) != "revert"',
+    ],
+    "revert": [
+        'name == "MailboxAuditRemediation"',
+        'tostring(customDimensions.command) == "revert"',
+        'tostring(customDimensions.outcome) != "DryRun"',
+    ],
 }
 
 

@@ -98,10 +98,17 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         with emu.lock:
             emu.tenant.organization_config["AuditDisabled"] = False
         env = function_env(emu, auth_mode="secret")
-        run_cli(emu, "revert", "--confirm", TENANT_ID, env={
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
-            **{k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))}},
-            keep_telemetry=True)
+        run_cli(
+            emu,
+            "revert",
+            "--confirm",
+            TENANT_ID,
+            env={
+                "APPLICATIONINSIGHTS_CONNECTION_STRING": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+                **{k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))},
+            },
+            keep_telemetry=True,
+        )
         collect(emu)
     seen["_values"] = {f"{k}={v}" for k, vs in values.items() for v in vs}
     return seen
@@ -122,8 +129,13 @@ def test_live_contract_queries_match_emitted_telemetry(query: Path, emitted: dic
 @pytest.mark.e2e
 def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]]) -> None:
     values = emitted["_values"]
-    for expected in ("MailboxAuditCheckCompleted.status=NonCompliant", "MailboxAuditCheckCompleted.status=Error",
-                     "MailboxAuditRemediation.outcome=Applied", "MailboxAuditRemediation.outcome=Failed",
-                     "MailboxAuditRemediation.command=revert", "MailboxAuditRemediation.command=remediate"):
+    for expected in (
+        "MailboxAuditCheckCompleted.status=NonCompliant",
+        "MailboxAuditCheckCompleted.status=Error",
+        "MailboxAuditRemediation.outcome=Applied",
+        "MailboxAuditRemediation.outcome=Failed",
+        "MailboxAuditRemediation.command=revert",
+        "MailboxAuditRemediation.command=remediate",
+    ):
         assert expected in values
     assert "run_id" in emitted["ExceptionData"]

@@ -75,8 +75,9 @@ class KqlResult:
 def kql_check(*files: Path) -> tuple[int, dict[str, KqlResult]]:
     """Run tools/kql_check.js on the files; (exit code, result per file path as given)."""
     node = require_kusto()
-    run = subprocess.run([node, str(KQL_CHECK), *map(str, files)], capture_output=True, text=True, timeout=120,
-                         check=False)
+    run = subprocess.run(
+        [node, str(KQL_CHECK), *map(str, files)], capture_output=True, text=True, timeout=120, check=False
+    )
     if run.returncode not in (0, 1):
         pytest.fail(f"kql_check.js exited {run.returncode}: {run.stderr.strip()}", pytrace=False)
     results = [KqlResult(**json.loads(line)) for line in run.stdout.splitlines() if line.strip()]

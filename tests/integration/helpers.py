@@ -13,8 +13,9 @@ from shared.exchange.client import ExchangeClient, RetryPolicy
 FAST = RetryPolicy(max_attempts=5, deadline_seconds=20, backoff_base_seconds=0.05, backoff_cap_seconds=0.2)
 
 
-def client_for(emu: Any, monkeypatch: pytest.MonkeyPatch, *, auth_mode: str = "secret",
-               policy: RetryPolicy = FAST) -> ExchangeClient:
+def client_for(
+    emu: Any, monkeypatch: pytest.MonkeyPatch, *, auth_mode: str = "secret", policy: RetryPolicy = FAST
+) -> ExchangeClient:
     """An ExchangeClient configured exactly as the CLI would be from the emulator's environment."""
     env = emu.env(auth_mode)
     for name in ("REQUESTS_CA_BUNDLE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"):

@@ -24,8 +24,11 @@ def test_check_reports_each_state_with_the_original_exit_codes(start_emulator, a
     assert document["status"] == "NonCompliant"
     assert document["tenant_id"] == TENANT_ID
     [control] = document["controls"]
-    assert (control["id"], control["status"], control["actual"]) == ("org-audit-enabled", "NonCompliant",
-                                                                      "AuditDisabled = True")
+    assert (control["id"], control["status"], control["actual"]) == (
+        "org-audit-enabled",
+        "NonCompliant",
+        "AuditDisabled = True",
+    )
     assert control["frameworks"]["CIS-v7"] == "6.1.1"
     with emu.lock:
         emu.tenant.organization_config["AuditDisabled"] = False
@@ -33,18 +36,24 @@ def test_check_reports_each_state_with_the_original_exit_codes(start_emulator, a
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("args", [("check", *ORG, "--json"), ("remediate", "--dry-run", "--json"),
-                                  ("check", "--control", "bogus")])
+@pytest.mark.parametrize(
+    "args", [("check", *ORG, "--json"), ("remediate", "--dry-run", "--json"), ("check", "--control", "bogus")]
+)
 def test_an_in_process_run_gives_what_a_child_process_gives(start_emulator, args):
     """The premise of run_cli: same exit code, same verdicts, same usage errors as `python -m shared`."""
     emu = start_emulator(NON_COMPLIANT)
     child, in_process = spawn_cli(emu, *args), run_cli(emu, *args)
     assert in_process.returncode == child.returncode
     if "--json" in args:
+
         def verdicts(result):
             document = cli_json(result)
-            return (document["status"], [(c["id"], c["status"], c["actual"]) for c in document["controls"]],
-                    [(s["control_id"], s["outcome"]) for s in document.get("remediation", [])])
+            return (
+                document["status"],
+                [(c["id"], c["status"], c["actual"]) for c in document["controls"]],
+                [(s["control_id"], s["outcome"]) for s in document.get("remediation", [])],
+            )
+
         assert verdicts(in_process) == verdicts(child)
     else:
         assert in_process.stderr == child.stderr and in_process.stdout == child.stdout == ""
@@ -135,13 +144,23 @@ def test_configuration_error_exits_2_naming_the_variable_and_sends_nothing(start
     assert tenant_traffic(emu) == []
 
 
-@pytest.mark.parametrize(("tenant", "fault", "hint"), [
-    (scenario(principal={"roles": [], "directory_roles": ["Exchange Administrator"]}), None,
-     "Exchange.ManageAsApp"),
-    (scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": []}), None, "Exchange Administrator"),
-    (scenario(), Fault("status", cmdlet="Get-OrganizationConfig", status=200, body="garbage"), "not JSON"),
-    (scenario(), Fault("status", cmdlet="Get-OrganizationConfig", status=503, times=-1), "503"),
-])
+@pytest.mark.parametrize(
+    ("tenant", "fault", "hint"),
+    [
+        (
+            scenario(principal={"roles": [], "directory_roles": ["Exchange Administrator"]}),
+            None,
+            "Exchange.ManageAsApp",
+        ),
+        (
+            scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": []}),
+            None,
+            "Exchange Administrator",
+        ),
+        (scenario(), Fault("status", cmdlet="Get-OrganizationConfig", status=200, body="garbage"), "not JSON"),
+        (scenario(), Fault("status", cmdlet="Get-OrganizationConfig", status=503, times=-1), "503"),
+    ],
+)
 def test_unreadable_state_is_an_error_never_compliant(start_emulator, tenant, fault, hint):
     emu = start_emulator(tenant)
     if fault:

@@ -58,8 +58,7 @@ def test_sidecars_are_stripped_and_values_kept(start_emulator, monkeypatch):
 
 def test_paging_follows_next_links_with_the_same_body_and_anchor(start_emulator, monkeypatch):
     emu = start_emulator(many_mailboxes(2500))
-    pages = list(client_for(emu, monkeypatch).pages("Get-Mailbox", {"ResultSize": "Unlimited"},
-                                                    select=MAILBOX_FIELDS))
+    pages = list(client_for(emu, monkeypatch).pages("Get-Mailbox", {"ResultSize": "Unlimited"}, select=MAILBOX_FIELDS))
     assert [len(page.rows) for page in pages] == [1000, 1000, 500]
     ids = {row["ExternalDirectoryObjectId"] for page in pages for row in page.rows}
     assert len(ids) == 2500
@@ -102,11 +101,10 @@ def test_next_link_loop_stops_with_an_error(start_emulator, monkeypatch):
 def test_expired_cursor_restarts_the_query_once(start_emulator, monkeypatch):
     emu = start_emulator(many_mailboxes(2500))
     emu.add_fault(Fault("expire_cursor", cmdlet="Get-Mailbox"))
-    pages = list(client_for(emu, monkeypatch).pages("Get-Mailbox", {"ResultSize": "Unlimited"},
-                                                    select=MAILBOX_FIELDS))
+    pages = list(client_for(emu, monkeypatch).pages("Get-Mailbox", {"ResultSize": "Unlimited"}, select=MAILBOX_FIELDS))
     restart = [i for i, page in enumerate(pages) if page.restarted]
     assert len(restart) == 1
-    after_restart = pages[restart[0]:]
+    after_restart = pages[restart[0] :]
     assert sum(len(page.rows) for page in after_restart) == 2500
     result = client_for(emu, monkeypatch).invoke("Get-Mailbox", {"ResultSize": "Unlimited"}, select=MAILBOX_FIELDS)
     assert len(result.rows) == 2500  # invoke() discards the pages before the restart
@@ -121,8 +119,7 @@ def test_a_second_expired_cursor_is_an_error(start_emulator, monkeypatch):
 
 def test_throttling_honours_retry_after_then_succeeds(start_emulator, monkeypatch):
     emu = start_emulator()
-    emu.add_fault(Fault("status", cmdlet="Get-OrganizationConfig", status=429, headers={"Retry-After": "0.3"},
-                        times=2))
+    emu.add_fault(Fault("status", cmdlet="Get-OrganizationConfig", status=429, headers={"Retry-After": "0.3"}, times=2))
     started = time.monotonic()
     rows = client_for(emu, monkeypatch).invoke("Get-OrganizationConfig").rows
     assert rows and time.monotonic() - started >= 0.6
@@ -155,8 +152,9 @@ def test_attempts_are_bounded(start_emulator, monkeypatch):
 
 def test_an_absurd_retry_after_fails_at_once_instead_of_sleeping(start_emulator, monkeypatch):
     emu = start_emulator()
-    emu.add_fault(Fault("status", cmdlet="Get-OrganizationConfig", status=429, headers={"Retry-After": "3600"},
-                        times=-1))
+    emu.add_fault(
+        Fault("status", cmdlet="Get-OrganizationConfig", status=429, headers={"Retry-After": "3600"}, times=-1)
+    )
     started = time.monotonic()
     with pytest.raises(ExchangeDeadlineExceeded, match="throttled"):
         client_for(emu, monkeypatch).invoke("Get-OrganizationConfig")
@@ -169,7 +167,8 @@ def test_a_slow_answer_is_cut_off_by_the_deadline(start_emulator, monkeypatch):
     started = time.monotonic()
     with pytest.raises(ExchangeDeadlineExceeded):
         client_for(emu, monkeypatch, policy=RetryPolicy(deadline_seconds=2, backoff_base_seconds=0.05)).invoke(
-            "Get-OrganizationConfig")
+            "Get-OrganizationConfig"
+        )
     assert time.monotonic() - started < 5
 
 
@@ -180,13 +179,22 @@ def test_connection_reset_mid_body_is_retried(start_emulator, monkeypatch):
     assert len(emu.invocations("Get-OrganizationConfig")) == 2
 
 
-@pytest.mark.parametrize(("fault", "expected"), [
-    (Fault("status", cmdlet="Get-OrganizationConfig", status=400, body="envelope", message="Cannot bind parameter"),
-     ExchangeBadRequest),
-    (Fault("status", cmdlet="Get-OrganizationConfig", status=403, body="nul"), ExchangePermissionError),
-    (Fault("status", cmdlet="Get-OrganizationConfig", status=404, body="envelope", message="couldn't be found"),
-     ExchangeNotFound),
-])
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            Fault(
+                "status", cmdlet="Get-OrganizationConfig", status=400, body="envelope", message="Cannot bind parameter"
+            ),
+            ExchangeBadRequest,
+        ),
+        (Fault("status", cmdlet="Get-OrganizationConfig", status=403, body="nul"), ExchangePermissionError),
+        (
+            Fault("status", cmdlet="Get-OrganizationConfig", status=404, body="envelope", message="couldn't be found"),
+            ExchangeNotFound,
+        ),
+    ],
+)
 def test_client_errors_are_never_retried(start_emulator, monkeypatch, fault, expected):
     emu = start_emulator()
     emu.add_fault(fault)
@@ -228,8 +236,9 @@ def test_no_directory_role_is_a_permission_error_naming_the_roles(start_emulator
 def test_audit_log_anchor_is_sent_when_asked(start_emulator, monkeypatch):
     emu = start_emulator(scenario(admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False}))
     anchor = system_anchor(AUDIT_LOG_ANCHOR_GUID, TENANT_ID)
-    client_for(emu, monkeypatch).invoke("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True},
-                                        anchor=anchor)
+    client_for(emu, monkeypatch).invoke(
+        "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True}, anchor=anchor
+    )
     assert emu.invocations("Set-AdminAuditLogConfig")[0].headers["x-anchormailbox"] == anchor
     assert emu.tenant.admin_audit_log_config["UnifiedAuditLogIngestionEnabled"] is True
 

@@ -55,8 +55,13 @@ def grant(monkeypatch, capsys):
         parser = argparse.ArgumentParser()
         add_grant_permissions_parser(parser.add_subparsers(dest="command"))
         args = parser.parse_args(["grant-permissions", *argv])
-        credential = credential or ClientSecretCredential(emu.tenant_id, emu.client_id, emu.client_secret,
-                                                          authority=emu.authority_url, disable_instance_discovery=True)
+        credential = credential or ClientSecretCredential(
+            emu.tenant_id,
+            emu.client_id,
+            emu.client_secret,
+            authority=emu.authority_url,
+            disable_instance_discovery=True,
+        )
         code = run_grant_permissions(args, credential=credential, environ={"GRAPH_ENDPOINT": emu.graph_url})
         captured = capsys.readouterr()
         return Run(code, captured.out, captured.err)
@@ -83,10 +88,17 @@ def test_first_run_assigns_both_second_run_changes_nothing(start_emulator, grant
     assert first.document["principal"]["id"] == principal and first.document["status"] == "Ok"
     app_role, directory_role = emu.graph_writes()
     assert app_role.path == f"/v1.0/servicePrincipals/{principal}/appRoleAssignments" and app_role.status == 201
-    assert app_role.body == {"principalId": principal, "resourceId": emu.graph.exchange_sp_id,
-                             "appRoleId": "dc50a0fb-09a3-484d-be87-e023b12c6440"}
-    assert directory_role.body == {"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "principalId": principal,
-                                   "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"}
+    assert app_role.body == {
+        "principalId": principal,
+        "resourceId": emu.graph.exchange_sp_id,
+        "appRoleId": "dc50a0fb-09a3-484d-be87-e023b12c6440",
+    }
+    assert directory_role.body == {
+        "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+        "principalId": principal,
+        "roleDefinitionId": EXCHANGE_ADMINISTRATOR,
+        "directoryScopeId": "/",
+    }
     assert directory_role.status == 201
     assert all(r.headers["authorization"].startswith("Bearer ") for r in emu.graph_requests)
     assert Exo(emu).post("Get-OrganizationConfig").status_code == 200  # the grant reached Exchange
@@ -99,8 +111,11 @@ def test_first_run_assigns_both_second_run_changes_nothing(start_emulator, grant
     assert "Exchange RBAC role groups" in second.out
     assert emu.graph_writes() == []
     assert [r.operation for r in emu.graph_requests] == [
-        "servicePrincipal-get", "servicePrincipal-get", "servicePrincipal-list-appRoleAssignments",
-        "rbacApplication-list-roleAssignments"]
+        "servicePrincipal-get",
+        "servicePrincipal-get",
+        "servicePrincipal-list-appRoleAssignments",
+        "rbacApplication-list-roleAssignments",
+    ]
     [listing] = [r for r in emu.graph_requests if r.operation == "rbacApplication-list-roleAssignments"]
     assert listing.query == {"$filter": f"principalId eq '{principal}'"}
     assert_no_secrets(emu, first, second)
@@ -126,8 +141,9 @@ def test_a_client_id_is_looked_up(start_emulator, grant):
 
 
 def test_missing_rights_give_exit_2_and_name_what_is_needed(start_emulator, grant):
-    emu = start_emulator({**NO_RIGHTS, "graph": {"caller_permissions": ["Application.Read.All",
-                                                                        "RoleManagement.Read.Directory"]}})
+    emu = start_emulator(
+        {**NO_RIGHTS, "graph": {"caller_permissions": ["Application.Read.All", "RoleManagement.Read.Directory"]}}
+    )
     run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
     assert run.code == 2
     assert run.outcomes() == [("Exchange.ManageAsApp", "Failed"), ("Exchange Administrator", "Failed")]
@@ -174,16 +190,38 @@ def test_an_unknown_principal_is_exit_2_and_nothing_is_written(start_emulator, g
     assert emu.graph_writes() == []
 
 
-@pytest.mark.parametrize(("fault", "expected"), [
-    (Fault("status", listener="graph", cmdlet="servicePrincipal-list-appRoleAssignments", status=500,
-           code="UnknownError", message="Backend exploded."),
-     "Could not read the principal's app role assignments: Graph answered 500 (UnknownError: Backend exploded.)"),
-    (Fault("status", listener="graph", cmdlet="servicePrincipal-list-appRoleAssignments", status=502, body="html"),
-     "Graph answered 502 (HTTP502: <html>"),
-    (Fault("status", listener="graph", cmdlet="rbacApplication-list-roleAssignments", status=429,
-           headers={"Retry-After": "30"}),
-     "Graph is throttling requests (TooManyRequests"),
-])
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            Fault(
+                "status",
+                listener="graph",
+                cmdlet="servicePrincipal-list-appRoleAssignments",
+                status=500,
+                code="UnknownError",
+                message="Backend exploded.",
+            ),
+            "Could not read the principal's app role assignments: Graph answered 500 (UnknownError: Backend exploded.)",
+        ),
+        (
+            Fault(
+                "status", listener="graph", cmdlet="servicePrincipal-list-appRoleAssignments", status=502, body="html"
+            ),
+            "Graph answered 502 (HTTP502: <html>",
+        ),
+        (
+            Fault(
+                "status",
+                listener="graph",
+                cmdlet="rbacApplication-list-roleAssignments",
+                status=429,
+                headers={"Retry-After": "30"},
+            ),
+            "Graph is throttling requests (TooManyRequests",
+        ),
+    ],
+)
 def test_other_graph_errors_are_exit_2_with_graphs_code_and_message(start_emulator, grant, fault, expected):
     emu = start_emulator(NO_RIGHTS)
     emu.add_fault(fault)
@@ -196,12 +234,14 @@ def test_other_graph_errors_are_exit_2_with_graphs_code_and_message(start_emulat
 def test_the_exchange_service_principal_missing_is_explained(start_emulator, grant):
     emu = start_emulator(NO_RIGHTS)
     with emu.lock:
-        emu.graph.service_principals = [sp for sp in emu.graph.service_principals
-                                        if sp["id"] != emu.graph.exchange_sp_id]
+        emu.graph.service_principals = [
+            sp for sp in emu.graph.service_principals if sp["id"] != emu.graph.exchange_sp_id
+        ]
     run = grant(emu, "--principal-id", emu.managed_identity_principal_id)
     assert run.code == 2
-    assert "Office 365 Exchange Online service principal (00000002-0000-0ff1-ce00-000000000000) does not exist" \
-        in run.err
+    assert (
+        "Office 365 Exchange Online service principal (00000002-0000-0ff1-ce00-000000000000) does not exist" in run.err
+    )
 
 
 def test_no_credential_is_a_clear_exit_2_without_the_token_text(start_emulator, grant):
@@ -252,13 +292,25 @@ def cli(tmp_path: Path):
     az.chmod(az.stat().st_mode | stat.S_IXUSR)
 
     def run(emu: Any, *argv: str) -> subprocess.CompletedProcess[str]:
-        env = {**clean_env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               "GRAPH_ENDPOINT": emu.graph_url, "REQUESTS_CA_BUNDLE": emu.ca_bundle,
-               "FAKE_AZ_TOKEN_URL": f"{emu.authority_url}/{emu.tenant_id}/oauth2/v2.0/token",
-               "FAKE_AZ_CLIENT_ID": emu.client_id, "FAKE_AZ_CLIENT_SECRET": emu.client_secret}
+        env = {
+            **clean_env(),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "GRAPH_ENDPOINT": emu.graph_url,
+            "REQUESTS_CA_BUNDLE": emu.ca_bundle,
+            "FAKE_AZ_TOKEN_URL": f"{emu.authority_url}/{emu.tenant_id}/oauth2/v2.0/token",
+            "FAKE_AZ_CLIENT_ID": emu.client_id,
+            "FAKE_AZ_CLIENT_SECRET": emu.client_secret,
+        }
         assert not any(name.startswith("EXO_") for name in env)
-        return subprocess.run([sys.executable, "-m", "shared", "grant-permissions", *argv], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "shared", "grant-permissions", *argv],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     return run
 

@@ -30,6 +30,7 @@ def mailbox(name, kind="UserMailbox", **fields):
 
 # -- audit-log-search ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("value", "code", "status"), [(True, 0, "Compliant"), (False, 1, "NonCompliant")])
 def test_audit_log_search_is_read_on_the_exchange_endpoint(start_emulator, value, code, status):
     emu = start_emulator(scenario(admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": value}))
@@ -39,8 +40,12 @@ def test_audit_log_search_is_read_on_the_exchange_endpoint(start_emulator, value
 
 
 def test_audit_log_search_fix_uses_the_audit_log_anchor_and_customises_a_dehydrated_tenant(start_emulator):
-    emu = start_emulator(scenario(organization_config={"IsDehydrated": True},
-                                  admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False}))
+    emu = start_emulator(
+        scenario(
+            organization_config={"IsDehydrated": True},
+            admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False},
+        )
+    )
     result = run_cli(emu, "remediate", "--control", "audit-log-search", "--json")
     assert result.returncode == 0, result.stdout
     assert [c.cmdlet for c in emu.writes()] == ["Enable-OrganizationCustomization", "Set-AdminAuditLogConfig"]
@@ -51,6 +56,7 @@ def test_audit_log_search_fix_uses_the_audit_log_anchor_and_customises_a_dehydra
 
 # -- audit-bypass --------------------------------------------------------------------------------------------------
 
+
 def exceptions_file(tmp_path, entries):
     path = tmp_path / "exceptions.json"
     path.write_text(json.dumps(entries))
@@ -58,13 +64,22 @@ def exceptions_file(tmp_path, entries):
 
 
 def exception(identity, expires=None, **overrides):
-    entry = {"control": "audit-bypass", "identity": identity, "reason": "backup agent, vendor requirement",
-             "approved_by": "CISO, change 4711", "expires": expires or (date.today() + timedelta(days=30)).isoformat()}
+    entry = {
+        "control": "audit-bypass",
+        "identity": identity,
+        "reason": "backup agent, vendor requirement",
+        "approved_by": "CISO, change 4711",
+        "expires": expires or (date.today() + timedelta(days=30)).isoformat(),
+    }
     return {**entry, **overrides}
 
 
-BYPASS = scenario(bypass_associations=[{"Name": "svc-backup", "AuditBypassEnabled": True},
-                                       {"Name": "svc-archive", "AuditBypassEnabled": False}])
+BYPASS = scenario(
+    bypass_associations=[
+        {"Name": "svc-backup", "AuditBypassEnabled": True},
+        {"Name": "svc-archive", "AuditBypassEnabled": False},
+    ]
+)
 
 
 def test_an_enabled_bypass_without_exception_is_a_finding(start_emulator):
@@ -75,19 +90,23 @@ def test_an_enabled_bypass_without_exception_is_a_finding(start_emulator):
 
 
 def test_a_valid_written_exception_excuses_the_bypass_and_is_reported(start_emulator, tmp_path):
-    code, control = check(start_emulator(BYPASS), "audit-bypass",
-                          env=exceptions_file(tmp_path, [exception("SVC-BACKUP")]))
+    code, control = check(
+        start_emulator(BYPASS), "audit-bypass", env=exceptions_file(tmp_path, [exception("SVC-BACKUP")])
+    )
     assert (code, control["status"]) == (0, "Compliant")
     [used] = control["details"]["exceptions_used"]
     assert used["approved_by"] == "CISO, change 4711"
 
 
-@pytest.mark.parametrize(("entry", "problem"), [
-    (exception("svc-backup", expires="2020-01-01"), "expired"),
-    (exception("svc-backup", approved_by=""), "approved_by"),
-    (exception("svc-backup", expires="next year"), "not a date"),
-    (exception("svc-backup", control="org-audit-enabled"), "does not take exceptions"),
-])
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (exception("svc-backup", expires="2020-01-01"), "expired"),
+        (exception("svc-backup", approved_by=""), "approved_by"),
+        (exception("svc-backup", expires="next year"), "not a date"),
+        (exception("svc-backup", control="org-audit-enabled"), "does not take exceptions"),
+    ],
+)
 def test_expired_or_incomplete_exceptions_do_not_count_and_say_why(start_emulator, tmp_path, entry, problem):
     code, control = check(start_emulator(BYPASS), "audit-bypass", env=exceptions_file(tmp_path, [entry]))
     assert (code, control["status"]) == (1, "NonCompliant")
@@ -111,16 +130,31 @@ def test_bypass_entries_past_the_first_thousand_are_found(start_emulator):
     code, control = check(emu, "audit-bypass")
     assert code == 1
     assert control["details"]["associations_total"] == 2500
-    assert sorted(f["identity"] for f in control["details"]["findings"]) == ["bypass-000000", "bypass-001201",
-                                                                              "bypass-002402"]
+    assert sorted(f["identity"] for f in control["details"]["findings"]) == [
+        "bypass-000000",
+        "bypass-001201",
+        "bypass-002402",
+    ]
     assert len(emu.invocations("Get-MailboxAuditBypassAssociation")) == 3
 
 
 def test_bypass_remediation_spares_excepted_accounts(start_emulator, tmp_path):
-    emu = start_emulator(scenario(bypass_associations=[{"Name": "svc-backup", "AuditBypassEnabled": True},
-                                                       {"Name": "svc-crm", "AuditBypassEnabled": True}]))
-    result = run_cli(emu, "remediate", "--control", "audit-bypass", "--json",
-                     env={**FAST, **exceptions_file(tmp_path, [exception("svc-backup")])})
+    emu = start_emulator(
+        scenario(
+            bypass_associations=[
+                {"Name": "svc-backup", "AuditBypassEnabled": True},
+                {"Name": "svc-crm", "AuditBypassEnabled": True},
+            ]
+        )
+    )
+    result = run_cli(
+        emu,
+        "remediate",
+        "--control",
+        "audit-bypass",
+        "--json",
+        env={**FAST, **exceptions_file(tmp_path, [exception("svc-backup")])},
+    )
     assert result.returncode == 0, result.stdout
     state = {b["Name"]: b["AuditBypassEnabled"] for b in emu.tenant.bypass_associations}
     assert state == {"svc-backup": True, "svc-crm": False}
@@ -128,10 +162,17 @@ def test_bypass_remediation_spares_excepted_accounts(start_emulator, tmp_path):
 
 # -- mailbox-audit-actions -----------------------------------------------------------------------------------------
 
+
 def test_only_user_mailboxes_are_judged_and_resource_mailboxes_ignored(start_emulator):
-    emu = start_emulator(scenario(mailboxes=[
-        mailbox("ann"), mailbox("shared1", "SharedMailbox", AuditOwner=["Update"]),
-        mailbox("room1", "RoomMailbox", AuditOwner=[], AuditLogAgeLimit="00:00:00")]))
+    emu = start_emulator(
+        scenario(
+            mailboxes=[
+                mailbox("ann"),
+                mailbox("shared1", "SharedMailbox", AuditOwner=["Update"]),
+                mailbox("room1", "RoomMailbox", AuditOwner=[], AuditLogAgeLimit="00:00:00"),
+            ]
+        )
+    )
     code, control = check(emu, "mailbox-audit-actions")
     assert (code, control["status"]) == (0, "Compliant")
     assert control["details"]["mailboxes_scanned"] == 1
@@ -142,10 +183,18 @@ def test_only_user_mailboxes_are_judged_and_resource_mailboxes_ignored(start_emu
 
 
 def test_missing_actions_are_listed_per_logon_type_and_frozen_lists_reported(start_emulator):
-    emu = start_emulator(scenario(mailboxes=[
-        mailbox("ann"),
-        mailbox("bob", AuditOwner=sorted(set(CIS["AuditOwner"]) - {"MailboxLogin", "Move"}),
-                DefaultAuditSet=["Admin", "Delegate"])]))
+    emu = start_emulator(
+        scenario(
+            mailboxes=[
+                mailbox("ann"),
+                mailbox(
+                    "bob",
+                    AuditOwner=sorted(set(CIS["AuditOwner"]) - {"MailboxLogin", "Move"}),
+                    DefaultAuditSet=["Admin", "Delegate"],
+                ),
+            ]
+        )
+    )
     code, control = check(emu, "mailbox-audit-actions")
     assert (code, control["status"]) == (1, "NonCompliant")
     [finding] = control["details"]["findings"]
@@ -156,9 +205,14 @@ def test_missing_actions_are_listed_per_logon_type_and_frozen_lists_reported(sta
 
 
 def test_cis_v4_picks_e3_or_e5_lists_by_the_mailbox_licence(start_emulator):
-    emu = start_emulator(scenario(mailboxes=[
-        mailbox("e3user", **CIS_V4_E3, PersistedCapabilities=[]),
-        mailbox("e5user", **CIS_V4_E3, PersistedCapabilities=["M365Auditing"])]))
+    emu = start_emulator(
+        scenario(
+            mailboxes=[
+                mailbox("e3user", **CIS_V4_E3, PersistedCapabilities=[]),
+                mailbox("e5user", **CIS_V4_E3, PersistedCapabilities=["M365Auditing"]),
+            ]
+        )
+    )
     _, v4 = check(emu, "mailbox-audit-actions", env={"MAILBOX_AUDIT_BASELINE": "cis-v4"})
     assert [f["upn"] for f in v4["details"]["findings"]] == ["e5user@contoso.com"]
     assert "MailItemsAccessed" in v4["details"]["findings"][0]["missing"]["Owner"]
@@ -168,8 +222,9 @@ def test_cis_v4_picks_e3_or_e5_lists_by_the_mailbox_licence(start_emulator):
 
 
 def test_microsoft_default_baseline_judges_default_audit_set_only(start_emulator):
-    emu = start_emulator(scenario(mailboxes=[mailbox("managed", AuditOwner=["Update"]),
-                                             mailbox("frozen", DefaultAuditSet=["Admin"])]))
+    emu = start_emulator(
+        scenario(mailboxes=[mailbox("managed", AuditOwner=["Update"]), mailbox("frozen", DefaultAuditSet=["Admin"])])
+    )
     _, control = check(emu, "mailbox-audit-actions", env={"MAILBOX_AUDIT_BASELINE": "microsoft-default"})
     [finding] = control["details"]["findings"]
     assert finding["upn"] == "frozen@contoso.com" and finding["frozen"] == ["Delegate", "Owner"]
@@ -177,9 +232,18 @@ def test_microsoft_default_baseline_judges_default_audit_set_only(start_emulator
 
 def test_mailboxes_past_the_first_thousand_are_judged(start_emulator):
     template = {**GOOD, "Name": "user{i:05d}"}
-    emu = start_emulator(scenario(generate_mailboxes={"count": 2300, "template": template, "variants": [
-        {"every": 2300, "offset": 2100, "set": {"AuditAdmin": ["Update"]}},
-        {"every": 2300, "offset": 1500, "set": {"AuditLogAgeLimit": "00:00:00"}}]}))
+    emu = start_emulator(
+        scenario(
+            generate_mailboxes={
+                "count": 2300,
+                "template": template,
+                "variants": [
+                    {"every": 2300, "offset": 2100, "set": {"AuditAdmin": ["Update"]}},
+                    {"every": 2300, "offset": 1500, "set": {"AuditLogAgeLimit": "00:00:00"}},
+                ],
+            }
+        )
+    )
     _, actions = check(emu, "mailbox-audit-actions")
     assert [f["upn"].split("@")[0] for f in actions["details"]["findings"]] == ["user02100"]
     assert actions["details"]["mailboxes_scanned"] == 2300
@@ -198,10 +262,17 @@ def test_unreadable_audit_properties_make_the_control_an_error(start_emulator):
 
 # -- mailbox-audit-retention ---------------------------------------------------------------------------------------
 
+
 def test_retention_below_the_minimum_and_zero_are_findings_for_users_and_shared(start_emulator):
-    emu = start_emulator(scenario(mailboxes=[
-        mailbox("ann"), mailbox("bob", AuditLogAgeLimit="30.00:00:00"),
-        mailbox("helpdesk", "SharedMailbox", AuditLogAgeLimit="00:00:00")]))
+    emu = start_emulator(
+        scenario(
+            mailboxes=[
+                mailbox("ann"),
+                mailbox("bob", AuditLogAgeLimit="30.00:00:00"),
+                mailbox("helpdesk", "SharedMailbox", AuditLogAgeLimit="00:00:00"),
+            ]
+        )
+    )
     code, control = check(emu, "mailbox-audit-retention")
     assert code == 1
     findings = {f["upn"]: f for f in control["details"]["findings"]}
@@ -213,6 +284,7 @@ def test_retention_below_the_minimum_and_zero_are_findings_for_users_and_shared(
 
 
 # -- remediation of everything -------------------------------------------------------------------------------------
+
 
 def test_remediating_everything_leaves_a_clean_recheck(start_emulator):
     emu = start_emulator("emulator/scenarios/noncompliant.json")
@@ -228,9 +300,15 @@ def test_remediating_everything_leaves_a_clean_recheck(start_emulator):
 
 def test_a_licence_error_on_one_mailbox_does_not_stop_the_others(start_emulator):
     lacking = {**GOOD, "AuditOwner": sorted(set(CIS["AuditOwner"]) - {"MailItemsAccessed", "Move"})}
-    emu = start_emulator(scenario(licence_gate=True, mailboxes=[
-        mailbox("e3user", **lacking, PersistedCapabilities=[]),
-        mailbox("e5user", **lacking, PersistedCapabilities=["M365Auditing"])]))
+    emu = start_emulator(
+        scenario(
+            licence_gate=True,
+            mailboxes=[
+                mailbox("e3user", **lacking, PersistedCapabilities=[]),
+                mailbox("e5user", **lacking, PersistedCapabilities=["M365Auditing"]),
+            ],
+        )
+    )
     result = run_cli(emu, "remediate", "--control", "mailbox-audit-actions", "--json", env=FAST)
     assert result.returncode == 1
     [step] = cli_json(result)["remediation"]

@@ -10,10 +10,12 @@ from shared.model import ControlResult, Outcome, RemediationResult, RunReport, S
 from tests.support.tenant import TENANT_ID
 
 # Untrusted text as Exchange might hand it back: markup, quotes, Markdown table syntax, a newline.
-HOSTILE = "<script>alert(\"pwned\")</script> O'Brien | \"Bob\" & <b>co</b>\nsecond | line"
-HOSTILE_UPN = "o'brien+\"x\"@contoso.com"
-LICENCE_ERROR = ("licence: Auditing of MailItemsAccessed event is only available for users with appropriate license "
-                 "<img src=x onerror=alert(1)>")
+HOSTILE = '<script>alert("pwned")</script> O\'Brien | "Bob" & <b>co</b>\nsecond | line'
+HOSTILE_UPN = 'o\'brien+"x"@contoso.com'
+LICENCE_ERROR = (
+    "licence: Auditing of MailItemsAccessed event is only available for users with appropriate license "
+    "<img src=x onerror=alert(1)>"
+)
 STARTED = datetime(2026, 11, 28, 6, 0, 1, 250000, tzinfo=UTC)
 ORG = "contoso.onmicrosoft.com"
 
@@ -26,84 +28,193 @@ FRAMEWORKS = {
     "mailbox-audit-retention": ("6.1.2 (remediation)", "6.1.2 / 6.1.3 (remediation)", "MS.SECURITYSUITE.5.2v1"),
 }
 MANY = 620  # more than the report's 500-row cap
-MISSING_V5 = {"Admin": ["Copy", "FolderBind", "Move"], "Delegate": ["FolderBind", "Move"],
-              "Owner": ["Create", "MailboxLogin", "Move"]}
+MISSING_V5 = {
+    "Admin": ["Copy", "FolderBind", "Move"],
+    "Delegate": ["FolderBind", "Move"],
+    "Owner": ["Create", "MailboxLogin", "Move"],
+}
 
 
 def _mappings(control_id: str) -> dict[str, str]:
     cis_v7, cis_v4, cisa = FRAMEWORKS[control_id]
     mapping = {"CIS-v7": cis_v7, "CIS-v4": cis_v4} | ({"CISA": cisa} if cisa else {})
-    return mapping | {"ISO27001-2022": "A.8.15", "ISO27001-2013": "A.12.4.1", "BIO": "12.4.1", "NIS2": "21",
-                      "AVG": "32"}
+    return mapping | {
+        "ISO27001-2022": "A.8.15",
+        "ISO27001-2013": "A.12.4.1",
+        "BIO": "12.4.1",
+        "NIS2": "21",
+        "AVG": "32",
+    }
 
 
 def org_result(disabled: bool = False) -> ControlResult:
     status = Status.NON_COMPLIANT if disabled else Status.COMPLIANT
-    return ControlResult("org-audit-enabled", status, "AuditDisabled = False", f"AuditDisabled = {disabled}",
-                         "Audit-by-default is on for the organisation. Audit-by-default and unified audit log "
-                         "ingestion are independent switches.", {"organization": ORG, "is_dehydrated": False})
+    return ControlResult(
+        "org-audit-enabled",
+        status,
+        "AuditDisabled = False",
+        f"AuditDisabled = {disabled}",
+        "Audit-by-default is on for the organisation. Audit-by-default and unified audit log "
+        "ingestion are independent switches.",
+        {"organization": ORG, "is_dehydrated": False},
+    )
 
 
 def ual_result(enabled: bool | None) -> ControlResult:
     status = {True: Status.COMPLIANT, False: Status.NON_COMPLIANT, None: Status.ERROR}[enabled]
-    return ControlResult("audit-log-search", status, "UnifiedAuditLogIngestionEnabled = True",
-                         f"UnifiedAuditLogIngestionEnabled = {enabled}",
-                         "Audit log search is OFF: mailbox audit records are not searchable. Fix: "
-                         "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true." if enabled is False
-                         else "Unified audit log ingestion is on.",
-                         {"UnifiedAuditLogIngestionEnabled": enabled, "AdminAuditLogEnabled": True,
-                          "AdminAuditLogAgeLimit": "90.00:00:00"})
+    return ControlResult(
+        "audit-log-search",
+        status,
+        "UnifiedAuditLogIngestionEnabled = True",
+        f"UnifiedAuditLogIngestionEnabled = {enabled}",
+        "Audit log search is OFF: mailbox audit records are not searchable. Fix: "
+        "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true."
+        if enabled is False
+        else "Unified audit log ingestion is on.",
+        {
+            "UnifiedAuditLogIngestionEnabled": enabled,
+            "AdminAuditLogEnabled": True,
+            "AdminAuditLogAgeLimit": "90.00:00:00",
+        },
+    )
 
 
 def bypass_result(findings: int = 2) -> ControlResult:
-    rows = [{"identity": f"svc-backup-{n}@contoso.com", "name": f"svc-backup-{n}",
-             "guid": f"5e1c0a2b-0000-4000-8000-{n:012d}"} for n in range(findings - 1)]
+    rows = [
+        {
+            "identity": f"svc-backup-{n}@contoso.com",
+            "name": f"svc-backup-{n}",
+            "guid": f"5e1c0a2b-0000-4000-8000-{n:012d}",
+        }
+        for n in range(findings - 1)
+    ]
     rows.append({"identity": HOSTILE, "name": HOSTILE, "guid": "5e1c0a2b-0000-4000-8000-ffffffffffff"})
     return ControlResult(
-        "audit-bypass", Status.NON_COMPLIANT, "no AuditBypassEnabled = True without a written exception",
+        "audit-bypass",
+        Status.NON_COMPLIANT,
+        "no AuditBypassEnabled = True without a written exception",
         f"{findings} bypass association(s) without a valid exception",
         f"{findings} accounts are exempt from mailbox auditing without a valid written exception.",
-        {"associations_total": 1204, "bypass_enabled": findings + 1, "findings": rows,
-         "exceptions_used": [{"identity": "journaling@contoso.com", "reason": "Vendor journaling | archive",
-                              "approved_by": "CISO (change 4711)", "expires": "2027-03-31"}],
-         "exceptions_rejected": [
-             {"entry": {"control": "audit-bypass", "identity": "old-scanner@contoso.com", "reason": "legacy",
-                        "approved_by": "IT", "expires": "2025-01-31"}, "problem": "expired on 2025-01-31"},
-             {"entry": {"control": "audit-bypass", "identity": HOSTILE}, "problem": "missing reason, approved_by"},
-         ]})
+        {
+            "associations_total": 1204,
+            "bypass_enabled": findings + 1,
+            "findings": rows,
+            "exceptions_used": [
+                {
+                    "identity": "journaling@contoso.com",
+                    "reason": "Vendor journaling | archive",
+                    "approved_by": "CISO (change 4711)",
+                    "expires": "2027-03-31",
+                }
+            ],
+            "exceptions_rejected": [
+                {
+                    "entry": {
+                        "control": "audit-bypass",
+                        "identity": "old-scanner@contoso.com",
+                        "reason": "legacy",
+                        "approved_by": "IT",
+                        "expires": "2025-01-31",
+                    },
+                    "problem": "expired on 2025-01-31",
+                },
+                {"entry": {"control": "audit-bypass", "identity": HOSTILE}, "problem": "missing reason, approved_by"},
+            ],
+        },
+    )
 
 
 def actions_result(count: int = MANY) -> ControlResult:
     rows: list[dict[str, Any]] = [
-        {"identity": HOSTILE, "upn": HOSTILE_UPN, "type": "UserMailbox", "audit_enabled": None,
-         "missing": {"Admin": ["MailItemsAccessed"], "Delegate": [], "Owner": ["Send"]}, "frozen": ["Owner"],
-         "premium": False, "report_only": False},
-        {"identity": "Team Sales", "upn": "sales@contoso.com", "type": "SharedMailbox", "audit_enabled": True,
-         "missing": MISSING_V5, "frozen": [], "premium": False, "report_only": True},
+        {
+            "identity": HOSTILE,
+            "upn": HOSTILE_UPN,
+            "type": "UserMailbox",
+            "audit_enabled": None,
+            "missing": {"Admin": ["MailItemsAccessed"], "Delegate": [], "Owner": ["Send"]},
+            "frozen": ["Owner"],
+            "premium": False,
+            "report_only": False,
+        },
+        {
+            "identity": "Team Sales",
+            "upn": "sales@contoso.com",
+            "type": "SharedMailbox",
+            "audit_enabled": True,
+            "missing": MISSING_V5,
+            "frozen": [],
+            "premium": False,
+            "report_only": True,
+        },
     ]
-    rows += [{"identity": f"User {n:05d}", "upn": f"user{n:05d}@contoso.com", "type": "UserMailbox",
-              "audit_enabled": True, "missing": MISSING_V5, "frozen": ["Admin", "Delegate", "Owner"] if n % 3 else [],
-              "premium": n % 7 == 0, "report_only": False} for n in range(count - len(rows))]
+    rows += [
+        {
+            "identity": f"User {n:05d}",
+            "upn": f"user{n:05d}@contoso.com",
+            "type": "UserMailbox",
+            "audit_enabled": True,
+            "missing": MISSING_V5,
+            "frozen": ["Admin", "Delegate", "Owner"] if n % 3 else [],
+            "premium": n % 7 == 0,
+            "report_only": False,
+        }
+        for n in range(count - len(rows))
+    ]
     return ControlResult(
-        "mailbox-audit-actions", Status.NON_COMPLIANT, "AuditEnabled True and every baseline action audited",
-        f"{count} of 25000 mailboxes miss required actions", f"{count} mailboxes do not audit every action the "
-        "cis baseline requires.",
-        {"baseline": "cis", "mailboxes_scanned": 25000, "mailboxes_noncompliant": count,
-         "not_explicitly_enabled": 312, "findings": rows, "warnings": [f"Mailbox {HOSTILE} answered slowly"]})
+        "mailbox-audit-actions",
+        Status.NON_COMPLIANT,
+        "AuditEnabled True and every baseline action audited",
+        f"{count} of 25000 mailboxes miss required actions",
+        f"{count} mailboxes do not audit every action the cis baseline requires.",
+        {
+            "baseline": "cis",
+            "mailboxes_scanned": 25000,
+            "mailboxes_noncompliant": count,
+            "not_explicitly_enabled": 312,
+            "findings": rows,
+            "warnings": [f"Mailbox {HOSTILE} answered slowly"],
+        },
+    )
 
 
 def retention_result() -> ControlResult:
     return ControlResult(
-        "mailbox-audit-retention", Status.NON_COMPLIANT, "AuditLogAgeLimit >= 90 days, never 00:00:00",
-        "2 mailboxes below 90 days (1 at zero)", "AuditLogAgeLimit 00:00:00 on 1 mailbox: possible tampering.",
-        {"minimum_days": 90, "mailboxes_scanned": 25040, "findings": [
-            {"identity": "ceo@contoso.com", "upn": "ceo@contoso.com", "type": "UserMailbox",
-             "age_limit": "00:00:00", "days": 0.0, "tampering": True},
-            {"identity": "Team Sales", "upn": "sales@contoso.com", "type": "SharedMailbox",
-             "age_limit": "30.00:00:00", "days": 30.0, "tampering": False},
-            {"identity": HOSTILE, "upn": HOSTILE_UPN, "type": "UserMailbox", "age_limit": "garbage",
-             "days": None, "tampering": False},
-        ]})
+        "mailbox-audit-retention",
+        Status.NON_COMPLIANT,
+        "AuditLogAgeLimit >= 90 days, never 00:00:00",
+        "2 mailboxes below 90 days (1 at zero)",
+        "AuditLogAgeLimit 00:00:00 on 1 mailbox: possible tampering.",
+        {
+            "minimum_days": 90,
+            "mailboxes_scanned": 25040,
+            "findings": [
+                {
+                    "identity": "ceo@contoso.com",
+                    "upn": "ceo@contoso.com",
+                    "type": "UserMailbox",
+                    "age_limit": "00:00:00",
+                    "days": 0.0,
+                    "tampering": True,
+                },
+                {
+                    "identity": "Team Sales",
+                    "upn": "sales@contoso.com",
+                    "type": "SharedMailbox",
+                    "age_limit": "30.00:00:00",
+                    "days": 30.0,
+                    "tampering": False,
+                },
+                {
+                    "identity": HOSTILE,
+                    "upn": HOSTILE_UPN,
+                    "type": "UserMailbox",
+                    "age_limit": "garbage",
+                    "days": None,
+                    "tampering": False,
+                },
+            ],
+        },
+    )
 
 
 def _complete(document: dict[str, Any]) -> dict[str, Any]:
@@ -116,8 +227,14 @@ def _complete(document: dict[str, Any]) -> dict[str, Any]:
 
 def check_document() -> dict[str, Any]:
     """The daily timer's check: every kind of finding, hostile names, a list longer than the cap."""
-    report = RunReport(command="check", tenant_id=TENANT_ID, trigger="timer", organization=ORG,
-                       run_id="7d0f8a52-3c1e-4b6a-9f11-0a1b2c3d4e5f", started_at=STARTED)
+    report = RunReport(
+        command="check",
+        tenant_id=TENANT_ID,
+        trigger="timer",
+        organization=ORG,
+        run_id="7d0f8a52-3c1e-4b6a-9f11-0a1b2c3d4e5f",
+        started_at=STARTED,
+    )
     report.controls = [org_result(), ual_result(False), bypass_result(), actions_result(), retention_result()]
     report.finished_at = STARTED + timedelta(seconds=41.7)
     report.requests_sent = 57
@@ -128,28 +245,57 @@ def check_document() -> dict[str, Any]:
 
 def remediate_document() -> dict[str, Any]:
     """An HTTP remediation: applied, already compliant, a partial failure with a licence error."""
-    report = RunReport(command="remediate", tenant_id=TENANT_ID, trigger="http", organization=ORG,
-                       run_id="c0ffee00-1234-4abc-8def-001122334455", started_at=STARTED, dry_run=False,
-                       caller="Admin 'Alice' <alice@contoso.com> (oid 9a8b7c6d)")
+    report = RunReport(
+        command="remediate",
+        tenant_id=TENANT_ID,
+        trigger="http",
+        organization=ORG,
+        run_id="c0ffee00-1234-4abc-8def-001122334455",
+        started_at=STARTED,
+        dry_run=False,
+        caller="Admin 'Alice' <alice@contoso.com> (oid 9a8b7c6d)",
+    )
     before_ual, after_ual = ual_result(False), ual_result(True)
     before_actions, after_actions = actions_result(40), actions_result(1)
     report.remediation = [
-        RemediationResult("org-audit-enabled", "Set-OrganizationConfig -AuditDisabled $false",
-                          Outcome.ALREADY_COMPLIANT, org_result(), None, "Already compliant: nothing written."),
-        RemediationResult("audit-log-search", "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true",
-                          Outcome.APPLIED, before_ual, after_ual, "Applied and verified by reading back.",
-                          writes=["Enable-OrganizationCustomization",
-                                  "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true"],
-                          warnings=["The command completed successfully but no settings of 'x' have been modified."]),
-        RemediationResult("mailbox-audit-actions", "Set-Mailbox -AuditAdmin/-AuditDelegate/-AuditOwner @{Add=...}",
-                          Outcome.FAILED, before_actions, after_actions, "39 of 40 mailboxes fixed; 1 failed.",
-                          writes=[f"Set-Mailbox -Identity user{n:05d}@contoso.com" for n in range(39)],
-                          warnings=[LICENCE_ERROR]),
+        RemediationResult(
+            "org-audit-enabled",
+            "Set-OrganizationConfig -AuditDisabled $false",
+            Outcome.ALREADY_COMPLIANT,
+            org_result(),
+            None,
+            "Already compliant: nothing written.",
+        ),
+        RemediationResult(
+            "audit-log-search",
+            "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true",
+            Outcome.APPLIED,
+            before_ual,
+            after_ual,
+            "Applied and verified by reading back.",
+            writes=[
+                "Enable-OrganizationCustomization",
+                "Set-AdminAuditLogConfig -UnifiedAuditLogIngestionEnabled $true",
+            ],
+            warnings=["The command completed successfully but no settings of 'x' have been modified."],
+        ),
+        RemediationResult(
+            "mailbox-audit-actions",
+            "Set-Mailbox -AuditAdmin/-AuditDelegate/-AuditOwner @{Add=...}",
+            Outcome.FAILED,
+            before_actions,
+            after_actions,
+            "39 of 40 mailboxes fixed; 1 failed.",
+            writes=[f"Set-Mailbox -Identity user{n:05d}@contoso.com" for n in range(39)],
+            warnings=[LICENCE_ERROR],
+        ),
     ]
     report.controls = [org_result(), after_ual, after_actions]
     report.finished_at = STARTED + timedelta(seconds=95)
     report.requests_sent = 131
     document = run_document(report, report.status.exit_code)
-    document["remediation"][2]["details"] = {"mailboxes_fixed": 39,
-                                             "mailboxes_failed": [{"identity": HOSTILE, "reason": LICENCE_ERROR}]}
+    document["remediation"][2]["details"] = {
+        "mailboxes_fixed": 39,
+        "mailboxes_failed": [{"identity": HOSTILE, "reason": LICENCE_ERROR}],
+    }
     return _complete(document)

@@ -6,11 +6,56 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 VOID = {"meta", "link", "br", "wbr", "col", "img", "hr", "input", "source"}
-ALLOWED_ELEMENTS = {"html", "head", "meta", "title", "style", "body", "header", "main", "footer", "section", "h1", "h2",
-                    "h3", "h4", "p", "span", "strong", "a", "code", "table", "caption", "colgroup", "col", "thead",
-                    "tbody", "tr", "th", "td", "dl", "dt", "dd", "div", "ul", "li", "wbr"}
-ALLOWED_ATTRIBUTES = {"lang", "charset", "name", "content", "class", "id", "aria-labelledby", "aria-hidden", "href",
-                      "scope", "style"}
+ALLOWED_ELEMENTS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "main",
+    "footer",
+    "section",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "p",
+    "span",
+    "strong",
+    "a",
+    "code",
+    "table",
+    "caption",
+    "colgroup",
+    "col",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "dl",
+    "dt",
+    "dd",
+    "div",
+    "ul",
+    "li",
+    "wbr",
+}
+ALLOWED_ATTRIBUTES = {
+    "lang",
+    "charset",
+    "name",
+    "content",
+    "class",
+    "id",
+    "aria-labelledby",
+    "aria-hidden",
+    "href",
+    "scope",
+    "style",
+}
 
 
 @dataclass

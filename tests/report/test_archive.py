@@ -57,9 +57,11 @@ def test_upload_creates_the_container_and_reads_back(azurite):
     run = PREFIX + document["run_id"]
     assert names == [f"{run}.json", f"{run}.html", f"{run}.md"]
     assert blobs.get_container_client(container).exists()
-    expected = {"json": (canonical_json(document), "application/json; charset=utf-8"),
-                "html": (render_html(document).encode(), "text/html; charset=utf-8"),
-                "md": (render_markdown(document).encode(), "text/markdown; charset=utf-8")}
+    expected = {
+        "json": (canonical_json(document), "application/json; charset=utf-8"),
+        "html": (render_html(document).encode(), "text/html; charset=utf-8"),
+        "md": (render_markdown(document).encode(), "text/markdown; charset=utf-8"),
+    }
     for name in names:
         blob = blobs.get_blob_client(container, name)
         data, content_type = expected[name.rsplit(".", 1)[1]]
@@ -100,8 +102,7 @@ def test_a_second_run_goes_into_the_existing_container(azurite):
 
 def test_wrong_account_key_is_a_clear_error_without_the_key(azurite):
     wrong_key = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
-    blobs = blob_service_from_env({"AzureWebJobsStorage": connection_string(azurite.port, wrong_key)},
-                                  retry_total=0)
+    blobs = blob_service_from_env({"AzureWebJobsStorage": connection_string(azurite.port, wrong_key)}, retry_total=0)
     with pytest.raises(ArchiveError, match=r"HTTP 403 AuthorizationFailure \(refused: a wrong account key") as caught:
         archive_evidence(check_document(), container=fresh_container(), blob_service=blobs)
     assert f"127.0.0.1:{azurite.port}" in str(caught.value)
@@ -137,8 +138,16 @@ def test_blob_path_uses_the_utc_date_of_the_start():
     assert blob_prefix(document) == "t-1/2025/12/31/r-1"
 
 
-@pytest.mark.parametrize("change", [{"tenant_id": "../other"}, {"run_id": "a/b"}, {"run_id": None},
-                                    {"started_at": "yesterday"}, {"started_at": "2026-11-28T06:00:00"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tenant_id": "../other"},
+        {"run_id": "a/b"},
+        {"run_id": None},
+        {"started_at": "yesterday"},
+        {"started_at": "2026-11-28T06:00:00"},
+    ],
+)
 def test_unusable_documents_are_refused_before_anything_is_sent(change):
     document = {**check_document(), **change}
     with pytest.raises(ArchiveError, match="cannot archive"):
@@ -165,15 +174,29 @@ class FakeCredential:
         raise AssertionError("no request expected")
 
 
-@pytest.mark.parametrize(("settings", "url", "credential"), [
-    ({"AzureWebJobsStorage__accountName": "stmag01", "AzureWebJobsStorage__credential": "managedidentity",
-      "AzureWebJobsStorage__clientId": "11111111-2222-3333-4444-555555555555"},
-     "https://stmag01.blob.core.windows.net/", {"client_id": "11111111-2222-3333-4444-555555555555"}),
-    ({"AzureWebJobsStorage__blobServiceUri": "https://stmag01.blob.core.usgovcloudapi.net",
-      "AzureWebJobsStorage__credential": "managedidentity"},
-     "https://stmag01.blob.core.usgovcloudapi.net/", {}),
-    ({"AzureWebJobsStorage__accountName": "stmag01"}, "https://stmag01.blob.core.windows.net/", {}),
-])
+@pytest.mark.parametrize(
+    ("settings", "url", "credential"),
+    [
+        (
+            {
+                "AzureWebJobsStorage__accountName": "stmag01",
+                "AzureWebJobsStorage__credential": "managedidentity",
+                "AzureWebJobsStorage__clientId": "11111111-2222-3333-4444-555555555555",
+            },
+            "https://stmag01.blob.core.windows.net/",
+            {"client_id": "11111111-2222-3333-4444-555555555555"},
+        ),
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "https://stmag01.blob.core.usgovcloudapi.net",
+                "AzureWebJobsStorage__credential": "managedidentity",
+            },
+            "https://stmag01.blob.core.usgovcloudapi.net/",
+            {},
+        ),
+        ({"AzureWebJobsStorage__accountName": "stmag01"}, "https://stmag01.blob.core.windows.net/", {}),
+    ],
+)
 def test_identity_based_settings_use_the_managed_identity(monkeypatch, settings, url, credential):
     import azure.identity
 
@@ -184,15 +207,24 @@ def test_identity_based_settings_use_the_managed_identity(monkeypatch, settings,
     assert isinstance(blobs.credential, FakeCredential) and FakeCredential.made == [credential]
 
 
-@pytest.mark.parametrize(("settings", "named", "hidden"), [
-    ({"AzureWebJobsStorage": "not-a-connection-string-s3cr3tvalue"}, "AzureWebJobsStorage ", "s3cr3tvalue"),
-    ({"AzureWebJobsStorage__accountName": "x", "AzureWebJobsStorage__credential": "connectionstring"},
-     "AzureWebJobsStorage__credential", None),
-    ({"AzureWebJobsStorage__accountName": "Not_An_Account"}, "AzureWebJobsStorage__accountName", None),
-    ({"AzureWebJobsStorage__blobServiceUri": "http://storage.example.org"}, "must use https", None),
-    ({"AzureWebJobsStorage__blobServiceUri": "https://st.blob.core.windows.net/?sig=s3cr3tsig"},
-     "AzureWebJobsStorage__blobServiceUri", "s3cr3tsig"),
-])
+@pytest.mark.parametrize(
+    ("settings", "named", "hidden"),
+    [
+        ({"AzureWebJobsStorage": "not-a-connection-string-s3cr3tvalue"}, "AzureWebJobsStorage ", "s3cr3tvalue"),
+        (
+            {"AzureWebJobsStorage__accountName": "x", "AzureWebJobsStorage__credential": "connectionstring"},
+            "AzureWebJobsStorage__credential",
+            None,
+        ),
+        ({"AzureWebJobsStorage__accountName": "Not_An_Account"}, "AzureWebJobsStorage__accountName", None),
+        ({"AzureWebJobsStorage__blobServiceUri": "http://storage.example.org"}, "must use https", None),
+        (
+            {"AzureWebJobsStorage__blobServiceUri": "https://st.blob.core.windows.net/?sig=s3cr3tsig"},
+            "AzureWebJobsStorage__blobServiceUri",
+            "s3cr3tsig",
+        ),
+    ],
+)
 def test_bad_settings_are_named_never_echoed(settings, named, hidden):
     with pytest.raises(ArchiveError) as caught:
         blob_service_from_env(settings)
@@ -210,10 +242,13 @@ def test_container_setting():
 
 
 def test_blob_library_is_imported_lazily():
-    probe = ("import sys, shared.evidence.archive; "
-             "print('azure.storage.blob' in sys.modules, 'azure.identity' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            check=True)
+    probe = (
+        "import sys, shared.evidence.archive; "
+        "print('azure.storage.blob' in sys.modules, 'azure.identity' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.split() == ["False", "False"]
 
 

@@ -25,12 +25,31 @@ def screenshot(html: str, workdir: Path) -> Path:
     chromium = require_chromium()
     page, png = workdir / "report.html", workdir / "report.png"
     page.write_text(html, encoding="utf-8")
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={workdir / 'profile'}",
-               f"--screenshot={png}", f"--window-size={WIDTH},{HEIGHT}", page.as_uri()]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False,
-                         env={"HOME": str(workdir), "PATH": "/usr/bin:/bin"})
+    command = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={workdir / 'profile'}",
+        f"--screenshot={png}",
+        f"--window-size={WIDTH},{HEIGHT}",
+        page.as_uri(),
+    ]
+    run = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env={"HOME": str(workdir), "PATH": "/usr/bin:/bin"},
+    )
     assert run.returncode == 0, f"chromium exited {run.returncode}: {run.stderr[-2000:]}"
     assert png.is_file(), f"chromium wrote no screenshot: {run.stderr[-2000:]}"
     return png

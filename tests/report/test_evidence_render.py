@@ -16,8 +16,13 @@ from tests.report.documents import LICENCE_ERROR, MANY, STARTED, check_document,
 from tests.report.htmlcheck import parse, table
 
 DOCUMENTS = {"check": check_document, "remediate": remediate_document}
-CONTROL_IDS = ("org-audit-enabled", "audit-log-search", "audit-bypass", "mailbox-audit-actions",
-               "mailbox-audit-retention")
+CONTROL_IDS = (
+    "org-audit-enabled",
+    "audit-log-search",
+    "audit-bypass",
+    "mailbox-audit-actions",
+    "mailbox-audit-retention",
+)
 
 
 @pytest.fixture(scope="module", params=sorted(DOCUMENTS))
@@ -43,7 +48,7 @@ def remediate() -> tuple[dict[str, Any], Any, str]:
 
 def test_html_is_well_formed_and_accessible(rendered):
     _, html, _ = rendered
-    assert html.startswith("<!DOCTYPE html>\n<html lang=\"en\">")
+    assert html.startswith('<!DOCTYPE html>\n<html lang="en">')
     assert '<meta charset="utf-8">' in html[:1024]
     page = parse(html)
     assert page.problems == []
@@ -69,8 +74,20 @@ def test_html_is_self_contained(rendered):
         if "style" in attributes:
             assert tag == "col" and re.fullmatch(r"width:\d+%", str(attributes["style"]))
     lowered = html.lower()
-    for forbidden in ("<script", "<link", "<img", "<iframe", "<object", "<embed", "url(", "@import", "@font-face",
-                      "http://", "https://", "javascript:"):
+    for forbidden in (
+        "<script",
+        "<link",
+        "<img",
+        "<iframe",
+        "<object",
+        "<embed",
+        "url(",
+        "@import",
+        "@font-face",
+        "http://",
+        "https://",
+        "javascript:",
+    ):
         assert forbidden not in lowered, forbidden
 
 
@@ -113,8 +130,14 @@ def test_html_summary_has_every_control_with_status_values_and_mappings(check):
         assert control["expected"] in row[2] and control["actual"] in row[2]
         assert control["message"] in row[3]
     assert "CIS v7 6.1.3" in by_id["audit-bypass"][4] and "CIS v4 6.1.4" in by_id["audit-bypass"][4]
-    for reference in ("CISA SCuBA MS.EXO.13.1v1", "ISO 27001:2022 A.8.15", "ISO 27001:2013 A.12.4.1", "BIO 12.4.1",
-                      "NIS2 art. 21", "AVG/GDPR art. 32"):
+    for reference in (
+        "CISA SCuBA MS.EXO.13.1v1",
+        "ISO 27001:2022 A.8.15",
+        "ISO 27001:2013 A.12.4.1",
+        "BIO 12.4.1",
+        "NIS2 art. 21",
+        "AVG/GDPR art. 32",
+    ):
         assert reference in by_id["org-audit-enabled"][4]
 
 
@@ -151,8 +174,13 @@ def test_html_details_findings_exceptions_and_warnings(check):
     assert ual["AdminAuditLogAgeLimit (context only)"] == "90.00:00:00"
 
     retention = table(page, "Findings", "control-mailbox-audit-retention")
-    assert retention.rows[0][:5] == ["ceo@contoso.com", "UserMailbox", "00:00:00", "0",
-                                     "Yes: limit is zero, records purged"]
+    assert retention.rows[0][:5] == [
+        "ceo@contoso.com",
+        "UserMailbox",
+        "00:00:00",
+        "0",
+        "Yes: limit is zero, records purged",
+    ]
     assert retention.rows[2][3] == "unknown"
     assert "answered slowly" in "".join(page.text)
 
@@ -220,8 +248,10 @@ def test_markdown_tables_have_consistent_columns(rendered):
 def test_markdown_escapes_markup_pipes_and_newlines(rendered):
     _, _, markdown = rendered
     assert not re.search(r"(?<!\\)<(?!br>)", markdown), "every < except our own <br> is escaped"
-    assert "\\<script\\>alert(\"pwned\")\\</script\\> O'Brien \\| \"Bob\" \\& \\<b\\>co\\</b\\><br>second \\| line" \
+    assert (
+        '\\<script\\>alert("pwned")\\</script\\> O\'Brien \\| "Bob" \\& \\<b\\>co\\</b\\><br>second \\| line'
         in markdown
+    )
     assert "second | line" not in markdown
 
 
@@ -254,19 +284,42 @@ def test_markdown_content(check):
 BROKEN: dict[str, dict[str, Any]] = {
     "empty": {},
     "no controls": {"status": "Error", "exit_code": 2, "command": "check", "controls": []},
-    "odd values": {"status": "Weird", "exit_code": 7, "dry_run": "yes", "started_at": "not a date", "finished_at": 5,
-                   "controls": [{"id": "x|y", "details": "free text"}, "not a dict",
-                                {"id": "audit-bypass", "frameworks": None,
-                                 "details": {"findings": "not a list", "exceptions_used": [1, 2],
-                                             "custom": [{"a": 1}, {"b": [1, 2]}], "nested": {"k": None},
-                                             "warnings": "not a list"}}],
-                   "remediation": [{"control_id": "gone", "before": None, "after": {}, "writes": None},
-                                   {"control_id": "audit-bypass", "details": {"mailboxes_failed": "x"}}],
-                   "warnings": [None, 3]},
+    "odd values": {
+        "status": "Weird",
+        "exit_code": 7,
+        "dry_run": "yes",
+        "started_at": "not a date",
+        "finished_at": 5,
+        "controls": [
+            {"id": "x|y", "details": "free text"},
+            "not a dict",
+            {
+                "id": "audit-bypass",
+                "frameworks": None,
+                "details": {
+                    "findings": "not a list",
+                    "exceptions_used": [1, 2],
+                    "custom": [{"a": 1}, {"b": [1, 2]}],
+                    "nested": {"k": None},
+                    "warnings": "not a list",
+                },
+            },
+        ],
+        "remediation": [
+            {"control_id": "gone", "before": None, "after": {}, "writes": None},
+            {"control_id": "audit-bypass", "details": {"mailboxes_failed": "x"}},
+        ],
+        "warnings": [None, 3],
+    },
     "naive time": {"started_at": "2026-11-28T06:00:00", "controls": [{"id": "org-audit-enabled"}]},
-    "unhashable": {"status": {"a": 1}, "exit_code": [1], "command": ["check"], "tool_version": None,
-                   "controls": [{"id": ["x"], "status": ["Compliant"], "details": {"baseline": ["cis"]}}],
-                   "remediation": [{"control_id": {"x": 1}, "outcome": [], "before": {"status": {}}}]},
+    "unhashable": {
+        "status": {"a": 1},
+        "exit_code": [1],
+        "command": ["check"],
+        "tool_version": None,
+        "controls": [{"id": ["x"], "status": ["Compliant"], "details": {"baseline": ["cis"]}}],
+        "remediation": [{"control_id": {"x": 1}, "outcome": [], "before": {"status": {}}}],
+    },
 }
 
 
@@ -287,12 +340,18 @@ def test_renderers_are_pure_and_deterministic():
     assert render_markdown(document) == render_markdown(document)
 
 
-@pytest.mark.parametrize(("command", "code", "meaning"), [
-    ("check", 0, "compliant: every control"), ("check", 2, "compliance is unknown (fail closed)"),
-    ("remediate", 1, "as read back after the remediation"), ("revert", 0, "revert was applied and verified"),
-    ("revert", 2, "revert was not applied"), ("check", 9, "not a documented exit code"),
-    ("check", True, "not a documented exit code"),
-])
+@pytest.mark.parametrize(
+    ("command", "code", "meaning"),
+    [
+        ("check", 0, "compliant: every control"),
+        ("check", 2, "compliance is unknown (fail closed)"),
+        ("remediate", 1, "as read back after the remediation"),
+        ("revert", 0, "revert was applied and verified"),
+        ("revert", 2, "revert was not applied"),
+        ("check", 9, "not a documented exit code"),
+        ("check", True, "not a documented exit code"),
+    ],
+)
 def test_exit_code_meaning(command, code, meaning):
     assert meaning in exit_meaning(command, code)
 

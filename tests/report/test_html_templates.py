@@ -52,7 +52,8 @@ def test_a_typo_in_a_template_is_an_error_not_a_blank():
         broken.get_template("report.html.j2").render(title="t", started="s", body=blocks, footer="f")
     with pytest.raises(jinja2.UndefinedError, match="titel"):
         with_template("report.html.j2", "<title>{{ titel|value }}</title>").get_template("report.html.j2").render(
-            title="t")
+            title="t"
+        )
 
 
 def test_a_block_kind_without_a_template_is_an_error_not_dropped():
@@ -72,18 +73,30 @@ def test_the_stylesheet_is_inlined_verbatim():
 
 def test_templates_load_from_the_package_whatever_the_working_directory(tmp_path):
     """The Functions host does not run from the repository root; the templates must be found anyway."""
-    probe = ("import sys; from shared.evidence.html import render_html; "
-             "sys.stdout.write(render_html({'organization': 'fabrikam'}))")
-    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=False)
+    probe = (
+        "import sys; from shared.evidence.html import render_html; "
+        "sys.stdout.write(render_html({'organization': 'fabrikam'}))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "<h1>Mailbox audit evidence: fabrikam</h1>" in run.stdout
 
 
 def test_the_deployment_package_includes_the_templates():
     """.funcignore decides what `func azure functionapp publish` uploads: none of its patterns may drop a template."""
-    patterns = [line.strip() for line in (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert not [p for p in patterns if p.startswith("!")], "negated patterns: extend this check"
     files = [path.relative_to(REPO) for path in TEMPLATES.iterdir() if path.is_file()]
     assert {path.name for path in files} >= {"report.html.j2", "blocks.html.j2", "report.css"}

@@ -34,8 +34,9 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
-def cli_env(emu: Any, auth_mode: str = "secret", env: Mapping[str, str] | None = None, *,
-            keep_telemetry: bool = False) -> dict[str, str]:
+def cli_env(
+    emu: Any, auth_mode: str = "secret", env: Mapping[str, str] | None = None, *, keep_telemetry: bool = False
+) -> dict[str, str]:
     """The environment a CLI run gets: clean, the emulator's settings, telemetry off unless kept, then `env`."""
     child_env = {**clean_env(), **(emu.env(auth_mode) if emu is not None else {})}
     if not keep_telemetry:
@@ -44,19 +45,37 @@ def cli_env(emu: Any, auth_mode: str = "secret", env: Mapping[str, str] | None =
     return child_env
 
 
-def spawn_cli(emu: Any, *args: str, auth_mode: str = "secret", env: dict[str, str] | None = None,
-              timeout: float = 60, keep_telemetry: bool = False) -> subprocess.CompletedProcess[str]:
+def spawn_cli(
+    emu: Any,
+    *args: str,
+    auth_mode: str = "secret",
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    keep_telemetry: bool = False,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m shared ...` in a child process against the emulator, as a person would.
 
     Telemetry is off unless `keep_telemetry` (then `env` should carry the hermetic exporter settings)."""
-    return subprocess.run([sys.executable, "-m", "shared", *args], cwd=REPO,
-                          env=cli_env(emu, auth_mode, env, keep_telemetry=keep_telemetry), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shared", *args],
+        cwd=REPO,
+        env=cli_env(emu, auth_mode, env, keep_telemetry=keep_telemetry),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def run_cli(emu: Any, *args: str, auth_mode: str = "secret", env: dict[str, str] | None = None,
-            timeout: float = 60, keep_telemetry: bool = False, transport: bool = True,
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    emu: Any,
+    *args: str,
+    auth_mode: str = "secret",
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    keep_telemetry: bool = False,
+    transport: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """Run the command line in this process, as `spawn_cli` would in a child, and return what a child returns.
 
     A run that takes longer than `timeout` raises subprocess.TimeoutExpired afterwards (it cannot be cut short
@@ -95,8 +114,9 @@ def run_cli(emu: Any, *args: str, auth_mode: str = "secret", env: dict[str, str]
             out.flush()
             err.flush()
     elapsed = time.monotonic() - started
-    result = subprocess.CompletedProcess([sys.executable, "-m", "shared", *args], code, _text(stdout.getvalue()),
-                                         _text(stderr.getvalue()))
+    result = subprocess.CompletedProcess(
+        [sys.executable, "-m", "shared", *args], code, _text(stdout.getvalue()), _text(stderr.getvalue())
+    )
     if elapsed > timeout:
         raise subprocess.TimeoutExpired(result.args, timeout, result.stdout, result.stderr)
     return result

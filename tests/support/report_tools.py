@@ -38,8 +38,10 @@ def free_port() -> int:
 
 
 def connection_string(port: int, key: str = DEV_KEY) -> str:
-    return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={key};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={key};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+    )
 
 
 def require_chromium() -> str:
@@ -88,12 +90,29 @@ def start_azurite(workdir: Path, timeout: float = 30) -> Azurite:
     port = free_port()
     log = workdir / "azurite.log"
     # `--` keeps npm from taking Azurite's flags (--silent, --loose) as its own. --no: never download anything.
-    command = [npx, "--prefix", str(AZURITE_DIR), "--no", "--", "azurite-blob", "--silent", "--inMemoryPersistence",
-               "--extentMemoryLimit", "256", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
-               "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+    command = [
+        npx,
+        "--prefix",
+        str(AZURITE_DIR),
+        "--no",
+        "--",
+        "azurite-blob",
+        "--silent",
+        "--inMemoryPersistence",
+        "--extentMemoryLimit",
+        "256",
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     azurite = Azurite(port, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,8 +124,9 @@ def start_azurite(workdir: Path, timeout: float = 30) -> Azurite:
         except OSError:
             time.sleep(0.05)
     azurite.stop()
-    pytest.fail(f"Azurite did not listen on 127.0.0.1:{port} within {timeout:g} s: {log.read_text()[-2000:]}",
-                pytrace=False)
+    pytest.fail(
+        f"Azurite did not listen on 127.0.0.1:{port} within {timeout:g} s: {log.read_text()[-2000:]}", pytrace=False
+    )
 
 
 @pytest.fixture(scope="session")

@@ -55,12 +55,27 @@ def compliant(result: ControlResult) -> bool:
 ORG_FIX = [Action("Set-OrganizationConfig", {"AuditDisabled": False}, "Set-OrganizationConfig -AuditDisabled $false")]
 
 
-def apply(client: StandInClient, plan: list[Action], *, before: ControlResult | None = None,
-          after: Callable[[], ControlResult] | None = None, dry_run: bool = False,
-          abort: Callable[[], bool] = lambda: False) -> Any:
-    return apply_plan(client, before or verdict(Status.NON_COMPLIANT), plan, dry_run=dry_run,  # type: ignore[arg-type]
-                      read_back=after or reads(verdict(Status.COMPLIANT, "AuditDisabled = False")),
-                      reached=compliant, verb="fix", writes_per_second=50, sleep=lambda _s: None, abort=abort)
+def apply(
+    client: StandInClient,
+    plan: list[Action],
+    *,
+    before: ControlResult | None = None,
+    after: Callable[[], ControlResult] | None = None,
+    dry_run: bool = False,
+    abort: Callable[[], bool] = lambda: False,
+) -> Any:
+    return apply_plan(
+        client,
+        before or verdict(Status.NON_COMPLIANT),
+        plan,
+        dry_run=dry_run,  # type: ignore[arg-type]
+        read_back=after or reads(verdict(Status.COMPLIANT, "AuditDisabled = False")),
+        reached=compliant,
+        verb="fix",
+        writes_per_second=50,
+        sleep=lambda _s: None,
+        abort=abort,
+    )
 
 
 def test_applied_only_when_the_read_back_shows_the_wanted_state():
@@ -106,14 +121,19 @@ def test_already_compliant_and_dry_run_write_nothing():
 
 def test_the_audit_log_anchor_marker_becomes_the_tenants_arbitration_mailbox():
     client = StandInClient()
-    apply(client, [Action("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True}, "enable",
-                          anchor=AUDIT_LOG_ANCHOR)])
+    apply(
+        client,
+        [
+            Action(
+                "Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True}, "enable", anchor=AUDIT_LOG_ANCHOR
+            )
+        ],
+    )
     assert client.sent[0][2] == system_anchor(AUDIT_LOG_ANCHOR_GUID, TENANT)
 
 
 def test_an_ordered_plan_stops_at_the_first_failure():
-    client = StandInClient(answers={"Enable-OrganizationCustomization": ExchangePermissionError("denied",
-                                                                                                status=403)})
+    client = StandInClient(answers={"Enable-OrganizationCustomization": ExchangePermissionError("denied", status=403)})
     result = apply(client, [CUSTOMISE, *ORG_FIX], after=reads(verdict(Status.NON_COMPLIANT)))
     assert [cmdlet for cmdlet, _, _ in client.sent] == ["Enable-OrganizationCustomization"]
     assert result.outcome is Outcome.FAILED and "denied" in result.message
@@ -128,13 +148,19 @@ def test_already_customised_is_not_a_failure_the_read_back_decides():
 
 
 def per_mailbox(*targets: str) -> list[Action]:
-    return [Action("Set-Mailbox", {"Identity": target, "AuditLogAgeLimit": "90.00:00:00"}, "retention",
-                   target=target) for target in targets]
+    return [
+        Action("Set-Mailbox", {"Identity": target, "AuditLogAgeLimit": "90.00:00:00"}, "retention", target=target)
+        for target in targets
+    ]
 
 
 def test_per_object_plans_carry_on_past_a_licence_error_and_count_each_outcome():
-    client = StandInClient(answers={"b": ExchangeLicenceError("licence", detail="needs E5"),
-                                    "c": ["... no settings of 'c' have been modified."]})
+    client = StandInClient(
+        answers={
+            "b": ExchangeLicenceError("licence", detail="needs E5"),
+            "c": ["... no settings of 'c' have been modified."],
+        }
+    )
     result = apply(client, per_mailbox("a", "b", "c", "d"), after=reads(verdict(Status.NON_COMPLIANT)))
     assert len(client.sent) == 4
     assert result.details["mailboxes_fixed"] == 2

@@ -20,11 +20,14 @@ def test_defaults_are_managed_identity_on_the_global_cloud():
     assert s.authority == "https://login.microsoftonline.com"
 
 
-@pytest.mark.parametrize(("cloud", "host", "authority"), [
-    ("gcchigh", "outlook.office365.us", "https://login.microsoftonline.us"),
-    ("dod", "outlook-dod.office365.us", "https://login.microsoftonline.us"),
-    ("china", "partner.outlook.cn", "https://login.chinacloudapi.cn"),
-])
+@pytest.mark.parametrize(
+    ("cloud", "host", "authority"),
+    [
+        ("gcchigh", "outlook.office365.us", "https://login.microsoftonline.us"),
+        ("dod", "outlook-dod.office365.us", "https://login.microsoftonline.us"),
+        ("china", "partner.outlook.cn", "https://login.chinacloudapi.cn"),
+    ],
+)
 def test_each_cloud_has_its_own_host_scope_and_authority(cloud, host, authority):
     s = settings(EXO_CLOUD=cloud)
     assert s.exchange_url == f"https://{host}"
@@ -38,9 +41,19 @@ def test_endpoint_override_keeps_the_clouds_token_scope():
     assert s.token_scope == "https://outlook.office365.com/.default"
 
 
-@pytest.mark.parametrize("url", ["http://outlook.office365.com", "http://10.0.0.5:80", "ftp://127.0.0.1",
-                                 "https://host/path", "https://user:pw@host", "not a url", "https://h:99999",
-                                 "https://outlook.\u043effice365.com"])  # a Cyrillic o: a look-alike host
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://outlook.office365.com",
+        "http://10.0.0.5:80",
+        "ftp://127.0.0.1",
+        "https://host/path",
+        "https://user:pw@host",
+        "not a url",
+        "https://h:99999",
+        "https://outlook.\u043effice365.com",
+    ],
+)  # a Cyrillic o: a look-alike host
 def test_bad_endpoints_are_refused_by_name(url):
     with pytest.raises(ConfigError) as raised:
         settings(EXO_ENDPOINT=url)
@@ -87,10 +100,15 @@ def test_secret_is_hidden_from_repr():
     assert "s3cr3t-canary-value" not in repr(s)
 
 
-@pytest.mark.parametrize(("name", "value"), [("EXO_OPERATION_DEADLINE_SECONDS", "0"),
-                                             ("EXO_OPERATION_DEADLINE_SECONDS", "ten"),
-                                             ("EXO_RETRY_BACKOFF_SECONDS", "nan"),
-                                             ("EXO_RETRY_BACKOFF_SECONDS", "1000")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EXO_OPERATION_DEADLINE_SECONDS", "0"),
+        ("EXO_OPERATION_DEADLINE_SECONDS", "ten"),
+        ("EXO_RETRY_BACKOFF_SECONDS", "nan"),
+        ("EXO_RETRY_BACKOFF_SECONDS", "1000"),
+    ],
+)
 def test_timing_settings_are_bounded(name, value):
     with pytest.raises(ConfigError) as raised:
         settings(**{name: value})

@@ -28,15 +28,21 @@ def test_every_control_module_is_registered_under_its_own_name():
     modules = control_modules()
     assert modules, "no control modules found"
     assert {control.id for control in modules.values()} == set(IMPLEMENTED_CONTROLS), (
-        "a module defines CONTROL but is missing from shared/controls/registry.py (or the reverse)")
+        "a module defines CONTROL but is missing from shared/controls/registry.py (or the reverse)"
+    )
     for name, control in modules.items():
         assert name == control.id.replace("-", "_"), f"{control.id} must live in shared/controls/{name}.py"
 
 
 def test_ids_are_unique_and_in_report_order():
     assert len(BY_ID) == len(CONTROLS)
-    assert IMPLEMENTED_CONTROLS == ("org-audit-enabled", "audit-log-search", "audit-bypass",
-                                    "mailbox-audit-actions", "mailbox-audit-retention")
+    assert IMPLEMENTED_CONTROLS == (
+        "org-audit-enabled",
+        "audit-log-search",
+        "audit-bypass",
+        "mailbox-audit-actions",
+        "mailbox-audit-retention",
+    )
 
 
 @pytest.mark.parametrize("control", CONTROLS, ids=lambda control: control.id)
@@ -67,10 +73,20 @@ def test_run_measurements_come_from_the_controls_details():
     report = RunReport(command="check", tenant_id="t")
     report.controls = [
         ControlResult("audit-bypass", Status.NON_COMPLIANT, "", "", "", {"bypass_enabled": 3}),
-        ControlResult("mailbox-audit-retention", Status.COMPLIANT, "", "", "",
-                      {"user_mailboxes": 7, "shared_mailboxes": 2}),
-        ControlResult("mailbox-audit-actions", Status.NON_COMPLIANT, "", "", "",
-                      {"user_mailboxes": 7, "shared_mailboxes": 2, "mailboxes_noncompliant": 4}),
+        ControlResult(
+            "mailbox-audit-retention", Status.COMPLIANT, "", "", "", {"user_mailboxes": 7, "shared_mailboxes": 2}
+        ),
+        ControlResult(
+            "mailbox-audit-actions",
+            Status.NON_COMPLIANT,
+            "",
+            "",
+            "",
+            {"user_mailboxes": 7, "shared_mailboxes": 2, "mailboxes_noncompliant": 4},
+        ),
     ]
-    assert run_measurements(report) == {"bypass_entries_enabled": 3, "mailboxes_scanned": 9,
-                                        "mailboxes_noncompliant": 4}
+    assert run_measurements(report) == {
+        "bypass_entries_enabled": 3,
+        "mailboxes_scanned": 9,
+        "mailboxes_noncompliant": 4,
+    }

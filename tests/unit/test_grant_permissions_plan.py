@@ -39,8 +39,14 @@ def directory_role(role: str, scope: str = "/", principal: str = PRINCIPAL) -> d
 
 
 def plan(app_roles=(), roles=(), read_only=False):
-    return plan_grants(principal_id=PRINCIPAL, exchange_sp_id=EXCHANGE_SP, app_role_id=MANAGE_AS_APP_ROLE_ID,
-                       app_role_assignments=list(app_roles), role_assignments=list(roles), read_only=read_only)
+    return plan_grants(
+        principal_id=PRINCIPAL,
+        exchange_sp_id=EXCHANGE_SP,
+        app_role_id=MANAGE_AS_APP_ROLE_ID,
+        app_role_assignments=list(app_roles),
+        role_assignments=list(roles),
+        read_only=read_only,
+    )
 
 
 # ---- the plan -------------------------------------------------------------------------------------------------
@@ -53,8 +59,12 @@ def test_nothing_assigned_plans_both_posts_with_graphs_bodies():
     assert app.path == f"/servicePrincipals/{PRINCIPAL}/appRoleAssignments"
     assert app.body == {"principalId": PRINCIPAL, "resourceId": EXCHANGE_SP, "appRoleId": MANAGE_AS_APP_ROLE_ID}
     assert role.path == "/roleManagement/directory/roleAssignments"
-    assert role.body == {"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "principalId": PRINCIPAL,
-                         "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"}
+    assert role.body == {
+        "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+        "principalId": PRINCIPAL,
+        "roleDefinitionId": EXCHANGE_ADMINISTRATOR,
+        "directoryScopeId": "/",
+    }
     assert role.name == "Exchange Administrator"
     assert result.notes == ()
 
@@ -71,8 +81,10 @@ def test_read_only_wants_global_reader():
 
 
 def test_ids_compare_case_insensitively():
-    result = plan([app_role(EXCHANGE_SP.upper(), MANAGE_AS_APP_ROLE_ID.upper())],
-                  [directory_role(EXCHANGE_ADMINISTRATOR.upper(), principal=PRINCIPAL.upper())])
+    result = plan(
+        [app_role(EXCHANGE_SP.upper(), MANAGE_AS_APP_ROLE_ID.upper())],
+        [directory_role(EXCHANGE_ADMINISTRATOR.upper(), principal=PRINCIPAL.upper())],
+    )
     assert result.missing == ()
 
 
@@ -83,8 +95,9 @@ def test_an_app_role_on_another_resource_or_another_role_does_not_count(assignme
 
 def test_role_assignments_of_other_principals_do_not_count():
     """Should a proxy ignore $filter, another principal's Exchange Administrator must not satisfy the plan."""
-    assert [g.kind for g in plan([app_role()], [directory_role(EXCHANGE_ADMINISTRATOR, principal=OTHER)]).missing] \
-        == ["directoryRole"]
+    assert [g.kind for g in plan([app_role()], [directory_role(EXCHANGE_ADMINISTRATOR, principal=OTHER)]).missing] == [
+        "directoryRole"
+    ]
 
 
 def test_a_scoped_assignment_is_not_enough_and_says_why():
@@ -103,8 +116,12 @@ def test_notes_point_out_more_privilege_than_needed():
 
 
 def test_the_manage_as_app_role_id_comes_from_the_tenants_service_principal():
-    sp = {"appRoles": [{"id": "AAAA", "value": "full_access_as_app"},
-                       {"id": MANAGE_AS_APP_ROLE_ID.upper(), "value": "Exchange.ManageAsApp", "isEnabled": True}]}
+    sp = {
+        "appRoles": [
+            {"id": "AAAA", "value": "full_access_as_app"},
+            {"id": MANAGE_AS_APP_ROLE_ID.upper(), "value": "Exchange.ManageAsApp", "isEnabled": True},
+        ]
+    }
     assert manage_as_app_role_id(sp) == MANAGE_AS_APP_ROLE_ID
     for broken in ({"appRoles": []}, {"appRoles": [{"id": "x", "value": "Exchange.ManageAsApp", "isEnabled": False}]}):
         with pytest.raises(GrantError, match=r"no enabled Exchange\.ManageAsApp"):
@@ -115,8 +132,9 @@ def test_the_manage_as_app_role_id_comes_from_the_tenants_service_principal():
 
 
 def forbidden() -> GraphError:
-    return GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.",
-                      request_id="r-1")
+    return GraphError(
+        403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", request_id="r-1"
+    )
 
 
 def test_403_on_the_app_role_names_its_graph_permissions():
@@ -140,11 +158,16 @@ def test_other_errors_keep_graphs_code_and_message():
 
 
 def test_duplicates_are_recognised_by_graphs_texts():
-    assert is_duplicate(GraphError(400, "Request_BadRequest", "Permission being assigned already exists on the "
-                                                              "object."))
-    assert is_duplicate(GraphError(400, "Request_BadRequest", "A conflicting object with one or more of the "
-                                                              "specified property values is present in the "
-                                                              "directory."))
+    assert is_duplicate(
+        GraphError(400, "Request_BadRequest", "Permission being assigned already exists on the object.")
+    )
+    assert is_duplicate(
+        GraphError(
+            400,
+            "Request_BadRequest",
+            "A conflicting object with one or more of the specified property values is present in the directory.",
+        )
+    )
     assert not is_duplicate(GraphError(400, "Request_BadRequest", "Invalid principalId."))
     assert not is_duplicate(GraphError(403, "Authorization_RequestDenied", "already exists"))
 
@@ -157,11 +180,20 @@ def response(status: int, body: bytes, headers: dict[str, str] | None = None) ->
 
 
 def test_graph_error_envelope_is_parsed_and_other_bodies_fall_back():
-    envelope = {"error": {"code": "Request_ResourceNotFound", "message": "Resource 'x' does not exist.",
-                          "innerError": {"request-id": "abc"}}}
+    envelope = {
+        "error": {
+            "code": "Request_ResourceNotFound",
+            "message": "Resource 'x' does not exist.",
+            "innerError": {"request-id": "abc"},
+        }
+    }
     error = parse_error(response(404, json.dumps(envelope).encode()), "GET", "/servicePrincipals/x")
-    assert (error.status, error.code, error.message, error.request_id) == (404, "Request_ResourceNotFound",
-                                                                           "Resource 'x' does not exist.", "abc")
+    assert (error.status, error.code, error.message, error.request_id) == (
+        404,
+        "Request_ResourceNotFound",
+        "Resource 'x' does not exist.",
+        "abc",
+    )
     assert "GET /servicePrincipals/x answered 404 Request_ResourceNotFound" in str(error)
     html = parse_error(response(502, b"<html><body>Bad gateway</body></html>"), "GET", "/x")
     assert (html.code, html.message) == ("HTTP502", "<html><body>Bad gateway</body></html>")
@@ -196,22 +228,29 @@ class Session:
 
 
 def test_client_builds_graph_urls_and_follows_same_origin_next_links():
-    session = Session((200, {"value": [{"id": 1}], "@odata.nextLink": "https://graph.microsoft.com/v1.0/x?$skip=1"}),
-                      (200, {"value": [{"id": 2}]}))
+    session = Session(
+        (200, {"value": [{"id": 1}], "@odata.nextLink": "https://graph.microsoft.com/v1.0/x?$skip=1"}),
+        (200, {"value": [{"id": 2}]}),
+    )
     credential = Credential()
-    client = GraphClient("https://graph.microsoft.com/", credential, "https://graph.microsoft.com/.default",
-                         session=session)  # type: ignore[arg-type]
+    client = GraphClient(
+        "https://graph.microsoft.com/", credential, "https://graph.microsoft.com/.default", session=session
+    )  # type: ignore[arg-type]
     items = client.get_all("/roleManagement/directory/roleAssignments", {"$filter": f"principalId eq '{PRINCIPAL}'"})
     assert items == [{"id": 1}, {"id": 2}]
-    assert session.calls[0][1] == ("https://graph.microsoft.com/v1.0/roleManagement/directory/roleAssignments"
-                                   f"?$filter=principalId%20eq%20'{PRINCIPAL}'")
+    assert session.calls[0][1] == (
+        "https://graph.microsoft.com/v1.0/roleManagement/directory/roleAssignments"
+        f"?$filter=principalId%20eq%20'{PRINCIPAL}'"
+    )
     assert session.calls[0][2]["allow_redirects"] is False
     assert session.calls[0][2]["headers"]["Authorization"] == f"Bearer {Token.token}"
     assert credential.scopes == [("https://graph.microsoft.com/.default",)]  # one token for both pages
 
 
-@pytest.mark.parametrize("link", ["https://evil.example/v1.0/x", "http://graph.microsoft.com/v1.0/x",
-                                  "https://graph.microsoft.com:8443/v1.0/x"])
+@pytest.mark.parametrize(
+    "link",
+    ["https://evil.example/v1.0/x", "http://graph.microsoft.com/v1.0/x", "https://graph.microsoft.com:8443/v1.0/x"],
+)
 def test_client_refuses_next_links_to_another_origin(link):
     session = Session((200, {"value": [], "@odata.nextLink": link}))
     client = GraphClient("https://graph.microsoft.com", Credential(), "s", session=session)  # type: ignore[arg-type]
@@ -222,8 +261,7 @@ def test_client_refuses_next_links_to_another_origin(link):
 
 def test_client_stops_a_next_link_loop():
     loop = {"value": [], "@odata.nextLink": "https://graph.microsoft.com/v1.0/x"}
-    client = GraphClient("https://graph.microsoft.com", Credential(), "s",
-                         session=Session((200, loop), (200, loop)))  # type: ignore[arg-type]
+    client = GraphClient("https://graph.microsoft.com", Credential(), "s", session=Session((200, loop), (200, loop)))  # type: ignore[arg-type]
     with pytest.raises(GraphError, match="repeat"):
         client.get_all("/x")
 
@@ -231,9 +269,15 @@ def test_client_stops_a_next_link_loop():
 # ---- clouds and configuration -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cloud", "host"), [("global", "graph.microsoft.com"), ("gcchigh", "graph.microsoft.us"),
-                                             ("dod", "dod-graph.microsoft.us"),
-                                             ("china", "microsoftgraph.chinacloudapi.cn")])
+@pytest.mark.parametrize(
+    ("cloud", "host"),
+    [
+        ("global", "graph.microsoft.com"),
+        ("gcchigh", "graph.microsoft.us"),
+        ("dod", "dod-graph.microsoft.us"),
+        ("china", "microsoftgraph.chinacloudapi.cn"),
+    ],
+)
 def test_each_cloud_has_its_graph_host(cloud, host):
     assert CLOUDS[cloud].graph_url == f"https://{host}"
     assert CLOUDS[cloud].graph_scope == f"https://{host}/.default"
@@ -254,12 +298,23 @@ def args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["grant-permissions", *argv])
 
 
-@pytest.mark.parametrize(("argv", "environ", "expected"), [
-    (["--principal-id", "not-a-guid"], {}, "--principal-id must be a GUID"),
-    (["--principal-id", PRINCIPAL], {"GRAPH_ENDPOINT": "http://graph.example.com"}, "GRAPH_ENDPOINT: must use https"),
-    (["--principal-id", PRINCIPAL], {"GRAPH_ENDPOINT": "https://graph.example.com/v1.0"}, "GRAPH_ENDPOINT: must be"),
-    (["--principal-id", PRINCIPAL], {"EXO_CLOUD": "mars"}, "EXO_CLOUD: must be one of"),
-])
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        (["--principal-id", "not-a-guid"], {}, "--principal-id must be a GUID"),
+        (
+            ["--principal-id", PRINCIPAL],
+            {"GRAPH_ENDPOINT": "http://graph.example.com"},
+            "GRAPH_ENDPOINT: must use https",
+        ),
+        (
+            ["--principal-id", PRINCIPAL],
+            {"GRAPH_ENDPOINT": "https://graph.example.com/v1.0"},
+            "GRAPH_ENDPOINT: must be",
+        ),
+        (["--principal-id", PRINCIPAL], {"EXO_CLOUD": "mars"}, "EXO_CLOUD: must be one of"),
+    ],
+)
 def test_wrong_input_is_exit_2_before_anything_is_sent(capsys, argv, environ, expected):
     assert run_grant_permissions(args(*argv, "--json"), credential=RefusingCredential(), environ=environ) == 2
     out = capsys.readouterr()

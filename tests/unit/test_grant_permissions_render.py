@@ -31,21 +31,44 @@ GRAPH = "https://graph.microsoft.com"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 
 
-def report(*outcomes: tuple[Outcome, str], read_only: bool = False, error: str | None = None,
-           principal: Principal | None = None, notes: tuple[str, ...] = ()) -> GrantReport:
-    grants = plan_grants(principal_id=PRINCIPAL, exchange_sp_id=EXCHANGE_SP, app_role_id="r",
-                         app_role_assignments=[], role_assignments=[], read_only=read_only).grants
-    return GrantReport(requested_id=PRINCIPAL, read_only=read_only, graph_url=GRAPH, principal=principal,
-                       results=[GrantResult(g, o, m) for g, (o, m) in zip(grants, outcomes, strict=False)],
-                       notes=list(notes), error=error)
+def report(
+    *outcomes: tuple[Outcome, str],
+    read_only: bool = False,
+    error: str | None = None,
+    principal: Principal | None = None,
+    notes: tuple[str, ...] = (),
+) -> GrantReport:
+    grants = plan_grants(
+        principal_id=PRINCIPAL,
+        exchange_sp_id=EXCHANGE_SP,
+        app_role_id="r",
+        app_role_assignments=[],
+        role_assignments=[],
+        read_only=read_only,
+    ).grants
+    return GrantReport(
+        requested_id=PRINCIPAL,
+        read_only=read_only,
+        graph_url=GRAPH,
+        principal=principal,
+        results=[GrantResult(g, o, m) for g, (o, m) in zip(grants, outcomes, strict=False)],
+        notes=list(notes),
+        error=error,
+    )
 
 
 IDENTITY = Principal(PRINCIPAL, APP_ID, "mag-identity", "ManagedIdentity")
 
 
 def test_text_when_both_are_in_place_says_so_and_points_at_check_and_least_privilege():
-    text = render_text(report((Outcome.ASSIGNED, "assigned"), (Outcome.ALREADY_ASSIGNED, "already assigned"),
-                              principal=IDENTITY, notes=("a note",)))
+    text = render_text(
+        report(
+            (Outcome.ASSIGNED, "assigned"),
+            (Outcome.ALREADY_ASSIGNED, "already assigned"),
+            principal=IDENTITY,
+            notes=("a note",),
+        )
+    )
     assert text.splitlines() == [
         f"Granting Exchange Online permissions to mag-identity (ManagedIdentity, object id {PRINCIPAL}, app id "
         f"{APP_ID}) via {GRAPH}",
@@ -59,8 +82,14 @@ def test_text_when_both_are_in_place_says_so_and_points_at_check_and_least_privi
 
 
 def test_text_of_a_failure_says_failed_and_leaves_the_explanation_to_stderr():
-    text = render_text(report((Outcome.ASSIGNED, "assigned"), (Outcome.FAILED, "Not allowed to assign ..."),
-                              principal=Principal(PRINCIPAL, APP_ID, "", ""), error="Not allowed to assign ..."))
+    text = render_text(
+        report(
+            (Outcome.ASSIGNED, "assigned"),
+            (Outcome.FAILED, "Not allowed to assign ..."),
+            principal=Principal(PRINCIPAL, APP_ID, "", ""),
+            error="Not allowed to assign ...",
+        )
+    )
     lines = text.splitlines()
     assert lines[0].startswith("Granting Exchange Online permissions to (no name) (service principal, object id")
     assert lines[2] == "  Entra role Exchange Administrator (directory-wide): FAILED"
@@ -70,24 +99,43 @@ def test_text_of_a_failure_says_failed_and_leaves_the_explanation_to_stderr():
 
 def test_text_before_the_principal_was_found_names_the_requested_id():
     text = render_text(report(error="No service principal ..."))
-    assert text.splitlines() == [f"Granting Exchange Online permissions to {PRINCIPAL} via {GRAPH}",
-                                 "Error: not every assignment is in place (exit code 2)."]
+    assert text.splitlines() == [
+        f"Granting Exchange Online permissions to {PRINCIPAL} via {GRAPH}",
+        "Error: not every assignment is in place (exit code 2).",
+    ]
 
 
 def test_document_of_a_success():
-    document = report_document(report((Outcome.ASSIGNED, "assigned"), (Outcome.ALREADY_ASSIGNED, "already assigned"),
-                                      principal=IDENTITY, notes=("a note",)))
+    document = report_document(
+        report(
+            (Outcome.ASSIGNED, "assigned"),
+            (Outcome.ALREADY_ASSIGNED, "already assigned"),
+            principal=IDENTITY,
+            notes=("a note",),
+        )
+    )
     assert document == {
-        "tool": "mailbox-audit-guard", "tool_version": __version__, "command": "grant-permissions",
-        "graph_endpoint": GRAPH, "requested_id": PRINCIPAL, "read_only": False,
+        "tool": "mailbox-audit-guard",
+        "tool_version": __version__,
+        "command": "grant-permissions",
+        "graph_endpoint": GRAPH,
+        "requested_id": PRINCIPAL,
+        "read_only": False,
         "principal": {"id": PRINCIPAL, "app_id": APP_ID, "display_name": "mag-identity", "type": "ManagedIdentity"},
         "directory_role": {"id": EXCHANGE_ADMINISTRATOR, "name": "Exchange Administrator"},
         "assignments": [
             {"kind": "appRole", "name": "Exchange.ManageAsApp", "outcome": "Assigned", "message": "assigned"},
-            {"kind": "directoryRole", "name": "Exchange Administrator", "outcome": "AlreadyAssigned",
-             "message": "already assigned"},
+            {
+                "kind": "directoryRole",
+                "name": "Exchange Administrator",
+                "outcome": "AlreadyAssigned",
+                "message": "already assigned",
+            },
         ],
-        "notes": ["a note"], "status": "Ok", "exit_code": 0, "error": None,
+        "notes": ["a note"],
+        "status": "Ok",
+        "exit_code": 0,
+        "error": None,
     }
     json.dumps(document)  # one JSON document, nothing that json cannot write
 
@@ -96,8 +144,11 @@ def test_document_of_an_error_read_only_and_without_a_principal():
     document = report_document(report(read_only=True, error="EXO_CLOUD: must be one of ..."))
     assert document["directory_role"] == {"id": GLOBAL_READER, "name": "Global Reader"}
     assert (document["principal"], document["assignments"], document["read_only"]) == (None, [], True)
-    assert (document["status"], document["exit_code"], document["error"]) == ("Error", 2,
-                                                                            "EXO_CLOUD: must be one of ...")
+    assert (document["status"], document["exit_code"], document["error"]) == (
+        "Error",
+        2,
+        "EXO_CLOUD: must be one of ...",
+    )
 
 
 def test_one_failed_assignment_makes_the_whole_run_an_error_even_without_an_error_text():
@@ -122,14 +173,26 @@ class Graph:
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         if "appRoleAssignments" in url:
-            body: dict[str, Any] = {"value": [{"principalId": PRINCIPAL, "resourceId": EXCHANGE_SP,
-                                               "appRoleId": "dc50a0fb-09a3-484d-be87-e023b12c6440"}]}
+            body: dict[str, Any] = {
+                "value": [
+                    {
+                        "principalId": PRINCIPAL,
+                        "resourceId": EXCHANGE_SP,
+                        "appRoleId": "dc50a0fb-09a3-484d-be87-e023b12c6440",
+                    }
+                ]
+            }
         elif "roleAssignments" in url:
-            body = {"value": [{"principalId": PRINCIPAL, "roleDefinitionId": EXCHANGE_ADMINISTRATOR,
-                               "directoryScopeId": "/"}]}
+            body = {
+                "value": [
+                    {"principalId": PRINCIPAL, "roleDefinitionId": EXCHANGE_ADMINISTRATOR, "directoryScopeId": "/"}
+                ]
+            }
         elif "00000002-0000-0ff1-ce00-000000000000" in url:
-            body = {"id": EXCHANGE_SP, "appRoles": [{"id": "dc50a0fb-09a3-484d-be87-e023b12c6440",
-                                                     "value": "Exchange.ManageAsApp"}]}
+            body = {
+                "id": EXCHANGE_SP,
+                "appRoles": [{"id": "dc50a0fb-09a3-484d-be87-e023b12c6440", "value": "Exchange.ManageAsApp"}],
+            }
         else:
             body = {"id": PRINCIPAL, "appId": APP_ID, "displayName": "mag-identity"}
         answer = requests.Response()
@@ -141,8 +204,12 @@ def run(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     add_grant_permissions_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["grant-permissions", "--principal-id", PRINCIPAL, *argv])
-    return run_grant_permissions(args, credential=Credential(), session=Graph(),  # type: ignore[arg-type]
-                                 environ={"GRAPH_ENDPOINT": GRAPH})
+    return run_grant_permissions(
+        args,
+        credential=Credential(),
+        session=Graph(),  # type: ignore[arg-type]
+        environ={"GRAPH_ENDPOINT": GRAPH},
+    )
 
 
 def test_verbose_logs_each_graph_call_on_stderr_and_quiet_logs_nothing(capsys):

@@ -27,8 +27,12 @@ def principal(*claims, role_typ=None):
 
 
 def headers(encoded, **extra):
-    return {"x-ms-client-principal": encoded, "x-ms-client-principal-id": "oid-1",
-            "x-ms-client-principal-name": "alice@contoso.com", **extra}
+    return {
+        "x-ms-client-principal": encoded,
+        "x-ms-client-principal-id": "oid-1",
+        "x-ms-client-principal-name": "alice@contoso.com",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("claim_type", ["roles", ROLE_CLAIM_URI])
@@ -55,9 +59,16 @@ def test_wrong_or_missing_role_is_403(roles):
     assert problem.value.status == 403
 
 
-@pytest.mark.parametrize("garbage", ["not base64!!", base64.b64encode(b"not json").decode(),
-                                     base64.b64encode(b"[1,2]").decode(), base64.b64encode(b'{"claims": 5}').decode(),
-                                     "A" * 20000])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "not base64!!",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b"[1,2]").decode(),
+        base64.b64encode(b'{"claims": 5}').decode(),
+        "A" * 20000,
+    ],
+)
 def test_garbage_principal_is_401_not_a_crash(garbage):
     with pytest.raises(HttpProblem) as problem:
         authorise({"x-ms-client-principal": garbage}, EASY_AUTH)
@@ -75,28 +86,34 @@ def test_key_only_mode_accepts_the_key_alone_and_records_it():
     assert authorise({}, AppSettings(allow_key_only=True)).label == "function-key"
 
 
-@pytest.mark.parametrize(("body", "controls", "dry_run"), [
-    (b"", IMPLEMENTED_CONTROLS, True),   # a bare POST is a dry run
-    (b"{}", IMPLEMENTED_CONTROLS, True),
-    (b'{"dryRun": true}', IMPLEMENTED_CONTROLS, True),
-    (b'{"controls": ["org-audit-enabled"], "dryRun": false}', ("org-audit-enabled",), False),
-])
+@pytest.mark.parametrize(
+    ("body", "controls", "dry_run"),
+    [
+        (b"", IMPLEMENTED_CONTROLS, True),  # a bare POST is a dry run
+        (b"{}", IMPLEMENTED_CONTROLS, True),
+        (b'{"dryRun": true}', IMPLEMENTED_CONTROLS, True),
+        (b'{"controls": ["org-audit-enabled"], "dryRun": false}', ("org-audit-enabled",), False),
+    ],
+)
 def test_valid_bodies(body, controls, dry_run):
     request = parse_request(body)
     assert (request.controls, request.dry_run) == (controls, dry_run)
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    (b"{not json", "not valid JSON"),
-    (b"\xff\xfe", "not valid JSON"),
-    (b"[]", "body"),
-    (b'{"dryRun": "yes"}', "dryRun"),
-    (b'{"controls": "org-audit-enabled"}', "controls"),
-    (b'{"controls": ["no-such-control"]}', "controls"),
-    (b'{"controls": []}', "controls"),
-    (b'{"control_id": "org-audit-enabled"}', "control_id"),
-    (b"[" * 5000 + b"]" * 5000, "JSON"),
-])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[]", "body"),
+        (b'{"dryRun": "yes"}', "dryRun"),
+        (b'{"controls": "org-audit-enabled"}', "controls"),
+        (b'{"controls": ["no-such-control"]}', "controls"),
+        (b'{"controls": []}', "controls"),
+        (b'{"control_id": "org-audit-enabled"}', "control_id"),
+        (b"[" * 5000 + b"]" * 5000, "JSON"),
+    ],
+)
 def test_invalid_bodies_are_400_with_a_clear_message(body, fragment):
     with pytest.raises(HttpProblem) as problem:
         parse_request(body)

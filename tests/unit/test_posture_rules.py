@@ -23,14 +23,23 @@ CIS = {f"Audit{logon}": sorted(actions) for logon, actions in required_actions("
 
 
 def row(identity="id-1", **fields):
-    base = {"ExternalDirectoryObjectId": identity, "UserPrincipalName": f"{identity}@contoso.com",
-            "RecipientTypeDetails": "UserMailbox", "AuditEnabled": True, "DefaultAuditSet": [],
-            "AuditLogAgeLimit": "90.00:00:00", "PersistedCapabilities": [], **CIS}
+    base = {
+        "ExternalDirectoryObjectId": identity,
+        "UserPrincipalName": f"{identity}@contoso.com",
+        "RecipientTypeDetails": "UserMailbox",
+        "AuditEnabled": True,
+        "DefaultAuditSet": [],
+        "AuditLogAgeLimit": "90.00:00:00",
+        "PersistedCapabilities": [],
+        **CIS,
+    }
     return {**base, **fields}
 
 
-@pytest.mark.parametrize(("text", "days"), [("90.00:00:00", 90), ("180.00:00:00", 180), ("00:00:00", 0),
-                                            ("12:00:00", 0.5), ("1.12:00:00.5", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [("90.00:00:00", 90), ("180.00:00:00", 180), ("00:00:00", 0), ("12:00:00", 0.5), ("1.12:00:00.5", 1.5)],
+)
 def test_timespans(text, days):
     assert timespan_days(text) == pytest.approx(days, abs=1e-4)
 
@@ -57,9 +66,16 @@ def test_audit_enabled_false_is_a_finding_even_with_full_lists():
     assert result.status is Status.NON_COMPLIANT
 
 
-@pytest.mark.parametrize("broken", [{"AuditEnabled": "True"}, {"AuditOwner": 5},
-                                    {"AuditLogAgeLimit": "forever"}, {"DefaultAuditSet": "Admin"},
-                                    {"ExternalDirectoryObjectId": None, "Guid": None, "UserPrincipalName": None}])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"AuditEnabled": "True"},
+        {"AuditOwner": 5},
+        {"AuditLogAgeLimit": "forever"},
+        {"DefaultAuditSet": "Admin"},
+        {"ExternalDirectoryObjectId": None, "Guid": None, "UserPrincipalName": None},
+    ],
+)
 def test_odd_values_are_errors_never_compliant(broken):
     scan = scan_of(row(**broken))
     assert evaluate_mailbox_actions(scan, AuditPolicy()).status is Status.ERROR
@@ -95,27 +111,34 @@ class FakeScan:
 
 def test_a_truncation_warning_without_next_page_marks_the_read_incomplete():
     target = FakeScan()
-    stream_into(iter([Page([{"a": 1}], ["There are more results available than are currently displayed."], 1)]),
-                target)
+    stream_into(iter([Page([{"a": 1}], ["There are more results available than are currently displayed."], 1)]), target)
     assert target.incomplete
 
 
 def test_a_restarted_query_discards_earlier_pages():
     target = FakeScan()
-    pages = [Page([{"a": 1}], [], 1), Page([{"a": 2}], [], 2), Page([{"a": 1}], [], 1, restarted=True),
-             Page([{"a": 2}], [], 2)]
+    pages = [
+        Page([{"a": 1}], [], 1),
+        Page([{"a": 2}], [], 2),
+        Page([{"a": 1}], [], 1, restarted=True),
+        Page([{"a": 2}], [], 2),
+    ]
     stream_into(iter(pages), target)
     assert target.rows == [{"a": 1}, {"a": 2}]
     assert count_rows(iter(pages)) == 2
 
 
 def test_bypass_rules_and_exceptions():
-    register = parse_register([{"control": "audit-bypass", "identity": "svc-ok", "reason": "r", "approved_by": "a",
-                                "expires": "2026-12-31"}], TODAY)
+    register = parse_register(
+        [{"control": "audit-bypass", "identity": "svc-ok", "reason": "r", "approved_by": "a", "expires": "2026-12-31"}],
+        TODAY,
+    )
     scan = BypassScan(AuditPolicy(exceptions=register))
-    for entry in ({"Name": "svc-ok", "Guid": "g1", "AuditBypassEnabled": True},
-                  {"Name": "svc-bad", "Guid": "g2", "AuditBypassEnabled": True},
-                  {"Name": "svc-off", "Guid": "g3", "AuditBypassEnabled": False}):
+    for entry in (
+        {"Name": "svc-ok", "Guid": "g1", "AuditBypassEnabled": True},
+        {"Name": "svc-bad", "Guid": "g2", "AuditBypassEnabled": True},
+        {"Name": "svc-off", "Guid": "g3", "AuditBypassEnabled": False},
+    ):
         scan.add(entry)
     result = evaluate_bypass(scan, scan.policy)
     assert result.status is Status.NON_COMPLIANT
@@ -136,8 +159,14 @@ def test_a_register_that_is_not_a_list_of_objects_is_refused(document):
 
 
 def test_hostile_register_values_are_bounded_and_refused_not_used():
-    entry = {"control": "audit-bypass", "identity": "x' -or Name -like '*", "reason": "r" * 5000,
-             "approved_by": "a", "expires": "2099-01-01", "junk": {"nested": [1] * 1000}}
+    entry = {
+        "control": "audit-bypass",
+        "identity": "x' -or Name -like '*",
+        "reason": "r" * 5000,
+        "approved_by": "a",
+        "expires": "2099-01-01",
+        "junk": {"nested": [1] * 1000},
+    }
     register = parse_register([entry], TODAY)
     assert not register.valid
     [rejected] = register.rejected
@@ -148,6 +177,8 @@ def test_an_exceptions_file_saved_with_a_bom_is_read(tmp_path):
     from shared.config.exception_register import load_register
 
     path = tmp_path / "exceptions.json"
-    path.write_bytes(b"\xef\xbb\xbf" + b'[{"control": "audit-bypass", "identity": "svc", "reason": "r", '
-                     b'"approved_by": "a", "expires": "2099-01-01"}]')
+    path.write_bytes(
+        b"\xef\xbb\xbf" + b'[{"control": "audit-bypass", "identity": "svc", "reason": "r", '
+        b'"approved_by": "a", "expires": "2099-01-01"}]'
+    )
     assert load_register(path, TODAY).find("audit-bypass", "svc") is not None

@@ -22,6 +22,7 @@ def test_registered_secret_is_masked_in_messages_and_tracebacks(caplog):
         raise ValueError("boom canary-secret-1234")
     except ValueError:
         import sys
+
         record = logger.makeRecord("test.redact", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     handler_filter.filter(record)
     assert "canary-secret-1234" not in (record.exc_text or "")

@@ -24,5 +24,6 @@ def test_dehydrated_tenant_is_customised_first():
 
 def test_revert_switches_auditing_off_and_is_empty_when_already_off():
     assert [(a.cmdlet, a.parameters) for a in plan_org_audit_revert(org(False))] == [
-        ("Set-OrganizationConfig", {"AuditDisabled": True})]
+        ("Set-OrganizationConfig", {"AuditDisabled": True})
+    ]
     assert plan_org_audit_revert(org(True)) == []

@@ -22,11 +22,18 @@ PARSED = [s for s in SETTINGS if s.parsed and s.group != "tools"]
 
 def full_env(**extra: str) -> dict[str, str]:
     """Every setting the loader parses, set to a valid value (secret mode, so the secret is in play)."""
-    return {"EXO_TENANT_ID": TENANT, "EXO_AUTH_MODE": "secret", "EXO_CLIENT_ID": CLIENT,
-            "EXO_CLIENT_SECRET": CANARY, "EXO_CERTIFICATE_PASSWORD": CANARY, "EXO_CERTIFICATE_PATH": __file__,
-            "TELEMETRY_PSEUDONYM_KEY": CANARY,
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={CANARY}",
-            "AzureWebJobsStorage": f"AccountName=st;AccountKey={CANARY}", **extra}
+    return {
+        "EXO_TENANT_ID": TENANT,
+        "EXO_AUTH_MODE": "secret",
+        "EXO_CLIENT_ID": CLIENT,
+        "EXO_CLIENT_SECRET": CANARY,
+        "EXO_CERTIFICATE_PASSWORD": CANARY,
+        "EXO_CERTIFICATE_PATH": __file__,
+        "TELEMETRY_PSEUDONYM_KEY": CANARY,
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={CANARY}",
+        "AzureWebJobsStorage": f"AccountName=st;AccountKey={CANARY}",
+        **extra,
+    }
 
 
 def load_script() -> object:
@@ -39,13 +46,18 @@ def load_script() -> object:
 
 # ---- the loader ----------------------------------------------------------------------------------------------------
 
+
 def test_one_load_gives_every_group_with_the_documented_defaults():
     config = load({"EXO_TENANT_ID": TENANT})
     assert isinstance(config, RunSettings)
     assert config.exchange == Settings.from_env({"EXO_TENANT_ID": TENANT})
     assert config.app == AppSettings() and config.policy == AuditPolicy()
-    assert (config.telemetry.connection_string, config.telemetry.worker_exports,
-            config.telemetry.include_identities, config.telemetry.pseudonym_key) == (None, False, False, None)
+    assert (
+        config.telemetry.connection_string,
+        config.telemetry.worker_exports,
+        config.telemetry.include_identities,
+        config.telemetry.pseudonym_key,
+    ) == (None, False, False, None)
     assert (config.storage.configured, config.storage.container) == (False, "evidence")
 
 
@@ -56,9 +68,15 @@ def test_the_run_object_is_frozen():
 
 
 def test_every_problem_of_every_group_is_reported_at_once_by_name():
-    env = {"EXO_CLOUD": "mars", "AUDIT_MODE": "fix-everything", "TELEMETRY_INCLUDE_IDENTITIES": "ture",
-           "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "maybe", "MAILBOX_AUDIT_BASELINE": "nist",
-           "AzureWebJobsStorage__accountName": "Not_An_Account", "EVIDENCE_CONTAINER": "Evidence"}
+    env = {
+        "EXO_CLOUD": "mars",
+        "AUDIT_MODE": "fix-everything",
+        "TELEMETRY_INCLUDE_IDENTITIES": "ture",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "maybe",
+        "MAILBOX_AUDIT_BASELINE": "nist",
+        "AzureWebJobsStorage__accountName": "Not_An_Account",
+        "EVIDENCE_CONTAINER": "Evidence",
+    }
     with pytest.raises(ConfigError) as raised:
         load(env)
     assert set(raised.value.problems) == {"EXO_TENANT_ID", *env}
@@ -152,10 +170,14 @@ def test_every_declaration_is_complete():
 
 # ---- the generated documentation -----------------------------------------------------------------------------------
 
+
 def test_readme_telemetry_doc_and_local_settings_are_generated_from_the_declaration():
     script = load_script()
-    stale = [str(path.relative_to(REPO)) for path, text in script.rendered().items()  # type: ignore[attr-defined]
-             if path.read_text(encoding="utf-8") != text]
+    stale = [
+        str(path.relative_to(REPO))
+        for path, text in script.rendered().items()  # type: ignore[attr-defined]
+        if path.read_text(encoding="utf-8") != text
+    ]
     assert stale == [], f"out of date: {stale}; run python scripts/settings_docs.py"
 
 
