@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared import __version__
+from shared.cli.diagnose import add_diagnose_parser, run_diagnose
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.cli.output import add_output_options, log_to_stderr, print_result
 from shared.config.settings import ConfigError, Settings
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("json", "md", "html"), default="html")
     report.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-' for stdout)")
     add_grant_permissions_parser(commands)
+    add_diagnose_parser(commands)
     return parser
 
 
@@ -83,6 +85,8 @@ def _main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(args, str(exc), tenant_id=None)
     _configure_logging(args.verbose, settings)
+    if args.command == "diagnose":
+        return run_diagnose(args, settings)
 
     control_ids = tuple(dict.fromkeys(args.control)) if args.control else None
     if args.command == "revert":

@@ -108,6 +108,8 @@ class ExchangeClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         run_deadline: float | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        on_payload: Callable[[str, int, Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.tenant_id = tenant_id
@@ -122,6 +124,10 @@ class ExchangeClient:
         self._origin = origin(self.endpoint)
         # time.monotonic() by which the whole run must be done (below the function timeout); None: no limit.
         self.run_deadline = run_deadline
+        # Rows per page asked for (`Prefer: odata.maxpagesize`); `diagnose` asks for tiny pages to prove paging.
+        self.page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        # Sees each page's parsed JSON (cmdlet, page number, body) before it is read: `diagnose` records body shapes.
+        self.on_payload = on_payload
 
     def close(self) -> None:
         self._session.close()
@@ -162,6 +168,8 @@ class ExchangeClient:
                     seen.add(url)
                     payload = self._send(url, body, headers, cmdlet)
                     number += 1
+                    if self.on_payload is not None:
+                        self.on_payload(cmdlet, number, payload)
                     rows = _rows(payload, cmdlet)
                     warnings = _warnings(payload)
                     next_url = self._next_url(payload, cmdlet)
@@ -323,7 +331,7 @@ class ExchangeClient:
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
-            "Prefer": f"odata.maxpagesize={MAX_PAGE_SIZE}",
+            "Prefer": f"odata.maxpagesize={self.page_size}",
             "X-ResponseFormat": "json",
             "client-request-id": str(uuid.uuid4()),
             "connection-id": self._connection_id,
