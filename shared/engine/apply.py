@@ -344,6 +344,9 @@ def _run_per_object(
         except (ExchangeDeadlineExceeded, ExchangeAuthError, ExchangePermissionError) as exc:
             failed.append({"identity": step.target or "", "reason": exc.summary})
             stopped = exc.summary
+            deadline = client.run_deadline
+            if isinstance(exc, ExchangeDeadlineExceeded) and deadline is not None and clock() >= deadline:
+                stopped = f"the run's time budget ran out ({exc.summary})"  # the pace check passed, the request not
             break
         except ExchangeError as exc:
             reason = "licence" if isinstance(exc, ExchangeLicenceError) else (exc.detail or exc.summary)

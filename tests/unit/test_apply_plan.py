@@ -347,3 +347,25 @@ def test_a_run_deadline_already_reached_sends_only_the_first_write():
     result = apply(client, per_mailbox("a", "b"), after=reads(verdict(Status.NON_COMPLIANT)))
     assert len(client.sent) == 1
     assert "time budget ran out" in result.message
+
+
+def test_a_write_that_runs_into_the_run_deadline_says_the_time_budget_ran_out():
+    clock = FakeClock(now=1000.0)
+    client = StandInClient(run_deadline=1000.05, answers={"b": ExchangeDeadlineExceeded("gave up")})
+
+    def oversleep(seconds: float) -> None:  # a loaded machine: the pace check passed, the pause ran past the deadline
+        clock.now += seconds + 0.05
+
+    result = apply_plan(
+        client,
+        verdict(Status.NON_COMPLIANT),
+        per_mailbox("a", "b", "c"),
+        dry_run=False,
+        read_back=reads(verdict(Status.NON_COMPLIANT)),
+        reached=compliant,
+        verb="fix",
+        writes_per_second=50,
+        sleep=oversleep,
+        clock=clock,
+    )
+    assert "time budget ran out" in result.message and result.details["not_attempted"] == 1
