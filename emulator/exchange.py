@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from .faults import RESPONSE_KINDS, respond
 from .paging import Cursor, CursorStore, make_token, page_size, parse_token
+from .staleness import StaleReads
 from .tenant import CmdletResult
 from .tokens import EXCHANGE_AUDIENCE, EXCHANGE_ROLE, TokenError
 from .wire import Request, Response, json_response
@@ -102,6 +103,7 @@ class ExchangeApi:
     def __init__(self, emulator: Emulator) -> None:
         self.emu = emulator
         self.cursors = CursorStore(emulator.scenario["cursor_ttl_seconds"])
+        self.stale = StaleReads(emulator.faults)
 
     def handle(self, req: Request) -> Response:
         match = INVOKE_PATH.match(req.path)
@@ -190,7 +192,16 @@ class ExchangeApi:
             return self._success(path_tenant, [], [], None)
         try:
             with self.emu.lock:
-                result = self.emu.tenant.invoke(cmdlet, parameters, req.headers.get("x-anchormailbox"))
+                tenant, before = self.emu.tenant, None
+                if is_write(cmdlet):
+                    before = self.stale.snapshot(tenant) if self.stale.snapshot_needed(cmdlet) else None
+                elif (stale := self.stale.serve(cmdlet)) is not None:
+                    if stale.not_found:
+                        raise errors.not_found(str(parameters.get("Identity") or cmdlet.removeprefix("Get-")))
+                    tenant = stale.tenant
+                result = tenant.invoke(cmdlet, parameters, req.headers.get("x-anchormailbox"))
+                if before is not None:
+                    self.stale.arm(cmdlet, before, req.path)
         except errors.EmulatedError as exc:
             return error_response(exc)
         if not result.paged:

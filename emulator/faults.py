@@ -23,6 +23,7 @@ KINDS = frozenset(
         "loop_next_link",
         "expire_cursor",
         "ignore_writes",
+        "stale_reads",
         "garbage_token",
         "short_token_lifetime",
     }
@@ -39,7 +40,8 @@ class Fault:
     """`Fault(kind, cmdlet=None, listener="exchange", times=1, after=0, **options)`.
 
     Options by kind: status (`status`, `headers`, `body`, `message`), delay (`seconds`, `then`), hang (`seconds`),
-    reset (`apply`), garbage_token (`body`), short_token_lifetime (`seconds`, `honest`); any exchange fault may
+    reset (`apply`), garbage_token (`body`), short_token_lifetime (`seconds`, `honest`), stale_reads (`reads`,
+    `not_found`; `cmdlet` names the write, see emulator/staleness.py); any exchange fault may
     add `page` (1-based page of a paged query). On listener "graph", `cmdlet` names the Graph operation
     (emulator/graph.py REQUIRED) and a status fault may set the Graph error `code`. `times=-1` fires forever;
     `after=N` lets N matches pass first.
@@ -119,6 +121,11 @@ class FaultSet:
             fault.matched = fault.fired = 0
             self._faults.append(fault)
         return fault
+
+    def has(self, kind: str) -> bool:
+        """Is a fault of this kind active (it may still be waiting for its `after` matches)?"""
+        with self._lock:
+            return any(fault.kind == kind for fault in self._faults)
 
     def fired_log(self) -> list[FiredFault]:
         with self._lock:

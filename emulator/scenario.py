@@ -13,6 +13,7 @@ from .audit_actions import LOGON_TYPES, V7_DEFAULTS
 
 DEFAULT_TENANT_ID = "0b5c1c1e-1111-2222-3333-444455556666"
 DEFAULT_ORGANIZATION = "contoso.onmicrosoft.com"
+CUSTOMISATION_DELAY_SECONDS = 3600.0  # Microsoft: allow 60 minutes after Enable-OrganizationCustomization
 RECIPIENT_TYPES = (
     "UserMailbox",
     "SharedMailbox",
@@ -54,6 +55,7 @@ KNOWN_KEYS = frozenset(
         "licence_gate",
         "default_actions",
         "cursor_ttl_seconds",
+        "customisation_delay_seconds",
         "description",
         "graph",
     }
@@ -109,11 +111,20 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "faults": [dict(f) for f in raw.get("faults") or []],
         "licence_gate": bool(raw.get("licence_gate", False)),
         "cursor_ttl_seconds": float(raw.get("cursor_ttl_seconds", 1800)),
+        # After Enable-OrganizationCustomization, org-wide writes stay refused this long (IsDehydrated flips at
+        # once). Real tenants: up to 60 min, so that is the default; scenarios and tests set it explicitly.
+        "customisation_delay_seconds": _seconds(raw.get("customisation_delay_seconds", CUSTOMISATION_DELAY_SECONDS)),
         "graph": _graph_settings(raw.get("graph")),
     }
     if "description" in raw:
         scenario["description"] = raw["description"]
     return scenario
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:
+        raise ValueError(f"customisation_delay_seconds must be a number of seconds from 0 to 86400, not {value!r}")
+    return float(value)
 
 
 def _graph_settings(raw: Any) -> dict[str, Any]:

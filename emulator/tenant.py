@@ -6,6 +6,7 @@ EmulatedError; the wire layer turns them into Exchange's error envelope.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,10 @@ class TenantState:
         self.organization: str = sc["organization"]
         self.principal: dict[str, Any] = sc["principal"]
         self.licence_gate: bool = sc["licence_gate"]
+        self.customisation_delay_seconds: float = sc["customisation_delay_seconds"]
+        # Monotonic time until which org-wide writes are still refused after Enable-OrganizationCustomization
+        # (tests set it to 0 to let the propagation "finish").
+        self.customisation_pending_until: float = 0.0
         self.default_actions: dict[str, list[str]] = sc["default_actions"]
         self.organization_config: dict[str, Any] = sc["organization_config"]
         self.admin_audit_log_config: dict[str, Any] = sc["admin_audit_log_config"]
@@ -192,7 +197,8 @@ class TenantState:
         return CmdletResult([self._copy(self.organization_config)])
 
     def _require_hydrated(self) -> None:
-        if self.organization_config.get("IsDehydrated"):
+        # While customisation propagates, IsDehydrated already reads False but the write is refused the same way.
+        if self.organization_config.get("IsDehydrated") or time.monotonic() < self.customisation_pending_until:
             raise errors.dehydrated()
 
     def _set_organization_config(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
@@ -212,6 +218,7 @@ class TenantState:
                 "This operation is not required. Organization is already enabled for customization.",
             )
         self.organization_config["IsDehydrated"] = False
+        self.customisation_pending_until = time.monotonic() + self.customisation_delay_seconds
         return CmdletResult([])
 
     def _get_admin_audit_log_config(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:

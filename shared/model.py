@@ -37,7 +37,19 @@ class Outcome(StrEnum):
     APPLIED = "Applied"  # written, and the read-back shows the wanted state
     ALREADY_COMPLIANT = "AlreadyCompliant"  # already in the wanted state: nothing written
     DRY_RUN = "DryRun"  # planned only: nothing written
-    FAILED = "Failed"  # not written, or written but the read-back disagrees
+    FAILED = "Failed"  # not written, or written but the read-back disagrees (or could not be read)
+    UNVERIFIED = "Unverified"  # written and accepted; the read-back did not show it within the verify window
+    DEFERRED = "Deferred"  # not written yet: a dehydrated tenant's customisation is still propagating (up to 60 min)
+
+    @property
+    def done(self) -> bool:
+        """The run reached the wanted state or had nothing to do; Unverified and Deferred are still pending."""
+        return self in (Outcome.APPLIED, Outcome.ALREADY_COMPLIANT, Outcome.DRY_RUN)
+
+    @property
+    def pending(self) -> bool:
+        """Neither done nor failed: the next run finds out (Unverified) or writes (Deferred)."""
+        return self in (Outcome.UNVERIFIED, Outcome.DEFERRED)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ module remediationFailed 'log-alert.bicep' = {
   params: {
     name: '${namePrefix}-remediation-failed'
     displayName: 'Mailbox audit remediation failed'
-    description: 'A remediation could not be applied or verified, so the setting is probably still non-compliant. Check the identity has the Exchange Administrator role (grant-permissions without --read-only), look up the run_id in exceptions, then retry or fix the setting by hand.'
+    description: 'A remediation could not be applied or verified (outcome Failed), or is still pending (Unverified: written but not yet read back; Deferred: a dehydrated tenant customisation is propagating, up to 60 min), so the setting is probably still non-compliant. Failed: check the identity has the Exchange Administrator role (grant-permissions without --read-only), look up the run_id in exceptions, then retry or fix by hand. Unverified: run a check in a few minutes. Deferred: remediate again after an hour.'
     severity: 2
     location: location
     tags: tags

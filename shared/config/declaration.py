@@ -286,6 +286,16 @@ SETTINGS: tuple[Setting, ...] = (
         "`2`",
         example="2",
     ),
+    Setting(
+        "REMEDIATION_VERIFY_SECONDS",
+        "policy",
+        "number",
+        "how long a remediation keeps reading back a write that does not show yet (replication lag), with growing "
+        "pauses (10, 20, 40 s...), never more than half the time the run has left; then the outcome is "
+        "`Unverified` and the next run verifies (0 to 900)",
+        "`120`",
+        example="120",
+    ),
     Setting("AUDIT_EXCEPTIONS_FILE", "policy", "path", "the written-exception register (JSON, see above)"),
     Setting(
         "AzureWebJobsStorage",

@@ -230,6 +230,7 @@ class AuditPolicy:
     check_explicit_enable: bool = False
     exceptions: ExceptionRegister = field(default_factory=ExceptionRegister)
     writes_per_second: float = 2.0
+    verify_seconds: float = 120.0  # how long a remediation polls a read-back that does not show the write yet
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, today: date | None = None) -> AuditPolicy:
@@ -254,6 +255,7 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
     pace = _number(
         env.get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50, "MAILBOX_REMEDIATION_WRITES_PER_SECOND", bad
     )
+    verify = _number(env.get("REMEDIATION_VERIFY_SECONDS"), 120.0, 0, 900, "REMEDIATION_VERIFY_SECONDS", bad)
     flags = {
         name: flag(env, name, bad) for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")
     }
@@ -271,6 +273,7 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
         check_explicit_enable=flags["MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE"],
         exceptions=register,
         writes_per_second=pace,
+        verify_seconds=verify,
     )
 
 

@@ -15,19 +15,23 @@ from shared.controls.reading import RunContext
 from shared.controls.registry import BY_ID
 from shared.engine.apply import apply_plan
 from shared.exchange.client import ExchangeClient
-from shared.exchange.errors import ExchangeError
-from shared.model import ControlResult, Outcome, RunReport, Status
+from shared.exchange.errors import ExchangeError, ExchangeNotFound
+from shared.model import ControlResult, RunReport, Status
 
 log = logging.getLogger("mailbox_audit_guard.engine")
 
 
-def _read_and_evaluate(context: RunContext, control_id: str) -> tuple[Any, ControlResult]:
-    """Read one control and judge it; any failure to read becomes an Error verdict (fail closed)."""
+def _read_and_evaluate(context: RunContext, control_id: str, *, lag: bool = False) -> tuple[Any, ControlResult]:
+    """Read one control and judge it; any failure to read becomes an Error verdict (fail closed).
+
+    `lag`: a read-back right after a write, where a not-found is replication lag: it is raised for the caller."""
     control = BY_ID[control_id]
     try:
         snapshot = control.read(context)
         return snapshot, control.evaluate(snapshot, context.policy)
     except ExchangeError as exc:
+        if lag and isinstance(exc, ExchangeNotFound):
+            raise
         log.warning("%s: could not read (%s, HTTP %s)", control_id, type(exc).__name__, exc.status or "-")
         return None, control.error(str(exc))
     except Exception as exc:  # a bug or an answer nobody foresaw: this control is unknown, the others still run
@@ -74,6 +78,7 @@ def run_remediation(
     command = "revert" if revert else "remediate"
     report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run, caller=caller)
     context = RunContext(client, policy)
+    customised_at: datetime | None = None  # Enable-OrganizationCustomization succeeded in this run
     for control_id in control_ids:
         control = BY_ID[control_id]
         snapshot, before = _read_and_evaluate(context, control_id)
@@ -84,7 +89,7 @@ def run_remediation(
 
         def read_back(cid: str = control_id) -> ControlResult:
             context.cache.clear()  # the writes changed the tenant: read it afresh
-            return _read_and_evaluate(context, cid)[1]
+            return _read_and_evaluate(context, cid, lag=True)[1]
 
         outcome = apply_plan(
             client,
@@ -96,9 +101,14 @@ def run_remediation(
             verb="revert" if revert else "fix",
             writes_per_second=policy.writes_per_second,
             abort=abort,
+            verify_seconds=policy.verify_seconds,
+            is_dehydrated=getattr(snapshot, "is_dehydrated", None),
+            customised_at=customised_at,
         )
+        if "customisation_enabled_at" in outcome.details and customised_at is None:
+            customised_at = datetime.fromisoformat(outcome.details["customisation_enabled_at"])
         # Only ids and outcomes: logs reach Application Insights, and messages can name mailboxes.
-        log_level = logging.WARNING if outcome.outcome is Outcome.FAILED else logging.INFO
+        log_level = logging.INFO if outcome.outcome.done else logging.WARNING
         log.log(log_level, "%s %s: %s (%d writes)", command, control_id, outcome.outcome, len(outcome.writes))
         report.remediation.append(outcome)
         report.controls.append(outcome.after or before)

@@ -12,7 +12,8 @@ SCHEMA_VERSION = "1"
 
 def exit_code(report: RunReport) -> int:
     """check/remediate: the (read-back) status; revert: 0 only when every revert was applied and verified
-    (for a dry run: when every revert could be planned), else 2."""
+    (for a dry run: when every revert could be planned), else 2. An Unverified or Deferred remediation leaves the
+    read-back NonCompliant, so remediate exits 1 (2 if the read-back was unreadable) and revert 2."""
     if report.command == "revert":
         done = {Outcome.DRY_RUN if report.dry_run else Outcome.APPLIED, Outcome.ALREADY_COMPLIANT}
         ok = report.remediation and all(step.outcome in done for step in report.remediation)
@@ -100,5 +101,13 @@ def render_text(report: RunReport, exit_code: int) -> str:
         lines.append("")
         for step in report.remediation:
             lines.append(f"* {step.control_id}: {step.outcome} · {step.action} · {step.message}")
+    pending = sorted({str(step.outcome) for step in report.remediation if step.outcome.pending})
+    if pending:
+        lines += [
+            "",
+            f"{' and '.join(pending)}: not done yet, not failed. The status below is as read back; run "
+            "`python -m shared check` later (Unverified: minutes; Deferred: up to 60 minutes), or let the next "
+            "run verify and write what still differs.",
+        ]
     lines += ["", f"Overall: {report.status} (exit code {exit_code}) · run {report.run_id}"]
     return "\n".join(lines)

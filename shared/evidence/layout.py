@@ -29,7 +29,7 @@ class Badge:
     """A status or outcome: shown as symbol + text + colour, so colour is never the only signal."""
 
     text: str
-    tone: str  # ok | bad | err | info | neutral
+    tone: str  # ok | bad | err | info | pending | neutral
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,17 @@ Block = Table | Facts | Paragraph | Bullets | Section
 # ------------------------------------------------------------------------------------------------------ vocabulary
 
 STATUS_TONES = {"Compliant": "ok", "NonCompliant": "bad", "Error": "err"}
-OUTCOME_TONES = {"Applied": "ok", "AlreadyCompliant": "ok", "DryRun": "info", "Failed": "err"}
-TONE_SYMBOLS = {"ok": "✓", "bad": "✗", "err": "⚠", "info": "○", "neutral": "•"}
+# Unverified (written, not yet shown by the read-back) and Deferred (waiting for customisation to propagate) are
+# neither done nor failed: "pending", its own symbol and colour, and always its own word.
+OUTCOME_TONES = {
+    "Applied": "ok",
+    "AlreadyCompliant": "ok",
+    "DryRun": "info",
+    "Unverified": "pending",
+    "Deferred": "pending",
+    "Failed": "err",
+}
+TONE_SYMBOLS = {"ok": "✓", "bad": "✗", "err": "⚠", "info": "○", "pending": "◐", "neutral": "•"}
 
 FRAMEWORK_LABELS = {
     "CIS-v7": "CIS v7",
@@ -123,7 +132,20 @@ FRAMEWORK_LABELS = {
 }
 
 # Labels for detail keys that are not one control's: remediation results.
-FACT_LABELS = {"mailboxes_fixed": "Mailboxes fixed"}
+FACT_LABELS = {
+    "mailboxes_fixed": "Mailboxes fixed",
+    "customisation_enabled_at": "Enable-OrganizationCustomization succeeded at",
+    "retry_after": "Organisation-wide writes expected to work from",
+    "deferred_at": "Deferred at",
+    "verify_seconds": "Read back for (seconds)",
+    "read_backs": "Read-backs",
+}
+PENDING_FACTS = ("customisation_enabled_at", "retry_after", "deferred_at", "verify_seconds", "read_backs")
+PENDING_NOTE = (
+    "Unverified: Exchange accepted the write but did not show it within the verify window (it can take minutes); "
+    "Deferred: a dehydrated tenant's customisation is propagating (up to 60 minutes), so the write waits. Either "
+    "way the status above is as read back, and the next run reads again and writes only what still differs."
+)
 
 
 def _fact_label(control: Control | None, key: str) -> str:
@@ -437,6 +459,10 @@ def _remediation_blocks(items: list[Mapping[str, Any]]) -> list[Block]:
     ]
 
 
+def _pending_value(key: str, value: Any) -> str:
+    return format_timestamp(value) if key.endswith(("_at", "_after")) else _text(value)
+
+
 def _remediation_extras(items: list[Mapping[str, Any]]) -> list[Block]:
     """Per-mailbox results and what Exchange said, below the remediation table."""
     blocks: list[Block] = []
@@ -449,6 +475,11 @@ def _remediation_extras(items: list[Mapping[str, Any]]) -> list[Block]:
                         "Remediation result", [(FACT_LABELS["mailboxes_fixed"], _text(details.get("mailboxes_fixed")))]
                     )
                 )
+            pending: list[tuple[str, Cell]] = [
+                (FACT_LABELS[key], _pending_value(key, details[key])) for key in PENDING_FACTS if key in details
+            ]
+            if pending:
+                blocks.append(Facts(f"{_text(item.get('outcome'))}: {_text(item.get('control_id'))}", pending))
             failed = _dicts(details.get("mailboxes_failed"))
             if failed:
                 columns = LIST_COLUMNS["mailboxes_failed"] + _generic_columns(failed, SHOWN_KEYS["mailboxes_failed"])
@@ -504,7 +535,10 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
         ),
         kind="verdict",
     )
-    blocks: list[Block] = [verdict, _run_facts(doc)]
+    blocks: list[Block] = [verdict]
+    if any(str(step.get("outcome")) in ("Unverified", "Deferred") for step in remediation):
+        blocks.append(Paragraph(PENDING_NOTE, kind="note"))
+    blocks.append(_run_facts(doc))
     if isinstance(doc.get("warnings"), list) and doc["warnings"]:
         blocks.append(Bullets("Run warnings", [_text(w) for w in doc["warnings"]]))
 

@@ -80,7 +80,11 @@ class ExchangeProxyRequired(ExchangeBadRequest):
 
 
 class TenantDehydrated(ExchangeBadRequest):
-    hint = "The tenant is dehydrated: run Enable-OrganizationCustomization first (remediation does this)."
+    hint = (
+        "The tenant is dehydrated, or its customisation is still propagating: while IsDehydrated reads True, "
+        "Enable-OrganizationCustomization is needed first (remediation runs it); once it reads False, wait (up to "
+        "60 minutes after Enable-OrganizationCustomization) and try again, without running it again."
+    )
 
 
 class PaginationExpired(ExchangeBadRequest):

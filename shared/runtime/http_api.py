@@ -19,7 +19,7 @@ import jsonschema
 from shared.config.settings import AppSettings, ConfigError
 from shared.controls.registry import IMPLEMENTED_CONTROLS
 from shared.evidence.document import remediation_document
-from shared.model import Outcome, RunReport
+from shared.model import RunReport
 from shared.text import shorten
 
 log = logging.getLogger("mailbox_audit_guard.http")
@@ -216,7 +216,8 @@ def handle(
 
 def response_document(report: RunReport) -> dict[str, Any]:
     steps = [remediation_document(step) for step in report.remediation]
-    completed = all(step.outcome is not Outcome.FAILED for step in report.remediation) and bool(steps)
+    # Unverified and Deferred are not completed: the next run verifies or writes (the caller should check later).
+    completed = all(step.outcome.done for step in report.remediation) and bool(steps)
     document = {
         "run_id": report.run_id,
         "caller": report.caller,

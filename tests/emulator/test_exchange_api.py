@@ -293,7 +293,9 @@ def test_licence_gate_applies_to_newly_added_premium_actions(make_emulator):
 
 
 def test_dehydrated_tenant_needs_customization_first(make_emulator):
-    emu = make_emulator(tenant(organization_config={"AuditDisabled": True, "IsDehydrated": True}))
+    emu = make_emulator(
+        tenant(organization_config={"AuditDisabled": True, "IsDehydrated": True}, customisation_delay_seconds=0)
+    )
     exo = Exo(emu)
     refused = exo.post("Set-OrganizationConfig", {"AuditDisabled": False})
     assert refused.status_code == 400
@@ -312,6 +314,40 @@ def test_dehydrated_tenant_needs_customization_first(make_emulator):
     ]
     again = exo.post("Enable-OrganizationCustomization")
     assert again.status_code == 400 and "already enabled for customization" in exo.error_text(again)
+
+
+def test_customisation_takes_time_writes_stay_refused_while_isdehydrated_already_reads_false(make_emulator):
+    emu = make_emulator(
+        tenant(
+            organization_config={"AuditDisabled": True, "IsDehydrated": True},
+            admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False},
+            customisation_delay_seconds=600,
+        )
+    )
+    exo = Exo(emu)
+    exo.ok("Enable-OrganizationCustomization")
+    assert exo.ok("Get-OrganizationConfig")["value"][0]["IsDehydrated"] is False  # flips at once
+    for cmdlet, parameters in [
+        ("Set-OrganizationConfig", {"AuditDisabled": False}),
+        ("Set-AdminAuditLogConfig", {"UnifiedAuditLogIngestionEnabled": True}),
+    ]:
+        refused = exo.post(cmdlet, parameters, headers={"X-AnchorMailbox": UAL_ANCHOR})
+        assert refused.headers["X-ExceptionType"] == "InvalidOperationInDehydratedContextException", cmdlet
+    again = exo.post("Enable-OrganizationCustomization")
+    assert "already enabled for customization" in exo.error_text(again)
+    with emu.lock:
+        emu.tenant.customisation_pending_until = 0.0  # the propagation has finished
+    exo.ok("Set-OrganizationConfig", {"AuditDisabled": False})
+    assert emu.tenant.organization_config["AuditDisabled"] is False
+
+
+def test_customisation_delay_defaults_to_the_real_services_hour_and_is_validated():
+    from emulator.scenario import load_scenario
+
+    assert load_scenario({})["customisation_delay_seconds"] == 3600
+    assert load_scenario({"customisation_delay_seconds": 2})["customisation_delay_seconds"] == 2
+    with pytest.raises(ValueError, match="customisation_delay_seconds"):
+        load_scenario({"customisation_delay_seconds": "soon"})
 
 
 def test_enabling_the_unified_audit_log_needs_the_arbitration_anchor(make_emulator):

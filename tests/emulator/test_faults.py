@@ -89,6 +89,33 @@ def test_ignore_writes_answers_200_and_changes_nothing(make_emulator):
     assert [w.status for w in emu.writes()] == [200]
 
 
+def test_stale_reads_answer_the_old_value_for_the_next_reads_after_a_write(make_emulator):
+    emu = make_emulator({"tenant_id": TENANT_ID, "organization_config": {"AuditDisabled": True}})
+    emu.add_fault(Fault("stale_reads", cmdlet="Set-OrganizationConfig", reads=2))
+    exo = Exo(emu)
+    exo.ok("Set-OrganizationConfig", {"AuditDisabled": False})
+    assert emu.tenant.organization_config["AuditDisabled"] is False  # the write stuck
+    seen = [exo.ok("Get-OrganizationConfig")["value"][0]["AuditDisabled"] for _ in range(3)]
+    assert seen == [True, True, False]
+    exo.ok("Set-OrganizationConfig", {"AuditDisabled": True})  # times=1: the next write is read back at once
+    assert exo.ok("Get-OrganizationConfig")["value"][0]["AuditDisabled"] is True
+    assert [f.kind for f in emu.fired_faults] == ["stale_reads"]
+
+
+def test_stale_reads_can_answer_not_found_and_cover_paged_reads(make_emulator):
+    emu = make_emulator({"tenant_id": TENANT_ID, "mailboxes": [{"Name": "ann", "AuditLogAgeLimit": "30.00:00:00"}]})
+    emu.add_fault(Fault("stale_reads", cmdlet="Set-Mailbox", reads=1, not_found=True))
+    emu.add_fault(Fault("stale_reads", cmdlet="Set-Mailbox", reads=1))  # fires on the next write
+    exo = Exo(emu)
+    exo.ok("Set-Mailbox", {"Identity": "ann", "AuditLogAgeLimit": "90.00:00:00"})
+    missing = exo.post("Get-Mailbox", {"Identity": "ann"})
+    assert missing.status_code == 404 and "couldn't be found" in exo.error_text(missing)
+    assert exo.ok("Get-Mailbox")["value"][0]["AuditLogAgeLimit"] == "90.00:00:00"
+    exo.ok("Set-Mailbox", {"Identity": "ann", "AuditLogAgeLimit": "180.00:00:00"})  # the second fault's write
+    assert exo.ok("Get-Mailbox")["value"][0]["AuditLogAgeLimit"] == "90.00:00:00"  # stale: the old value
+    assert exo.ok("Get-Mailbox")["value"][0]["AuditLogAgeLimit"] == "180.00:00:00"
+
+
 def test_reset_breaks_the_body_and_delay_waits(make_emulator):
     emu = make_emulator()
     exo = Exo(emu)

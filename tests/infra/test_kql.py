@@ -114,8 +114,11 @@ ALERT_FILTERS = {
     ],
     "remediation-failed": [
         'name == "MailboxAuditRemediation"',
-        'tostring(customDimensions.outcome) == "Failed"',
+        'tostring(customDimensions.outcome) in ("Failed", "Unverified", "Deferred")',
         'tostring(customDimensions.command) != "revert"',
+        # pending outcomes drop out once a later result for that control is Compliant; Failed never does
+        'tostring(customDimensions.outcome) == "Failed" or isnull(verified_at) or verified_at < timestamp',
+        'tostring(customDimensions.status) == "Compliant"',
     ],
     "revert": [
         'name == "MailboxAuditRemediation"',

@@ -66,7 +66,8 @@ def test_query_uses_only_documented_events_and_dimensions(query: Path) -> None:
 @pytest.fixture(scope="module")
 def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Event or table name -> every customDimensions key the app really sent, over runs that exercise each rule:
-    a non-compliant timer run that remediates, a run that cannot start (exception), a failed remediation and a
+    a non-compliant timer run that remediates, a run that cannot start (exception), an unverified and a failed
+    remediation and a
     CLI revert, all through the real exporter into the emulator's ingestion endpoint."""
     from emulator import Emulator, Fault
     from tests.functions.harness import function_env, run_timer
@@ -93,7 +94,10 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         emu.add_fault(Fault("ignore_writes", cmdlet="Set-OrganizationConfig", times=-1))
         with emu.lock:
             emu.tenant.organization_config["AuditDisabled"] = True
-        run_timer(emu, AUDIT_MODE="remediate")
+        run_timer(emu, AUDIT_MODE="remediate", REMEDIATION_VERIFY_SECONDS="0")  # Unverified
+        emu.clear_faults()
+        emu.add_fault(Fault("status", cmdlet="Set-OrganizationConfig", status=400, times=-1))
+        run_timer(emu, AUDIT_MODE="remediate")  # Failed
         emu.clear_faults()
         with emu.lock:
             emu.tenant.organization_config["AuditDisabled"] = False
@@ -134,6 +138,7 @@ def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]
         "MailboxAuditCheckCompleted.status=Error",
         "MailboxAuditRemediation.outcome=Applied",
         "MailboxAuditRemediation.outcome=Failed",
+        "MailboxAuditRemediation.outcome=Unverified",
         "MailboxAuditRemediation.command=revert",
         "MailboxAuditRemediation.command=remediate",
     ):

@@ -94,21 +94,90 @@ def test_dry_run_writes_nothing(start_emulator):
     assert emu.tenant.organization_config["AuditDisabled"] is True
 
 
-def test_dehydrated_tenant_is_customised_before_the_write(start_emulator):
-    emu = start_emulator(scenario(organization_config={"AuditDisabled": True, "IsDehydrated": True}))
+# A short verify window: the emulator's stale reads are counted, not timed, so a second look is enough.
+VERIFY = {"REMEDIATION_VERIFY_SECONDS": "0.5"}
+
+
+def test_dehydrated_tenant_is_customised_then_the_fix_is_deferred_to_the_next_run(start_emulator):
+    emu = start_emulator(
+        scenario(organization_config={"AuditDisabled": True, "IsDehydrated": True}, customisation_delay_seconds=600)
+    )
+    result = run_cli(emu, "remediate", *ORG, "--json")
+    assert result.returncode == 1, result.stdout  # the read-back is still NonCompliant
+    [step] = cli_json(result)["remediation"]
+    assert step["outcome"] == "Deferred"
+    assert "customisation propagating, up to 60 min" in step["message"]
+    assert step["details"]["customisation_enabled_at"] and step["details"]["retry_after"]
+    assert [call.cmdlet for call in emu.writes()] == ["Enable-OrganizationCustomization"]  # no write after it
+
+    # Within the hour: IsDehydrated already reads False, the write is still refused; no Enable again, no loop.
+    emu.reset_log()
+    result = run_cli(emu, "remediate", *ORG, "--json")
+    [step] = cli_json(result)["remediation"]
+    assert (result.returncode, step["outcome"]) == (1, "Deferred")
+    assert "IsDehydrated reads False" in step["message"] and "remediation does this" not in step["message"]
+    assert [call.cmdlet for call in emu.writes()] == ["Set-OrganizationConfig"]
+
+    with emu.lock:
+        emu.tenant.customisation_pending_until = 0.0  # the customisation has propagated
+    emu.reset_log()
     result = run_cli(emu, "remediate", *ORG, "--json")
     assert result.returncode == 0, result.stdout
-    assert [call.cmdlet for call in emu.writes()] == ["Enable-OrganizationCustomization", "Set-OrganizationConfig"]
+    assert cli_json(result)["remediation"][0]["outcome"] == "Applied"
+    assert [call.cmdlet for call in emu.writes()] == ["Set-OrganizationConfig"]
+    text = run_cli(emu, "check", *ORG)
+    assert text.returncode == 0
 
 
-def test_a_write_that_does_not_stick_is_reported_as_failed(start_emulator):
+def test_both_org_switches_in_a_dehydrated_tenant_wait_after_one_enable(start_emulator):
+    emu = start_emulator(
+        scenario(
+            organization_config={"AuditDisabled": True, "IsDehydrated": True},
+            admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False},
+            customisation_delay_seconds=600,
+        )
+    )
+    result = run_cli(emu, "remediate", *ORG, "--control", "audit-log-search")
+    assert result.returncode == 1
+    assert [call.cmdlet for call in emu.writes()] == ["Enable-OrganizationCustomization"]
+    assert result.stdout.count(": Deferred ·") == 2
+    assert "Deferred: not done yet, not failed" in result.stdout
+
+
+def test_a_write_that_does_not_stick_is_unverified_never_compliant_and_not_written_twice(start_emulator):
     emu = start_emulator(NON_COMPLIANT)
     emu.add_fault(Fault("ignore_writes", cmdlet="Set-OrganizationConfig", times=-1))
-    result = run_cli(emu, "remediate", *ORG, "--json")
-    assert result.returncode == 1
-    step = cli_json(result)["remediation"][0]
-    assert step["outcome"] == "Failed"
-    assert "read-back" in step["message"]
+    result = run_cli(emu, "remediate", *ORG, "--json", env=VERIFY)
+    assert result.returncode == 1  # the status is the read-back's: NonCompliant
+    document = cli_json(result)
+    step = document["remediation"][0]
+    assert step["outcome"] == "Unverified"
+    assert step["after"]["status"] == "NonCompliant"
+    assert "not yet verified" in step["message"]
+    assert document["status"] == "NonCompliant"
+    assert len(emu.invocations("Set-OrganizationConfig")) == 1
+    assert len(emu.invocations("Get-OrganizationConfig")) >= 3  # before, then polled
+
+
+@pytest.mark.parametrize("not_found", [False, True])
+def test_a_stale_read_back_that_catches_up_within_the_window_is_applied(start_emulator, not_found):
+    emu = start_emulator(NON_COMPLIANT)
+    emu.add_fault(Fault("stale_reads", cmdlet="Set-OrganizationConfig", reads=1, not_found=not_found))
+    result = run_cli(emu, "remediate", *ORG, "--json", env=VERIFY)
+    assert result.returncode == 0, result.stdout
+    assert cli_json(result)["remediation"][0]["outcome"] == "Applied"
+    assert len(emu.invocations("Set-OrganizationConfig")) == 1
+
+
+def test_an_unverified_write_is_verified_by_the_next_run_without_writing_again(start_emulator):
+    emu = start_emulator(NON_COMPLIANT)
+    emu.add_fault(Fault("stale_reads", cmdlet="Set-OrganizationConfig", reads=1))
+    first = run_cli(emu, "remediate", *ORG, "--json", env={"REMEDIATION_VERIFY_SECONDS": "0"})
+    assert (first.returncode, cli_json(first)["remediation"][0]["outcome"]) == (1, "Unverified")
+    second = run_cli(emu, "remediate", *ORG, "--json", env=VERIFY)
+    assert second.returncode == 0
+    assert cli_json(second)["remediation"][0]["outcome"] == "AlreadyCompliant"
+    assert len(emu.invocations("Set-OrganizationConfig")) == 1
 
 
 def test_revert_needs_the_tenant_id_confirmed_and_sends_nothing_otherwise(start_emulator):
@@ -132,7 +201,9 @@ def test_revert_switches_auditing_off_with_a_loud_warning(start_emulator):
 def test_revert_that_cannot_be_verified_exits_2(start_emulator):
     emu = start_emulator()
     emu.add_fault(Fault("ignore_writes", cmdlet="Set-OrganizationConfig", times=-1))
-    assert run_cli(emu, "revert", *ORG, "--confirm", TENANT_ID).returncode == 2
+    result = run_cli(emu, "revert", *ORG, "--confirm", TENANT_ID, "--json", env=VERIFY)
+    assert result.returncode == 2
+    assert cli_json(result)["remediation"][0]["outcome"] == "Unverified"
 
 
 def test_configuration_error_exits_2_naming_the_variable_and_sends_nothing(start_emulator):

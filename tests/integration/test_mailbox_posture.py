@@ -44,8 +44,15 @@ def test_audit_log_search_fix_uses_the_audit_log_anchor_and_customises_a_dehydra
         scenario(
             organization_config={"IsDehydrated": True},
             admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False},
+            customisation_delay_seconds=600,
         )
     )
+    result = run_cli(emu, "remediate", "--control", "audit-log-search", "--json")
+    assert result.returncode == 1, result.stdout
+    assert cli_json(result)["remediation"][0]["outcome"] == "Deferred"
+    assert [c.cmdlet for c in emu.writes()] == ["Enable-OrganizationCustomization"]
+    with emu.lock:
+        emu.tenant.customisation_pending_until = 0.0  # an hour later
     result = run_cli(emu, "remediate", "--control", "audit-log-search", "--json")
     assert result.returncode == 0, result.stdout
     assert [c.cmdlet for c in emu.writes()] == ["Enable-OrganizationCustomization", "Set-AdminAuditLogConfig"]

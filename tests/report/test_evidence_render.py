@@ -153,7 +153,9 @@ def test_status_is_never_colour_alone(check):
     _, page, _ = check
     assert page.badges, "statuses are badges"
     for badge in page.badges:
-        assert re.search(r"(Compliant|NonCompliant|Error|Applied|AlreadyCompliant|DryRun|Failed)$", badge), badge
+        assert re.search(
+            r"(Compliant|NonCompliant|Error|Applied|AlreadyCompliant|DryRun|Unverified|Deferred|Failed)$", badge
+        ), badge
     assert "✗ NonCompliant" in page.badges and "✓ Compliant" in page.badges
 
 
@@ -390,3 +392,26 @@ def test_bidirectional_controls_in_names_are_shown_as_escapes_not_obeyed():
     for rendered in (render_html(document), render_markdown(document)):
         assert "\u202e" not in rendered
         assert "u202e" in rendered
+
+
+def test_pending_outcomes_have_their_own_badge_note_and_recorded_times():
+    document = copy.deepcopy(remediate_document())
+    deferred, unverified = document["remediation"][0], document["remediation"][1]
+    deferred["outcome"] = "Deferred"
+    deferred["details"] = {
+        "deferred_at": "2026-10-01T06:00:05+00:00",
+        "reason": "customisation propagating, up to 60 min",
+        "customisation_enabled_at": "2026-10-01T06:00:00+00:00",
+        "retry_after": "2026-10-01T07:00:00+00:00",
+    }
+    unverified["outcome"] = "Unverified"
+    unverified["details"] = {"verify_seconds": 120.0, "read_backs": 5}
+    page = parse(render_html(document))
+    assert "◐ Deferred" in page.badges and "◐ Unverified" in page.badges  # a symbol and a word, not colour alone
+    assert "✓ Deferred" not in page.badges and "⚠ Unverified" not in page.badges  # neither ok nor err
+    times = dict(map(tuple, table(page, f"Deferred: {deferred['control_id']}").rows))
+    assert times["Enable-OrganizationCustomization succeeded at"] == "2026-10-01 06:00:00 UTC"
+    assert times["Organisation-wide writes expected to work from"] == "2026-10-01 07:00:00 UTC"
+    assert dict(map(tuple, table(page, f"Unverified: {unverified['control_id']}").rows))["Read-backs"] == "5"
+    markdown = render_markdown(document)
+    assert "**◐ Deferred**" in markdown and "the next run reads again" in markdown

@@ -113,3 +113,16 @@ def test_timing_settings_are_bounded(name, value):
     with pytest.raises(ConfigError) as raised:
         settings(**{name: value})
     assert name in raised.value.problems
+
+
+def test_the_verify_window_defaults_to_two_minutes_and_is_bounded():
+    from shared.config.loader import load
+
+    base = {"EXO_TENANT_ID": TENANT}
+    assert load(base).policy.verify_seconds == 120
+    assert load({**base, "REMEDIATION_VERIFY_SECONDS": "0"}).policy.verify_seconds == 0
+    assert load({**base, "REMEDIATION_VERIFY_SECONDS": "900"}).policy.verify_seconds == 900
+    for bad in ("-1", "901", "two minutes"):
+        with pytest.raises(ConfigError) as raised:
+            load({**base, "REMEDIATION_VERIFY_SECONDS": bad})
+        assert "REMEDIATION_VERIFY_SECONDS" in raised.value.problems
