@@ -371,7 +371,7 @@ class ExchangeClient:
                 request_id=request_id,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
-            error.summary = f"{error.summary} (an error inside an HTTP 200)"
+            error.status = 200  # rendered "(HTTP 200)": the answer said success, its body said otherwise
             error.args = (error._render(),)
             raise error
 
