@@ -69,6 +69,7 @@ class Exo:
             verify=self.emu.ca_bundle,
             timeout=timeout,
             stream=True,
+            allow_redirects=False,  # a redirect is an answer to look at, as the client sees it
         )
         if "gzip" in response.headers.get("Content-Encoding", "").lower():
             raw_body(response)
