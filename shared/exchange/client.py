@@ -379,6 +379,7 @@ class ExchangeClient:
         self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str, deadline: float
     ) -> tuple[int, bytes, requests.Response]:
         """POST, following a 3xx only inside the configured Exchange domain (the same body and headers again)."""
+        url = self._on_pinned_host(url)
         status, content, response = self._post(url, body, headers, cmdlet, deadline)
         hops = 0
         while 300 <= status < 400:
@@ -386,6 +387,13 @@ class ExchangeClient:
             url = self._redirect_target(url, response.headers.get("Location"), status, cmdlet, hops)
             status, content, response = self._post(url, body, headers, cmdlet, deadline)
         return status, content, response
+
+    def _on_pinned_host(self, url: str) -> str:
+        """A URL built for the configured host, moved to the pinned one (a retry or a 401 retry after a redirect)."""
+        if self.pinned_host is None or origin(url) != self._home:
+            return url
+        parts = urlsplit(url)
+        return urlunsplit(("https", urlsplit(self.endpoint).netloc, parts.path, parts.query, ""))
 
     def _redirect_target(self, url: str, location: str | None, status: int, cmdlet: str, hops: int) -> str:
         """Where a redirect may take the request, pinning that host; ExchangeRedirect for any other redirect.

@@ -249,6 +249,17 @@ def test_a_regional_redirect_is_followed_with_the_same_post_and_the_host_is_pinn
     assert emu.invocations("Get-OrganizationConfig")[0].host == "xyz01b.outlook.office365.com"
 
 
+@pytest.mark.parametrize("status", [503, 401])
+def test_a_retry_after_a_redirect_goes_to_the_pinned_host(start_emulator, monkeypatch, status):
+    emu = start_emulator()
+    emu.add_fault(Fault("redirect", cmdlet="Get-OrganizationConfig"))
+    emu.add_fault(Fault("status", cmdlet="Get-OrganizationConfig", status=status))  # on the pinned host
+    client = regional_client(emu, monkeypatch)
+    assert client.invoke("Get-OrganizationConfig").rows
+    hosts = [c.host for c in emu.invocations("Get-OrganizationConfig")]
+    assert hosts == ["outlook.office365.com"] + ["xyz01b.outlook.office365.com"] * 2
+
+
 @pytest.mark.parametrize(
     "location",
     [
