@@ -45,6 +45,9 @@ class Emulator:
 
     def __init__(self, scenario: dict[str, Any] | str | os.PathLike[str] | None = None) -> None:
         self.scenario = load_scenario(scenario)
+        # The real-service behaviours (emulator-spec.md "Quirks"); a test may flip one on the running emulator.
+        self.quirks: dict[str, bool] = self.scenario["quirks"]
+        self._served_hosts: dict[str, str] = {}  # extra host names the in-process transport answers (serve_host)
         self.lock = threading.RLock()  # guards self.tenant; hold it when changing tenant state from a test
         self.tenant = TenantState(self.scenario)
         self.tenant_id: str = self.tenant.tenant_id
@@ -154,9 +157,20 @@ class Emulator:
             raise RuntimeError("emulator is not running; call start() first")
         return self._listeners[name].port
 
+    def serve_host(self, host: str, listener: str = "exchange") -> str:
+        """Let the in-process transport answer `https://{host}` (port 443) from `listener`, e.g. a regional
+        Exchange host a `redirect` fault names; returns that base URL. Sockets still serve loopback only, so a
+        client must be mounted (`mount`) after this call to reach it."""
+        self._port(listener)
+        self._served_hosts[host.lower()] = listener
+        return f"https://{host.lower()}"
+
     def listener_for(self, url: str) -> str:
-        """The name of the listener that serves `url` (by port; only loopback hosts are ours)."""
+        """The name of the listener that serves `url` (by port; only loopback hosts, and `serve_host` names)."""
         parts = urlsplit(url)
+        served = self._served_hosts.get((parts.hostname or "").lower())
+        if served is not None and parts.port in (None, 443):
+            return served
         if parts.hostname not in ("127.0.0.1", "localhost"):
             raise ValueError(f"{parts.hostname!r} is not served by the emulator")
         for name, listener in self._listeners.items():
@@ -180,6 +194,8 @@ class Emulator:
         adapter = self.transport()
         for name in listeners or ("exchange", "graph"):
             session.mount(f"{'http' if name in PLAIN_HTTP else 'https'}://127.0.0.1:{self._port(name)}/", adapter)
+        for host in self._served_hosts:
+            session.mount(f"https://{host}/", adapter)
         return session
 
     @property

@@ -8,10 +8,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .faults import RESPONSE_KINDS, respond
+from .faults import EXCHANGE_BODY_KINDS, RESPONSE_KINDS, Fault, respond
 from .paging import Cursor, CursorStore, make_token, page_size, parse_token
 from .staleness import StaleReads
-from .tenant import CmdletResult
+from .tenant import TRUNCATED_WARNING, CmdletResult
 from .tokens import EXCHANGE_AUDIENCE, EXCHANGE_ROLE, TokenError
 from .wire import Request, Response, json_response
 
@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 INVOKE_PATH = re.compile(r"^/adminapi/beta/(?P<tenant>[^/]+)/InvokeCommand/?$", re.IGNORECASE)
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 GUID_PROPERTIES = frozenset({"Guid", "ExchangeGuid"})
-NUL_BODY = b"\x00" * 16
+NUL_BODY = b"\x00" * 16  # the kinder 403 (quirk real_error_bodies off)
+REAL_NUL_BODY = b"\x00" * 4096  # "a long run of NUL bytes", labelled gzip and not gzip at all (§10.9)
+DEFAULT_REDIRECT_HOST = "https://xyz01b.outlook.office365.com:446"
+FILTER_PARAMETERS = ("Filter", "RecipientFilter", "RecipientPreviewFilter")
+DOLLAR_BOOLEAN = re.compile(r"\$(?:true|false)\b", re.IGNORECASE)
 READER_CMDLETS = frozenset({"Get-OrganizationConfig", "Get-AdminAuditLogConfig"})
 WRITE_PREFIXES = ("set-", "enable-")
 
@@ -40,9 +44,11 @@ def is_write(cmdlet: str | None) -> bool:
     return bool(cmdlet) and cmdlet.lower().startswith(WRITE_PREFIXES)
 
 
-def error_response(error: errors.EmulatedError) -> Response:
+def error_response(error: errors.EmulatedError, real: bool = False) -> Response:
     return json_response(
-        error.status, errors.envelope(error), {"X-ExceptionType": error.short_type, "request-id": str(uuid.uuid4())}
+        error.status,
+        errors.envelope(error, real),
+        {"X-ExceptionType": error.short_type_for(real), "request-id": str(uuid.uuid4())},
     )
 
 
@@ -54,8 +60,10 @@ def unauthorized(message: str) -> Response:
     )
 
 
-def forbidden() -> Response:
-    """Exchange's app-only 403: a body of NUL bytes, not JSON."""
+def forbidden(real: bool = False) -> Response:
+    """Exchange's app-only 403: a body of NUL bytes, not JSON (real: ~4 KiB of them, labelled gzip)."""
+    if real:
+        return Response(403, REAL_NUL_BODY, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
     return Response(403, NUL_BODY, {"Content-Type": "application/json"})
 
 
@@ -105,6 +113,17 @@ class ExchangeApi:
         self.cursors = CursorStore(emulator.scenario["cursor_ttl_seconds"])
         self.stale = StaleReads(emulator.faults)
 
+    @property
+    def real(self) -> bool:
+        return bool(self.emu.quirks["real_error_bodies"])
+
+    def base_url(self, req: Request) -> str:
+        """The host the request came to (a regional host a redirect led to, too), as the real service links."""
+        return f"https://{req.host}" if req.host else self.emu.exchange_url
+
+    def error(self, error: errors.EmulatedError) -> Response:
+        return error_response(error, self.real)
+
     def handle(self, req: Request) -> Response:
         match = INVOKE_PATH.match(req.path)
         if not match:
@@ -119,7 +138,7 @@ class ExchangeApi:
         position = parse_token(skiptoken) if skiptoken else None
         page = position.page if position else (None if skiptoken else 1)
 
-        kinds = set(RESPONSE_KINDS - {"garbage_token"})
+        kinds = set((RESPONSE_KINDS | EXCHANGE_BODY_KINDS) - {"garbage_token"})
         if not skiptoken:
             kinds.discard("expire_cursor")
         fault = self.emu.faults.fire(kinds, listener="exchange", cmdlet=cmdlet or raw_name, page=page, path=req.path)
@@ -132,8 +151,45 @@ class ExchangeApi:
         if fault.kind == "expire_cursor":
             if position:
                 self.cursors.drop(position.qid)
-            return error_response(errors.pagination())
-        return respond(fault, "exchange", proceed, self.emu.wait)
+            return self.error(errors.pagination())
+        if fault.kind in EXCHANGE_BODY_KINDS:
+            return self._body_fault(fault, req, proceed)
+        return respond(fault, "exchange", proceed, self.emu.wait, real=self.real)
+
+    def _body_fault(self, fault: Fault, req: Request, proceed: Any) -> Response:
+        """The quirk faults of exchange-admin-api.md §10: redirects, errors inside a 200, 200s without rows."""
+        opts = fault.options
+        if fault.kind == "redirect":
+            location = opts.get("location") or DEFAULT_REDIRECT_HOST + req.path + (
+                f"?{req.raw_query}" if req.raw_query else ""
+            )
+            return Response(int(opts.get("status", 302)), b"", {"Location": str(location)})
+        if fault.kind == "ok_error":
+            error = errors.make(
+                int(opts.get("status", 400)),
+                str(opts.get("exception_type", errors.ODATA)),
+                str(opts.get("message", "Emulated error inside an HTTP 200")),
+            )
+            envelope = errors.envelope(error, self.real)
+            key = str(opts.get("key", "error"))
+            if key not in ("error", "@odata.error"):
+                raise ValueError("ok_error: key must be 'error' or '@odata.error'")
+            payload = {key: envelope["error"], "@adminapi.warnings": []}
+            return json_response(200, payload, {"X-ExceptionType": error.short_type_for(self.real)})
+        response = proceed()
+        if response.status != 200:
+            return response
+        payload = json.loads(response.body)
+        if fault.kind == "ok_no_value":
+            payload.pop("value", None)
+        elif fault.kind == "ok_null_value":
+            payload["value"] = None
+        else:  # adminapi_errors: the rows stay, the non-terminating errors ride along
+            texts = opts.get("errors") or ["Emulated non-terminating error: the operation could not be completed."]
+            payload["adminapi.errors@odata.type"] = "#Collection(String)"
+            payload["@adminapi.errors"] = [str(text) for text in texts]
+        response.body = json.dumps(payload, separators=(",", ":")).encode()
+        return response
 
     # ---- the normal path ------------------------------------------------------------------------------------
 
@@ -163,33 +219,41 @@ class ExchangeApi:
         if reason:
             return unauthorized(reason)
         if not isinstance(raw_name, str):
-            return error_response(
+            return self.error(
                 errors.bad_request(
                     'The request body must be {"CmdletInput": {"CmdletName": ..., "Parameters": {...}}}.'
                 )
             )
         if cmdlet is None or not cmdlet_allowed(cmdlet, self.emu.tenant.principal.get("directory_roles") or []):
-            return forbidden()
+            return forbidden(self.real)
         parameters = cmdlet_input.get("Parameters")
         if not isinstance(parameters, dict):
-            return error_response(
+            return self.error(
                 errors.bad_request(
                     "CmdletInput.Parameters must be an object; send {} when the cmdlet takes no parameters."
                 )
             )
         select = [s.strip() for s in req.query["$select"].split(",") if s.strip()] if "$select" in req.query else None
         size = page_size(req.headers.get("prefer"))
+        anchor = (req.headers.get("x-anchormailbox") or "").strip().lower()
         skiptoken = req.query.get("$skiptoken")
         if skiptoken:
             position = parse_token(skiptoken)
             cursor = self.cursors.get(position.qid) if position else None
             if cursor is None or cursor.cmdlet != cmdlet:
-                return error_response(errors.pagination())
+                return self.error(errors.pagination())
+            if self.emu.quirks["anchor_bound_cursors"] and cursor.anchor != anchor:
+                return self.error(errors.pagination())  # the cursor lives on the back end the anchor routed to
             return self._page(req, path_tenant, cursor, position.offset, position.page, size, select)
+        if self.emu.quirks["reject_dollar_booleans"]:
+            for name in FILTER_PARAMETERS:
+                value = next((v for k, v in parameters.items() if k.lower() == name.lower()), None)
+                if isinstance(value, str) and DOLLAR_BOOLEAN.search(value):
+                    return self.error(errors.dollar_boolean(name, value))
         if is_write(cmdlet) and self.emu.faults.fire(
             {"ignore_writes"}, listener="exchange", cmdlet=cmdlet, page=1, path=req.path
         ):
-            return self._success(path_tenant, [], [], None)
+            return self._success(req, path_tenant, [], [], None)
         try:
             with self.emu.lock:
                 tenant, before = self.emu.tenant, None
@@ -203,21 +267,21 @@ class ExchangeApi:
                 if before is not None:
                     self.stale.arm(cmdlet, before, req.path)
         except errors.EmulatedError as exc:
-            return error_response(exc)
+            return self.error(exc)
         if not result.paged:
             projection = Projection(select)
-            return self._success(path_tenant, [projection(r) for r in result.rows], result.warnings, None)
+            return self._success(req, path_tenant, [projection(r) for r in result.rows], result.warnings, None)
         if len(result.rows) <= size:
-            return self._single_page(path_tenant, result, select)
-        cursor = self.cursors.create(cmdlet, result.rows, result.render, result.warnings)
+            return self._single_page(req, path_tenant, result, select)
+        cursor = self.cursors.create(cmdlet, result.rows, result.render, result.warnings, anchor)
         return self._page(req, path_tenant, cursor, 0, 1, size, select)
 
-    def _single_page(self, path_tenant: str, result: CmdletResult, select: list[str] | None) -> Response:
+    def _single_page(self, req: Request, path_tenant: str, result: CmdletResult, select: list[str] | None) -> Response:
         """A paged cmdlet whose whole result fits one page: no cursor needed."""
         projection, render = Projection(select), result.render or dict
         with self.emu.lock:
             rows = [projection(render(r)) for r in result.rows]
-        return self._success(path_tenant, rows, result.warnings, None)
+        return self._success(req, path_tenant, rows, result.warnings, None)
 
     def _page(
         self,
@@ -238,12 +302,17 @@ class ExchangeApi:
         if more:
             query = f"$select={req.query['$select']}&" if "$select" in req.query else ""
             next_link = (
-                f"{self.emu.exchange_url}/adminapi/beta/{path_tenant}/InvokeCommand?"
+                f"{self.base_url(req)}/adminapi/beta/{path_tenant}/InvokeCommand?"
                 f"{query}$skiptoken={make_token(cursor.qid, end, page + 1)}"
             )
             next_link = self._tamper_next_link(req, next_link, cursor.cmdlet, page)
-        # The truncation warning belongs to the answer that ends the result.
-        return self._success(path_tenant, rows, [] if more else cursor.warnings, next_link)
+        if not more:
+            warnings = cursor.warnings  # a ResultSize cut: the truncation warning on the page that ends the result
+        elif self.emu.quirks["paging_warning_every_page"]:
+            warnings = [TRUNCATED_WARNING]  # the real service repeats it on every page that has a nextLink (§10.7)
+        else:
+            warnings = []
+        return self._success(req, path_tenant, rows, warnings, next_link)
 
     def _tamper_next_link(self, req: Request, next_link: str, cmdlet: str, page: int) -> str:
         fault = self.emu.faults.fire(
@@ -252,15 +321,15 @@ class ExchangeApi:
         if fault is None:
             return next_link
         if fault.kind == "foreign_next_link":
-            return self.emu.foreign_url + next_link[len(self.emu.exchange_url) :]
+            return self.emu.foreign_url + next_link[len(self.base_url(req)) :]
         # loop: hand back the link this very page was fetched with (for page N that is the previous nextLink).
-        return f"{self.emu.exchange_url}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
+        return f"{self.base_url(req)}{req.path}" + (f"?{req.raw_query}" if req.raw_query else "")
 
     def _success(
-        self, path_tenant: str, rows: list[dict[str, Any]], warnings: list[str], next_link: str | None
+        self, req: Request, path_tenant: str, rows: list[dict[str, Any]], warnings: list[str], next_link: str | None
     ) -> Response:
         payload: dict[str, Any] = {
-            "@odata.context": f"{self.emu.exchange_url}/adminapi/beta/{path_tenant}/$metadata"
+            "@odata.context": f"{self.base_url(req)}/adminapi/beta/{path_tenant}/$metadata"
             "#Collection(Exchange.GenericHashTable)",
             "adminapi.warnings@odata.type": "#Collection(String)",
             "@adminapi.warnings": list(warnings),

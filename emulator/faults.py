@@ -26,12 +26,20 @@ KINDS = frozenset(
         "stale_reads",
         "garbage_token",
         "short_token_lifetime",
+        "ok_no_value",
+        "ok_null_value",
+        "ok_error",
+        "adminapi_errors",
+        "redirect",
     }
 )
 LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph"})
 # Kinds that replace (or delay) the whole answer; checked when a request arrives. The others modify a normal
 # answer and are checked where they apply (nextLink built, write about to happen, token about to be issued).
 RESPONSE_KINDS = frozenset({"status", "delay", "reset", "hang", "garbage_token", "expire_cursor"})
+# Exchange-only kinds, also checked when a request arrives: a 3xx instead of the answer, a 200 carrying an error,
+# or the normal answer's 200 body reshaped (exchange-admin-api.md §10.1, §10.5, §10.8).
+EXCHANGE_BODY_KINDS = frozenset({"ok_no_value", "ok_null_value", "ok_error", "adminapi_errors", "redirect"})
 CONCURRENCY_TEXT = "You have reached the maximum number of concurrent requests per tenant. Please wait and try again."
 
 
@@ -41,8 +49,9 @@ class Fault:
 
     Options by kind: status (`status`, `headers`, `body`, `message`), delay (`seconds`, `then`), hang (`seconds`),
     reset (`apply`), garbage_token (`body`), short_token_lifetime (`seconds`, `honest`), stale_reads (`reads`,
-    `not_found`; `cmdlet` names the write, see emulator/staleness.py); any exchange fault may
-    add `page` (1-based page of a paged query). On listener "graph", `cmdlet` names the Graph operation
+    `not_found`; `cmdlet` names the write, see emulator/staleness.py), ok_error (`key`, `exception_type`,
+    `message`, `status`), adminapi_errors (`errors`), redirect (`status`, `location`); any exchange fault may add
+    `page` (1-based page of a paged query). On listener "graph", `cmdlet` names the Graph operation
     (emulator/graph.py REQUIRED) and a status fault may set the Graph error `code`. `times=-1` fires forever;
     `after=N` lets N matches pass first.
     """
@@ -162,13 +171,22 @@ class FaultSet:
         return None
 
 
-def respond(fault: Fault, listener: str, proceed: Callable[[], Response], wait: Callable[[float], object]) -> Response:
-    """The answer for a response-kind fault; `proceed` produces the normal answer, `wait` sleeps until stop()."""
+def respond(
+    fault: Fault,
+    listener: str,
+    proceed: Callable[[], Response],
+    wait: Callable[[float], object],
+    *,
+    real: bool = False,
+) -> Response:
+    """The answer for a response-kind fault; `proceed` produces the normal answer, `wait` sleeps until stop().
+
+    `real`: Exchange error envelopes take the real shapes (scenario quirk `real_error_bodies`)."""
     opts = fault.options
     if fault.kind == "delay":
         wait(float(opts.get("seconds", 1.0)))
         nested = opts.get("then")
-        return respond(nested, listener, proceed, wait) if nested else proceed()
+        return respond(nested, listener, proceed, wait, real=real) if nested else proceed()
     if fault.kind == "hang":
         seconds = opts.get("seconds")
         return Response(0, action="hang", hang_seconds=None if seconds is None else float(seconds))
@@ -179,18 +197,18 @@ def respond(fault: Fault, listener: str, proceed: Callable[[], Response], wait: 
     if fault.kind == "garbage_token":
         return _garbage_token(str(opts.get("body", "tokenless")))
     if fault.kind == "status":
-        return status_response(fault, listener)
+        return status_response(fault, listener, real=real)
     raise ValueError(f"fault kind {fault.kind!r} does not produce a response")
 
 
-def status_response(fault: Fault, listener: str) -> Response:
+def status_response(fault: Fault, listener: str, *, real: bool = False) -> Response:
     opts = fault.options
     status = int(opts.get("status", 503))
     kind = str(opts.get("body", "envelope"))
     message = str(opts.get("message", f"Emulated {status} {errors.CODES.get(status, 'Error')}"))
     headers = {str(k): str(v) for k, v in (opts.get("headers") or {}).items()}
     if kind == "envelope":
-        response = json_response(status, _envelope(listener, status, message, opts))
+        response = json_response(status, _envelope(listener, status, message, opts, real))
     elif kind == "nul":
         response = Response(status, b"\x00" * 16, {"Content-Type": "application/json"})
     elif kind == "html":
@@ -199,7 +217,7 @@ def status_response(fault: Fault, listener: str) -> Response:
     elif kind == "empty":
         response = Response(status, b"", {"Content-Type": "application/json"})
     elif kind == "truncated_json":
-        text = json.dumps(_envelope(listener, status, message, opts))
+        text = json.dumps(_envelope(listener, status, message, opts, real))
         response = Response(status, text[: len(text) // 2].encode(), {"Content-Type": "application/json"})
     elif kind == "garbage":
         response = Response(status, b"\x8b\x1f\xff\xfe garbage \x00\x9c", {"Content-Type": "application/json"})
@@ -214,7 +232,7 @@ def status_response(fault: Fault, listener: str) -> Response:
     return response
 
 
-def _envelope(listener: str, status: int, message: str, opts: dict[str, Any]) -> dict[str, Any]:
+def _envelope(listener: str, status: int, message: str, opts: dict[str, Any], real: bool = False) -> dict[str, Any]:
     """The error body each listener's real counterpart would send."""
     if listener == "token":
         return {
@@ -236,7 +254,7 @@ def _envelope(listener: str, status: int, message: str, opts: dict[str, Any]) ->
             "errors": [{"index": 0, "statusCode": status, "message": message}],
         }
     exception_type = str(opts.get("exception_type", errors.ODATA))
-    return errors.envelope(errors.make(status, exception_type, message))
+    return errors.envelope(errors.make(status, exception_type, message), real)
 
 
 def _garbage_token(kind: str) -> Response:

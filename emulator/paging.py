@@ -25,6 +25,7 @@ class Cursor:
     rows: list[dict[str, Any]]
     render: Callable[[dict[str, Any]], dict[str, Any]]
     warnings: list[str]
+    anchor: str = ""  # the X-AnchorMailbox (lower-cased) the query was started with
     created: float = field(default_factory=time.monotonic)
 
 
@@ -75,8 +76,9 @@ class CursorStore:
         rows: list[dict[str, Any]],
         render: Callable[[dict[str, Any]], dict[str, Any]],
         warnings: list[str],
+        anchor: str = "",
     ) -> Cursor:
-        cursor = Cursor(secrets.token_hex(8), cmdlet, rows, render, warnings)
+        cursor = Cursor(secrets.token_hex(8), cmdlet, rows, render, warnings, anchor)
         with self._lock:
             self._prune()
             self._cursors[cursor.qid] = cursor

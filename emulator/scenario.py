@@ -58,8 +58,17 @@ KNOWN_KEYS = frozenset(
         "customisation_delay_seconds",
         "description",
         "graph",
+        "quirks",
     }
 )
+# Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
+# "Quirks"); a scenario may switch one off when a test needs the older, kinder emulator.
+QUIRK_DEFAULTS: dict[str, bool] = {
+    "paging_warning_every_page": True,
+    "reject_dollar_booleans": True,
+    "anchor_bound_cursors": True,
+    "real_error_bodies": True,
+}
 
 
 def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -115,6 +124,7 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         # once). Real tenants: up to 60 min, so that is the default; scenarios and tests set it explicitly.
         "customisation_delay_seconds": _seconds(raw.get("customisation_delay_seconds", CUSTOMISATION_DELAY_SECONDS)),
         "graph": _graph_settings(raw.get("graph")),
+        "quirks": _quirks(raw.get("quirks")),
     }
     if "description" in raw:
         scenario["description"] = raw["description"]
@@ -125,6 +135,18 @@ def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86400:
         raise ValueError(f"customisation_delay_seconds must be a number of seconds from 0 to 86400, not {value!r}")
     return float(value)
+
+
+def _quirks(raw: Any) -> dict[str, bool]:
+    """`{"quirks": {"real_error_bodies": false, ...}}`: booleans over QUIRK_DEFAULTS."""
+    given = dict(raw or {})
+    unknown = sorted(k for k in given if k not in QUIRK_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown quirks: {', '.join(unknown)}; expected some of {', '.join(QUIRK_DEFAULTS)}")
+    for name, value in given.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"quirks.{name} must be true or false")
+    return {**QUIRK_DEFAULTS, **given}
 
 
 def _graph_settings(raw: Any) -> dict[str, Any]:

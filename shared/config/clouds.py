@@ -40,6 +40,11 @@ class Cloud:
 
 # Sources: exchange-admin-api.md §1. DoD: the host and audience come from ScubaGear (outlook-dod.office365.us);
 # Microsoft's ConnectionUri names webmail.apps.mil. Override with EXO_ENDPOINT if your tenant answers elsewhere.
+# China (§10.11): partner.outlook.cn, not outlook.office365.cn. InvokeCommand is the ExchangeOnlineManagement
+# module's own endpoint, and the module talks to it on partner.outlook.cn (ConnectionUri, token audience
+# https://partner.outlook.cn); outlook.office365.cn comes only from the Admin API v2.0 docs, a different API
+# surface with no InvokeCommand. Neither has been seen against a China tenant: set
+# EXO_ENDPOINT=https://outlook.office365.cn if partner.outlook.cn does not answer (the token scope stays the cloud's).
 # Graph hosts: Microsoft Graph national cloud deployments (GCC uses the global host).
 CLOUDS: dict[str, Cloud] = {
     "global": Cloud("global", "outlook.office365.com", "https://login.microsoftonline.com", "graph.microsoft.com"),

@@ -172,8 +172,10 @@ class MailboxScan(StreamedScan):
         return sum(1 for finding in self.action_findings if not finding["report_only"])
 
 
+# Booleans quoted ('True'), never $true: the ExchangeOnlineManagement module rewrites $true/$false inside -Filter
+# before sending, and the REST service may refuse or misread the $ form (exchange-admin-api.md §10.6).
 NOT_EXPLICIT_FILTER = (
-    "AuditEnabled -ne $true -and RecipientTypeDetails -eq 'UserMailbox' -and PersistedCapabilities -ne 'M365Auditing'"
+    "AuditEnabled -ne 'True' -and RecipientTypeDetails -eq 'UserMailbox' -and PersistedCapabilities -ne 'M365Auditing'"
 )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config.settings import AuditPolicy
-from shared.exchange.errors import ExchangeProtocolError
+from shared.exchange.errors import ExchangeIncompleteRead, ExchangeProtocolError
 
 if TYPE_CHECKING:  # the client is handed in; reads never build one
     from shared.exchange.client import ExchangeClient, Page
@@ -55,26 +55,43 @@ def single_row(rows: list[dict[str, Any]], cmdlet: str) -> dict[str, Any]:
 def stream_into(pages: Iterator[Page], accumulator: Accumulator) -> list[str]:
     """Feed every row to `accumulator.add`, resetting it when the query restarts; return the warnings (bounded).
 
-    A final page that warns the result was cut short (ResultSize) without a nextLink means the data is incomplete.
+    A final page that warns the result was cut short (ResultSize) without a nextLink means the data is incomplete
+    (the client already removed that warning from pages that have a nextLink, where it only means paging). So does
+    any page whose answer carried `@adminapi.errors`: those texts are returned with the warnings, for the evidence.
     """
     warnings: list[str] = []
     last_warnings: list[str] = []
+    errors: list[str] = []
     for page in pages:
         if page.restarted:
             accumulator.reset()
             warnings = []
+            errors = []
         for row in page.rows:
             accumulator.add(row)
         last_warnings = page.warnings
         warnings.extend(page.warnings[: max(0, MAX_WARNINGS - len(warnings))])
-    if any(TRUNCATION_MARKER in warning.lower() for warning in last_warnings):
+        errors.extend(page.errors)
+    if errors:
+        accumulator.incomplete = f"Exchange reported {len(errors)} error(s) next to the rows: {errors[0]}"
+        warnings.extend(f"Exchange reported an error: {text}" for text in errors[:MAX_WARNINGS])
+    elif any(TRUNCATION_MARKER in warning.lower() for warning in last_warnings):
         accumulator.incomplete = "Exchange truncated the answer and offered no next page"
     return warnings
 
 
 def count_rows(pages: Iterator[Page]) -> int:
-    """Count a streamed answer's rows (a restarted query counts from zero again)."""
+    """Count a streamed answer's rows (a restarted query counts from zero again).
+
+    An answer that carried `@adminapi.errors` cannot be counted: ExchangeIncompleteRead (fail closed).
+    """
     total = 0
     for page in pages:
         total = len(page.rows) if page.restarted else total + len(page.rows)
+        if page.errors:
+            raise ExchangeIncompleteRead(
+                "Exchange answered with rows and errors, so the count is incomplete",
+                status=200,
+                detail="; ".join(page.errors[:5]),
+            )
     return total

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import tenacity
@@ -26,13 +26,17 @@ from shared.exchange.errors import (
     ExchangeAuthError,
     ExchangeDeadlineExceeded,
     ExchangeError,
+    ExchangeIncompleteRead,
     ExchangeProtocolError,
+    ExchangeRedirect,
     ExchangeServerError,
     ExchangeThrottled,
     ExchangeTransportError,
     PaginationExpired,
     classify_error,
     parse_error_body,
+    parse_error_object,
+    status_for_code,
 )
 
 log = logging.getLogger("mailbox_audit_guard.exchange")
@@ -43,6 +47,13 @@ MAX_PAGE_SIZE = 1000
 RETRYABLE_STATUSES = frozenset({408, 502, 503, 504})
 READ_CHUNK_BYTES = 256 * 1024
 MAX_BODY_BYTES = 64 * 2**20  # a page of 1,000 mailboxes is a few MiB
+MAX_REDIRECTS = 3
+GZIP_MAGIC = b"\x1f\x8b"
+# Exchange repeats this on every page that has a nextLink (exchange-admin-api.md §10.7): paging, not truncation.
+MORE_RESULTS_WARNING = (
+    "There are more results available than are currently displayed. To view them, increase the value for the "
+    "ResultSize parameter."
+)
 
 
 def new_session() -> requests.Session:
@@ -64,21 +75,29 @@ class Page:
     """One page of a cmdlet's answer, sidecar keys removed.
 
     `restarted` is True on the first page of a query that had to start again (expired cursor): whoever
-    accumulates pages must then discard what the earlier pages of the same query gave.
+    accumulates pages must then discard what the earlier pages of the same query gave. `errors` are the texts of
+    a non-empty `@adminapi.errors` (non-terminating errors next to the rows): a read with any is incomplete.
+    The "more results available" warning is removed from pages that have a nextLink (it is paging there).
     """
 
     rows: list[dict[str, Any]]
     warnings: list[str]
     number: int
     restarted: bool = False
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass
 class CmdletResult:
-    """Every row and warning of a cmdlet call, for answers small enough to hold at once."""
+    """Every row and warning of a cmdlet call, for answers small enough to hold at once.
+
+    `errors` are `@adminapi.errors` texts of a write (a read with any raises ExchangeIncompleteRead); they are
+    also in `warnings`, so the write's evidence shows them while the read-back decides the outcome.
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,7 +114,8 @@ class RetryPolicy:
 class ExchangeClient:
     """Runs cmdlets through `POST {endpoint}/adminapi/beta/{tenant}/InvokeCommand` with an app-only token.
 
-    The bearer token is only ever sent to `endpoint` (scheme, host and port compared exactly).
+    The bearer token is only ever sent to `endpoint` (scheme, host and port compared exactly), or to the one
+    host a redirect pinned: an https host inside the configured host's domain (exchange-admin-api.md §10.8).
     """
 
     def __init__(
@@ -122,6 +142,8 @@ class ExchangeClient:
         self._sleep = sleep
         self._connection_id = str(uuid.uuid4())
         self._origin = origin(self.endpoint)
+        self._home = self._origin  # the configured endpoint's (scheme, host, port): redirects stay inside its domain
+        self.pinned_host: str | None = None  # the host a redirect moved this client to, for the rest of the run
         # time.monotonic() by which the whole run must be done (below the function timeout); None: no limit.
         self.run_deadline = run_deadline
         # Rows per page asked for (`Prefer: odata.maxpagesize`); `diagnose` asks for tiny pages to prove paging.
@@ -151,11 +173,12 @@ class ExchangeClient:
         host, or one seen before, stops with ExchangeProtocolError.
         """
         body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
-        first_url = self.invoke_url + (f"?$select={','.join(select)}" if select else "")
+        query = f"?$select={','.join(select)}" if select else ""
+        # The same anchor on every page: a cursor may be bound to the back end the anchor routes to (§10.2).
         headers = {"X-AnchorMailbox": anchor or self.default_anchor, "X-CmdletName": cmdlet}
         restarted = False
         while True:
-            url: str | None = first_url
+            url: str | None = self.invoke_url + query  # built here: a redirect may have pinned another host
             seen: set[str] = set()
             number = 0
             try:
@@ -173,7 +196,10 @@ class ExchangeClient:
                     rows = _rows(payload, cmdlet)
                     warnings = _warnings(payload)
                     next_url = self._next_url(payload, cmdlet)
-                    yield Page(rows, warnings, number, restarted and number == 1)
+                    if next_url:
+                        warnings = [w for w in warnings if not _is_more_results(w)]
+                    errors = _adminapi_errors(payload)
+                    yield Page(rows, warnings, number, restarted and number == 1, errors)
                     url = next_url
                 return
             except PaginationExpired:
@@ -190,13 +216,27 @@ class ExchangeClient:
         select: Sequence[str] = (),
         anchor: str | None = None,
     ) -> CmdletResult:
-        """Run a cmdlet and collect its whole answer (for small answers such as configuration objects)."""
+        """Run a cmdlet and collect its whole answer (for small answers such as configuration objects).
+
+        A read (Get-*) whose answer carried `@adminapi.errors` raises ExchangeIncompleteRead (fail closed); a
+        write keeps the texts as warnings and errors, and the read-back decides whether it took effect.
+        """
         result = CmdletResult()
         for page in self.pages(cmdlet, parameters, select=select, anchor=anchor):
             if page.restarted:
                 result = CmdletResult()
             result.rows.extend(page.rows)
             result.warnings.extend(page.warnings)
+            result.errors.extend(page.errors)
+        if result.errors:
+            if is_read(cmdlet):
+                raise ExchangeIncompleteRead(
+                    "Exchange answered with rows and errors, so the read is incomplete",
+                    cmdlet=cmdlet,
+                    status=200,
+                    detail=_joined(result.errors),
+                )
+            result.warnings.extend(f"Exchange reported an error: {text}" for text in result.errors)
         return result
 
     # -- one request, with retries -------------------------------------------------------------------------------
@@ -285,11 +325,11 @@ class ExchangeClient:
         self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str, deadline: float
     ) -> dict[str, Any]:
         """One try; a 401 gets one fresh token and one immediate retry before it counts as an auth error."""
-        response_status, content, response = self._post(url, body, headers, cmdlet, deadline)
+        response_status, content, response = self._post_following(url, body, headers, cmdlet, deadline)
         if response_status == 401:
             log.info("%s: token rejected (401); fetching a new token and trying once more", cmdlet)
             self._tokens.invalidate()
-            response_status, content, response = self._post(url, body, headers, cmdlet, deadline)
+            response_status, content, response = self._post_following(url, body, headers, cmdlet, deadline)
         request_id = response.request.headers.get("client-request-id") if response.request else None
         if response_status == 200:
             try:
@@ -302,10 +342,11 @@ class ExchangeClient:
                 raise ExchangeProtocolError(
                     "HTTP 200 with a JSON body that is not an object", cmdlet=cmdlet, request_id=request_id
                 )
+            self._raise_error_inside_200(payload, response, cmdlet, request_id)
             return payload
         error = classify_error(
             response_status,
-            parse_error_body(content),
+            parse_error_body(content, response.headers.get("X-ExceptionType")),
             cmdlet=cmdlet,
             request_id=request_id,
             retry_after=_retry_after(response.headers.get("Retry-After")),
@@ -314,6 +355,101 @@ class ExchangeClient:
             error.summary = "the token was not accepted, also after fetching a new one"
             error.args = (error._render(),)
         raise error
+
+    def _raise_error_inside_200(
+        self, payload: Mapping[str, Any], response: requests.Response, cmdlet: str, request_id: str | None
+    ) -> None:
+        """A 200 whose body carries `error` or `@odata.error` failed: classify it as the same envelope on a 4xx/5xx
+        would be (so a dehydrated 200 is TenantDehydrated), reporting HTTP 200 (exchange-admin-api.md §10.5)."""
+        for key in ("error", "@odata.error"):
+            envelope = payload.get(key)
+            if envelope in (None, "", {}, []):
+                continue
+            if not isinstance(envelope, dict):
+                raise ExchangeProtocolError(
+                    f"HTTP 200 whose '{key}' is not an error object; nothing was concluded from it",
+                    cmdlet=cmdlet,
+                    request_id=request_id,
+                )
+            info = parse_error_object(envelope, response.headers.get("X-ExceptionType"))
+            error = classify_error(
+                status_for_code(info.code),
+                info,
+                cmdlet=cmdlet,
+                request_id=request_id,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+            error.status = 200  # rendered "(HTTP 200)": the answer said success, its body said otherwise
+            error.args = (error._render(),)
+            raise error
+
+    def _post_following(
+        self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str, deadline: float
+    ) -> tuple[int, bytes, requests.Response]:
+        """POST, following a 3xx only inside the configured Exchange domain (the same body and headers again)."""
+        url = self._on_pinned_host(url)
+        status, content, response = self._post(url, body, headers, cmdlet, deadline)
+        hops = 0
+        while 300 <= status < 400:
+            hops += 1
+            url = self._redirect_target(url, response.headers.get("Location"), status, cmdlet, hops)
+            status, content, response = self._post(url, body, headers, cmdlet, deadline)
+        return status, content, response
+
+    def _on_pinned_host(self, url: str) -> str:
+        """A URL built for the configured host, moved to the pinned one (a retry or a 401 retry after a redirect)."""
+        if self.pinned_host is None or origin(url) != self._home:
+            return url
+        parts = urlsplit(url)
+        return urlunsplit(("https", urlsplit(self.endpoint).netloc, parts.path, parts.query, ""))
+
+    def _redirect_target(self, url: str, location: str | None, status: int, cmdlet: str, hops: int) -> str:
+        """Where a redirect may take the request, pinning that host; ExchangeRedirect for any other redirect.
+
+        Allowed: https, a host equal to or under the configured endpoint's host (e.g. eur02b.outlook.office365.com
+        for outlook.office365.com), the configured port (a redirect to :446 means :443, as clients do), and, once
+        a host is pinned, only that host.
+        """
+        if not location:
+            raise ExchangeRedirect(f"HTTP {status} without a Location", cmdlet=cmdlet, status=status)
+        target = urljoin(url, location.strip())
+        parts = urlsplit(target)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        _, home_host, home_port = self._home
+        if port in (None, 446):
+            port = 443
+        problem = None
+        if hops > MAX_REDIRECTS:
+            problem = f"more than {MAX_REDIRECTS} redirects in a row"
+        elif parts.scheme.lower() != "https":
+            problem = "the redirect is not https"
+        elif not host or not (host == home_host or (not _is_ip(home_host) and host.endswith("." + home_host))):
+            problem = f"{host or 'the target'} is outside the configured Exchange domain ({home_host})"
+        if problem is None and port != home_port:
+            problem = f"the redirect names port {port}, not {home_port}"
+        if problem is None and self.pinned_host is not None and host != self.pinned_host:
+            problem = f"this run is already pinned to {self.pinned_host}"
+        if problem is not None:
+            raise ExchangeRedirect(
+                f"Exchange redirected to {host or location} (HTTP {status}); not followed: {problem}",
+                cmdlet=cmdlet,
+                status=status,
+                location_host=host or None,
+            )
+        netloc = host if port == 443 else f"{host}:{port}"
+        target = urlunsplit(("https", netloc, parts.path, parts.query, ""))
+        if host != home_host or self.pinned_host is not None:
+            if self.pinned_host is None:
+                log.warning("%s: Exchange redirected this tenant to %s; using it for the rest of the run", cmdlet, host)
+            self.pinned_host = host
+            self.endpoint = f"https://{netloc}"
+            self.invoke_url = f"{self.endpoint}/adminapi/beta/{self.tenant_id}/InvokeCommand"
+            self._origin = origin(self.endpoint)
+        return target
 
     def _post(
         self, url: str, body: dict[str, Any], headers: Mapping[str, str], cmdlet: str, deadline: float
@@ -372,7 +508,8 @@ class ExchangeClient:
         return url
 
     def _require_exchange_origin(self, url: str, cmdlet: str) -> None:
-        """Refuse any URL whose scheme, host or port is not the configured endpoint's: the token stays home."""
+        """Refuse any URL whose scheme, host or port is not the endpoint's (the configured one, or the host a
+        redirect pinned): the token stays home."""
         if origin(url) != self._origin:
             parts = urlsplit(url)
             raise ExchangeProtocolError(
@@ -384,7 +521,8 @@ class ExchangeClient:
 
 def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> bytes:
     """The raw body, read in chunks so a trickling server cannot outlast the deadline and a huge or
-    decompression-bomb body cannot exhaust memory; a body falsely labelled gzip is returned as it came."""
+    decompression-bomb body cannot exhaust memory. It is inflated only when it starts with the gzip magic bytes:
+    Exchange labels NUL-byte 403 bodies gzip, and those are returned as they came (§10.9)."""
     chunks: list[bytes] = []
     size = 0
     while chunk := response.raw.read(READ_CHUNK_BYTES, decode_content=False):
@@ -395,7 +533,7 @@ def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> byt
             raise ExchangeTransportError("the answer arrived too slowly to finish within the deadline", cmdlet=cmdlet)
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if "gzip" not in response.headers.get("Content-Encoding", "").lower():
+    if raw[:2] != GZIP_MAGIC:
         return raw
     try:
         inflater = zlib.decompressobj(wbits=31)
@@ -407,8 +545,45 @@ def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> byt
     return body
 
 
+def is_read(cmdlet: str) -> bool:
+    """Get-* cmdlets read; everything else (Set-*, Enable-*) writes."""
+    return cmdlet.lower().startswith("get-")
+
+
+def _is_ip(host: str) -> bool:
+    return host.replace(".", "").isdigit() or ":" in host
+
+
+def _is_more_results(warning: str) -> bool:
+    return " ".join(warning.split()).lower() == MORE_RESULTS_WARNING.lower()
+
+
+def _joined(texts: list[str], limit: int = 5) -> str:
+    shown = "; ".join(texts[:limit])
+    return shown + (f" (and {len(texts) - limit} more)" if len(texts) > limit else "")
+
+
+def _adminapi_errors(payload: Mapping[str, Any]) -> list[str]:
+    """The texts of `@adminapi.errors` (strings, or objects with a message); [] when absent or empty."""
+    errors = payload.get("@adminapi.errors")
+    if errors in (None, "", [], {}):
+        return []
+    items = errors if isinstance(errors, list) else [errors]
+    texts = []
+    for item in items:
+        if isinstance(item, dict):
+            text = next((str(item[k]) for k in ("message", "Message", "text") if item.get(k)), json.dumps(item))
+        else:
+            text = str(item)
+        texts.append(text or "(an empty error)")
+    return texts
+
+
 def _rows(payload: Mapping[str, Any], cmdlet: str) -> list[dict[str, Any]]:
-    value = payload.get("value")
+    """The rows of a 200 whose error checks passed: an absent or null `value` is zero rows (§10.1)."""
+    value = payload.get("value", [])
+    if value is None:
+        value = []
     if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
         raise ExchangeProtocolError("the answer has no list of objects in 'value'", cmdlet=cmdlet)
     # "@" keys are type sidecars (AuditAdmin@odata.type, Guid@data.type), never data.

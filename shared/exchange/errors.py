@@ -6,6 +6,7 @@ Each message says what happened and what an administrator can do about it. No to
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +112,25 @@ class ExchangeProtocolError(ExchangeError):
     hint = "The answer was not usable, so nothing was concluded from it (fail closed)."
 
 
+class ExchangeIncompleteRead(ExchangeProtocolError):
+    """A read answered 200 with rows but also with non-terminating errors (`@adminapi.errors`)."""
+
+    hint = "Exchange reported errors next to the rows, so the read may be incomplete; nothing was concluded from it."
+
+
+class ExchangeRedirect(ExchangeError):
+    """A 3xx the client would not follow (another domain, plain http, no Location, or away from a pinned host)."""
+
+    hint = (
+        "Exchange redirected this tenant to another host. If that host is right for your tenant, set EXO_ENDPOINT "
+        "to it (https://<host>); the token is never sent to a host outside the configured Exchange domain."
+    )
+
+    def __init__(self, summary: str, *, location_host: str | None = None, **kwargs: Any) -> None:
+        self.location_host = location_host
+        super().__init__(summary, **kwargs)
+
+
 class ExchangeDeadlineExceeded(ExchangeError):
     hint = (
         "The operation did not finish within its deadline (EXO_OPERATION_DEADLINE_SECONDS); Exchange may be "
@@ -120,45 +140,98 @@ class ExchangeDeadlineExceeded(ExchangeError):
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """What an error answer says, as far as it could be read."""
+    """What an error answer says, as far as it could be read.
+
+    `text` is the most specific text the envelope carries; `message` is `error.message` (often generic, but for
+    "Cmdlet needs proxy" it is the real text).
+    """
 
     code: str | None = None
     error_id: str | None = None
     exception_type: str | None = None
     text: str | None = None
     readable: bool = False
+    message: str | None = None
 
 
-def parse_error_body(body: bytes) -> ErrorInfo:
-    """Read the admin API error envelope; bodies that are not JSON (NUL bytes, HTML, empty) give an empty ErrorInfo.
+GZIP_MAGIC = b"\x1f\x8b"
+# The status an `error.code` stands for, to classify an error envelope that arrived inside an HTTP 200.
+CODE_STATUS = {
+    "badrequest": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "notfound": 404,
+    "requesttimeout": 408,
+    "conflict": 409,
+    "toomanyrequests": 429,
+    "internalservererror": 500,
+    "badgateway": 502,
+    "serviceunavailable": 503,
+    "gatewaytimeout": 504,
+}
 
-    The useful text sits in `error.details[0].message` as `ErrorId|ExceptionType|Message`, else in
-    `error.innererror.internalexception`, else in `error.message` (which is usually generic).
+
+def status_for_code(code: str | None) -> int:
+    """The HTTP status an error code names (a 200 carrying an `error`); an unknown code counts as a 400."""
+    return CODE_STATUS.get((code or "").replace(" ", "").lower(), 400)
+
+
+def parse_error_body(body: bytes, exception_type_header: str | None = None) -> ErrorInfo:
+    """Read the admin API error envelope; bodies that are not JSON (NUL bytes, HTML, empty) give an empty ErrorInfo
+    (except for the `X-ExceptionType` header's type, when one was sent).
+
+    exchange-admin-api.md §10.9: text = the first non-empty of `innererror.internalexception.message`,
+    `details[0].message` without its `ErrorId|Type|` prefix (the ErrorId may be empty), `error.message`;
+    type = `internalexception.type`, else the middle segment of `details[0].message`, else the header.
     """
-    text = body.replace(b"\x00", b"").strip()
+    header_type = _str(exception_type_header.strip()) if exception_type_header else None
+    text = body
+    if text[:2] == GZIP_MAGIC:
+        text = _gunzip(text)
+    text = text.replace(b"\x00", b"").strip()
     if not text:
-        return ErrorInfo()
+        return ErrorInfo(exception_type=header_type)
     try:
         doc = json.loads(text.decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):
-        return ErrorInfo()
+        return ErrorInfo(exception_type=header_type)
     error = doc.get("error") if isinstance(doc, dict) else None
     if not isinstance(error, dict):
-        return ErrorInfo()
+        return ErrorInfo(exception_type=header_type)
+    return parse_error_object(error, header_type)
+
+
+def parse_error_object(error: dict[str, Any], exception_type_header: str | None = None) -> ErrorInfo:
+    """The ErrorInfo of one decoded `error` (or `@odata.error`) object."""
     code = _str(error.get("code"))
-    details = error.get("details")
-    if isinstance(details, list) and details and isinstance(details[0], dict):
-        message = _str(details[0].get("message"))
-        if message:
-            parts = message.split("|", 2)
-            if len(parts) == 3:
-                return ErrorInfo(code, parts[0] or None, parts[1] or None, parts[2], True)
-            return ErrorInfo(code, None, None, message, True)
+    message = _str(error.get("message"))
     inner = error.get("innererror")
     internal = inner.get("internalexception") if isinstance(inner, dict) else None
-    if isinstance(internal, dict) and _str(internal.get("message")):
-        return ErrorInfo(code, None, _str(internal.get("type")), _str(internal.get("message")), True)
-    return ErrorInfo(code, None, None, _str(error.get("message")), True)
+    internal_text = _str(internal.get("message")) if isinstance(internal, dict) else None
+    internal_type = _str(internal.get("type")) if isinstance(internal, dict) else None
+    error_id = details_type = details_text = None
+    details = error.get("details")
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        detail = _str(details[0].get("message"))
+        if detail:
+            parts = detail.split("|", 2)
+            if len(parts) == 3:
+                error_id, details_type, details_text = _str(parts[0]), _str(parts[1]), _str(parts[2])
+            else:
+                details_text = detail
+    text = internal_text or details_text or message
+    exception_type = internal_type or details_type or exception_type_header
+    return ErrorInfo(code, error_id, exception_type, text, True, message)
+
+
+def _gunzip(data: bytes, limit: int = 2**20) -> bytes:
+    """Inflate a gzip error body (bounded); a body that only looks gzipped is returned as it came."""
+    try:
+        inflater = zlib.decompressobj(wbits=31)
+        out = inflater.decompress(data, limit)
+    except zlib.error:
+        return data
+    return out
 
 
 def _str(value: object) -> str | None:
@@ -170,7 +243,7 @@ def classify_error(
 ) -> ExchangeError:
     """Map an HTTP status and its error envelope to the typed exception an administrator can act on."""
     text = info.text or ""
-    lowered = text.lower()
+    lowered = f"{text} {info.message or ''}".lower()
     exception_type = info.exception_type or ""
     kwargs: dict[str, Any] = {
         "cmdlet": cmdlet,

@@ -8,6 +8,10 @@ import requests
 
 EXO_SCOPE = "https://outlook.office365.com/.default"
 TENANT_ID = "0b5c1c1e-1111-2222-3333-444455556666"
+MORE_RESULTS = (
+    "There are more results available than are currently displayed. "
+    "To view them, increase the value for the ResultSize parameter."
+)
 UAL_ANCHOR = f"APP:SystemMailbox{{8cc370d3-822a-4ab8-a926-bb94bd0641a9}}@{TENANT_ID}"
 
 
@@ -57,9 +61,21 @@ class Exo:
             else {"CmdletInput": {"CmdletName": cmdlet, "Parameters": {} if parameters is None else parameters}}
         )
         all_headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
-        return self.session.post(
-            url or self.url(select), json=payload, headers=all_headers, verify=self.emu.ca_bundle, timeout=timeout
+        # Streamed, then read at once: raw when labelled gzip (the real 403 is NULs labelled so), else decoded.
+        response = self.session.post(
+            url or self.url(select),
+            json=payload,
+            headers=all_headers,
+            verify=self.emu.ca_bundle,
+            timeout=timeout,
+            stream=True,
+            allow_redirects=False,  # a redirect is an answer to look at, as the client sees it
         )
+        if "gzip" in response.headers.get("Content-Encoding", "").lower():
+            raw_body(response)
+        else:
+            response.content  # noqa: B018 - reads the body now, as an unstreamed request would
+        return response
 
     def ok(self, cmdlet: str, parameters: Any = None, **kwargs: Any) -> dict[str, Any]:
         response = self.post(cmdlet, parameters, **kwargs)
@@ -79,5 +95,19 @@ class Exo:
         return pages
 
     def error_text(self, response: requests.Response) -> str:
-        """The `ErrorId|Type|Text` detail of an error envelope."""
-        return response.json()["error"]["details"][0]["message"]
+        """The `ErrorId|Type|Text` detail of an error envelope (real shapes without `details`: `|Type|Text` from
+        `innererror.internalexception`)."""
+        error = response.json()["error"]
+        if error.get("details"):
+            return error["details"][0]["message"]
+        internal = error["innererror"]["internalexception"]
+        return f"|{internal['type']}|{internal['message']}"
+
+
+def raw_body(response: requests.Response) -> bytes:
+    """The body as sent, without the Content-Encoding decoding requests would do (and fail at, for the 403);
+    `.json()` and `.content` keep working afterwards."""
+    if not response._content_consumed:  # type: ignore[attr-defined]
+        response._content = response.raw.read(decode_content=False)
+        response._content_consumed = True  # type: ignore[attr-defined]
+    return response.content  # as sent: Exo.post decodes only bodies that are not labelled gzip

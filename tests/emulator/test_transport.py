@@ -12,7 +12,7 @@ from emulator import Fault
 from shared.exchange.client import ExchangeClient, RetryPolicy
 from shared.exchange.errors import ExchangeTransportError
 
-from .support import TENANT_ID, Exo, secret_token
+from .support import TENANT_ID, Exo, raw_body, secret_token
 
 PAGED = {"tenant_id": TENANT_ID, "generate_mailboxes": {"count": 25}}
 SMALL_PAGES = {"Prefer": "odata.maxpagesize=10"}
@@ -28,7 +28,7 @@ def in_process(emu, token=None):
 
 def answer(response):
     headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in VOLATILE}
-    return response.status_code, headers, response.content
+    return response.status_code, headers, raw_body(response)
 
 
 def test_socket_and_transport_give_the_same_answers_and_the_same_log(make_emulator):
