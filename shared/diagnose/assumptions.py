@@ -152,6 +152,43 @@ def judge_token(claims: Mapping[str, Any], *, audience: str, tenant_id: str) -> 
     return results
 
 
+def judge_endpoint(endpoint: str, cloud: str, cloud_default: str) -> Assumption:
+    """Which Exchange host this run talks to (EXO_ENDPOINT overrides the cloud's); China has two candidates."""
+    overridden = endpoint.rstrip("/") != cloud_default.rstrip("/")
+    china = (
+        " For China, Microsoft's admin API docs name https://outlook.office365.cn and the PowerShell module "
+        "uses https://partner.outlook.cn (the default); if one fails, try the other with EXO_ENDPOINT."
+        if cloud == "china"
+        else ""
+    )
+    return Assumption(
+        "endpoint",
+        "The Exchange admin API host for this cloud",
+        Verdict.INFO,
+        f"{endpoint} (cloud {cloud}{', set by EXO_ENDPOINT' if overridden else ''}).{china}",
+        details={"endpoint": endpoint, "cloud": cloud, "overridden": overridden},
+    )
+
+
+def judge_dehydrated(is_dehydrated: Any) -> Assumption:
+    """A dehydrated tenant needs Enable-OrganizationCustomization, then up to 60 minutes, before org-wide fixes."""
+    title = "The tenant is customised (not dehydrated)"
+    if is_dehydrated is True:
+        return Assumption(
+            "tenant.dehydrated",
+            title,
+            Verdict.INFO,
+            "IsDehydrated = True: the first org-wide fix runs Enable-OrganizationCustomization and is "
+            "Deferred; writes work after the customisation has propagated (up to 60 minutes)",
+        )
+    return Assumption(
+        "tenant.dehydrated",
+        title,
+        Verdict.INFO,
+        f"IsDehydrated = {is_dehydrated!r}" if is_dehydrated is not False else "IsDehydrated = False",
+    )
+
+
 # -- reads --------------------------------------------------------------------------------------------------------
 
 

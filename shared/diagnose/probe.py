@@ -117,6 +117,9 @@ def run(settings: Settings, *, write_test_mailbox: str | None = None) -> Diagnos
         return report
     report.token_claims = judge.token_claims(token)
     del token  # claims only from here on
+    report.assumptions.append(
+        judge.judge_endpoint(settings.exchange_url, settings.cloud.name, settings.cloud.exchange_url)
+    )
     report.assumptions += judge.judge_token(
         report.token_claims, audience=_resource(settings), tenant_id=settings.tenant_id
     )
@@ -199,6 +202,8 @@ def _reads(client: ExchangeClient) -> list[Assumption]:
     results = []
     for cmdlet, parameters, select, singleton, required in reads:
         answer, error, elapsed = _timed(functools.partial(client.invoke, cmdlet, parameters, select=select))
+        if cmdlet == "Get-OrganizationConfig" and answer is not None and len(answer.rows) == 1:
+            results.append(judge.judge_dehydrated(answer.rows[0].get("IsDehydrated")))
         results.append(
             judge.judge_read(
                 cmdlet,
@@ -228,6 +233,9 @@ def _paging(
         iterator = client.pages(cmdlet, parameters, select=select)
         for page in iterator:
             pages.append([str(row.get(key) or row.get("Identity") or "") for row in page.rows])
+            if page.errors:  # non-terminating errors next to the rows: the read is incomplete
+                error = f"page {page.number} carried @adminapi.errors: {'; '.join(page.errors[:3])}"
+                break
             if len(pages) >= MAX_PAGES:
                 break
         else:
