@@ -33,3 +33,15 @@ def bearer_tokens(emu: Any) -> set[str]:
         if header.lower().startswith("bearer "):
             tokens.add(header[7:])
     return tokens
+
+
+# A test mailbox for diagnose's write test: its Owner list is customised (Owner is not in DefaultAuditSet), so an
+# @{Add=...} of an action it already audits changes nothing.
+CUSTOMISED_MAILBOX = {
+    "Name": "probe",
+    "UserPrincipalName": "probe@contoso.com",
+    "RecipientTypeDetails": "UserMailbox",
+    "DefaultAuditSet": ["Admin", "Delegate"],
+    "AuditOwner": ["MailboxLogin", "HardDelete"],
+    "AuditLogAgeLimit": "180.00:00:00",
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.faults import Fault
-from tests.integration.helpers import bearer_tokens
+from tests.integration.helpers import CUSTOMISED_MAILBOX, bearer_tokens
 from tests.support.cli import cli_json, run_cli
 from tests.support.tenant import scenario
 
@@ -126,14 +126,7 @@ def test_bad_settings_are_exit_2_before_anything_is_sent(start_emulator):
 
 # -- the write test ------------------------------------------------------------------------------------------------
 
-CUSTOMISED = {
-    "Name": "probe",
-    "UserPrincipalName": "probe@contoso.com",
-    "RecipientTypeDetails": "SharedMailbox",
-    "DefaultAuditSet": ["Admin", "Delegate"],
-    "AuditOwner": ["MailboxLogin", "HardDelete"],
-    "AuditLogAgeLimit": "180.00:00:00",
-}
+CUSTOMISED = CUSTOMISED_MAILBOX
 
 
 def test_the_write_test_adds_an_action_already_there_and_changes_nothing(start_emulator):

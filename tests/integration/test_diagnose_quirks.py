@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from emulator.faults import Fault
+from tests.integration.helpers import CUSTOMISED_MAILBOX
 from tests.support.cli import cli_json, run_cli
 from tests.support.tenant import scenario
 
@@ -79,14 +80,7 @@ def test_2_an_error_inside_a_200_fails_the_read_and_adminapi_errors_fail_paging(
 
 # 3. stale read-back ----------------------------------------------------------------------------------------------
 
-CUSTOMISED = {
-    "Name": "probe",
-    "UserPrincipalName": "probe@contoso.com",
-    "RecipientTypeDetails": "UserMailbox",
-    "DefaultAuditSet": ["Admin", "Delegate"],
-    "AuditOwner": ["MailboxLogin", "HardDelete"],
-    "AuditLogAgeLimit": "180.00:00:00",
-}
+CUSTOMISED = CUSTOMISED_MAILBOX
 
 
 @pytest.mark.parametrize("stale", [True, False])
