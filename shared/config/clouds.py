@@ -1,4 +1,5 @@
-"""The Microsoft 365 clouds we know: Exchange host, token scope, login authority and Graph host, in one table."""
+"""The Microsoft 365 clouds we know: Exchange host, token scope, login authority, Graph and Management Activity API
+hosts, in one table."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class Cloud:
     exchange_host: str
     authority: str
     graph_host: str = "graph.microsoft.com"
+    management_host: str = "manage.office.com"  # the Office 365 Management Activity API (= its token audience)
 
     @property
     def exchange_url(self) -> str:
@@ -37,6 +39,16 @@ class Cloud:
         """The token scope for Microsoft Graph in this cloud (used by grant-permissions only)."""
         return f"https://{self.graph_host}/.default"
 
+    @property
+    def management_url(self) -> str:
+        """The Management Activity API's base URL in this cloud (the feed lives under /api/v1.0/{tenant}/activity)."""
+        return f"https://{self.management_host}"
+
+    @property
+    def management_scope(self) -> str:
+        """The token scope of the Management Activity API: the host is the audience (activity-feed.md §1.1)."""
+        return f"https://{self.management_host}/.default"
+
 
 # Sources: exchange-admin-api.md §1. DoD: the host and audience come from ScubaGear (outlook-dod.office365.us);
 # Microsoft's ConnectionUri names webmail.apps.mil. Override with EXO_ENDPOINT if your tenant answers elsewhere.
@@ -46,9 +58,43 @@ class Cloud:
 # surface with no InvokeCommand. Neither has been seen against a China tenant: set
 # EXO_ENDPOINT=https://outlook.office365.cn if partner.outlook.cn does not answer (the token scope stays the cloud's).
 # Graph hosts: Microsoft Graph national cloud deployments (GCC uses the global host).
+# Management Activity API hosts (activity-feed.md §1.1): manage.office.com, manage.office365.us (GCC High) and
+# manage.protection.apps.mil (DoD) are Microsoft's documented roots; China (21Vianet) is manage.office365.cn, from
+# Microsoft's Sentinel connector ("GallatinPlan") and other public clients, not from the API reference [S]. GCC
+# (manage-gcc.office.com) shares the global Exchange host, so it is no cloud of its own here: set
+# O365_MANAGEMENT_ENDPOINT=https://manage-gcc.office.com (a known Microsoft host also moves the token scope).
 CLOUDS: dict[str, Cloud] = {
-    "global": Cloud("global", "outlook.office365.com", "https://login.microsoftonline.com", "graph.microsoft.com"),
-    "gcchigh": Cloud("gcchigh", "outlook.office365.us", "https://login.microsoftonline.us", "graph.microsoft.us"),
-    "dod": Cloud("dod", "outlook-dod.office365.us", "https://login.microsoftonline.us", "dod-graph.microsoft.us"),
-    "china": Cloud("china", "partner.outlook.cn", "https://login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
+    "global": Cloud(
+        "global",
+        "outlook.office365.com",
+        "https://login.microsoftonline.com",
+        "graph.microsoft.com",
+        "manage.office.com",
+    ),
+    "gcchigh": Cloud(
+        "gcchigh",
+        "outlook.office365.us",
+        "https://login.microsoftonline.us",
+        "graph.microsoft.us",
+        "manage.office365.us",
+    ),
+    "dod": Cloud(
+        "dod",
+        "outlook-dod.office365.us",
+        "https://login.microsoftonline.us",
+        "dod-graph.microsoft.us",
+        "manage.protection.apps.mil",
+    ),
+    "china": Cloud(
+        "china",
+        "partner.outlook.cn",
+        "https://login.chinacloudapi.cn",
+        "microsoftgraph.chinacloudapi.cn",
+        "manage.office365.cn",
+    ),
 }
+# Every Management Activity API host Microsoft runs: an O365_MANAGEMENT_ENDPOINT naming one of these is that API's
+# own audience, so the token scope follows it (any other override, e.g. the emulator, keeps the cloud's scope).
+MANAGEMENT_HOSTS: frozenset[str] = frozenset(
+    {"manage.office.com", "manage-gcc.office.com", *(cloud.management_host for cloud in CLOUDS.values())}
+)

@@ -27,7 +27,7 @@ Kind = Literal[
     "account name",
     "platform",
 ]
-Group = Literal["exchange", "app", "telemetry", "policy", "storage", "host", "tools"]
+Group = Literal["exchange", "app", "telemetry", "policy", "storage", "watch", "host", "tools"]
 
 GROUPS: dict[Group, str] = {
     "exchange": "Exchange connection",
@@ -35,6 +35,7 @@ GROUPS: dict[Group, str] = {
     "telemetry": "telemetry",
     "policy": "mailbox controls",
     "storage": "host storage and evidence archive",
+    "watch": "the activity watch (Office 365 Management Activity API)",
     "host": "read by the Functions host, its worker or azure-identity; never parsed by this code",
     "tools": "read by `python -m shared grant-permissions` only (never by the functions)",
 }
@@ -343,6 +344,33 @@ SETTINGS: tuple[Setting, ...] = (
         "blob container of the evidence archive in the app's storage account (`AzureWebJobsStorage`)",
         "`evidence`",
         example="evidence",
+    ),
+    Setting(
+        "O365_MANAGEMENT_ENDPOINT",
+        "watch",
+        "url",
+        "override of the Office 365 Management Activity API base URL (emulator, tests); plain http only for "
+        "loopback. A Microsoft host (e.g. `https://manage-gcc.office.com` for GCC) also sets the token scope",
+        "the cloud's (`https://manage.office.com` for `global`)",
+        example=None,
+    ),
+    Setting(
+        "O365_PUBLISHER_ID",
+        "watch",
+        "guid",
+        "`PublisherIdentifier` sent on every feed call (the tenant GUID of whoever runs the code; it selects the "
+        "throttling pool)",
+        "`EXO_TENANT_ID`",
+        example=None,
+    ),
+    Setting(
+        "WATCH_CONTENT_TYPES",
+        "watch",
+        "text",
+        "comma-separated feed content types to read: `Audit.Exchange`, `Audit.AzureActiveDirectory`, "
+        "`Audit.SharePoint`, `Audit.General`, `DLP.All`",
+        "`Audit.Exchange,Audit.AzureActiveDirectory`",
+        example="Audit.Exchange,Audit.AzureActiveDirectory",
     ),
     Setting(
         "GRAPH_ENDPOINT",

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
+from shared.config.clouds import CLOUDS, MANAGEMENT_HOSTS
 from shared.config.declaration import Env
 from shared.config.settings import (
     AppSettings,
     AuditPolicy,
     ConfigError,
     Settings,
+    check_base_url,
     flag,
     is_loopback_host,
     parse_app,
@@ -36,6 +38,10 @@ BAD_CONNECTION_STRING = (
     "naming the account or its BlobEndpoint, or UseDevelopmentStorage=true)"
 )
 CONTAINER_RULES = "3-63 lowercase letters, digits and single hyphens, starting with a letter or digit"
+# The Management Activity API's content types (activity-feed.md §1.2), in its own spelling.
+CONTENT_TYPES = ("Audit.AzureActiveDirectory", "Audit.Exchange", "Audit.SharePoint", "Audit.General", "DLP.All")
+DEFAULT_CONTENT_TYPES = ("Audit.Exchange", "Audit.AzureActiveDirectory")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,16 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class FeedSettings:
+    """Where and how the activity watch reads the Office 365 Management Activity API."""
+
+    base_url: str  # scheme://host[:port], no path: the feed is under {base_url}/api/v1.0/{tenant}/activity/feed
+    scope: str  # the token scope: https://{management host}/.default
+    publisher_id: str  # PublisherIdentifier, sent on every call
+    content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything one run needs from the environment, parsed and checked."""
 
@@ -82,6 +98,7 @@ class RunSettings:
     app: AppSettings
     telemetry: TelemetrySettings
     storage: StorageSettings
+    feed: FeedSettings
 
 
 def parse_telemetry(env: Env, problems: dict[str, str]) -> TelemetrySettings:
@@ -154,6 +171,47 @@ def parse_storage(env: Env, problems: dict[str, str]) -> StorageSettings:
     )
 
 
+def parse_feed(env: Env, problems: dict[str, str], exchange: Settings | None) -> FeedSettings:
+    """The feed settings (defaults from the connection settings' cloud and tenant); problems named by variable."""
+    bad: dict[str, str] = {}
+    cloud = exchange.cloud if exchange is not None else CLOUDS["global"]
+    scope = cloud.management_scope
+    base_url = env.get("O365_MANAGEMENT_ENDPOINT") or cloud.management_url
+    if (problem := check_base_url(base_url, allow_loopback_http=True)) is not None:
+        bad["O365_MANAGEMENT_ENDPOINT"] = problem
+    else:
+        host = (urlsplit(base_url).hostname or "").lower()
+        if host in MANAGEMENT_HOSTS:
+            scope = f"https://{host}/.default"  # a Microsoft host is its own audience (GCC: manage-gcc.office.com)
+    publisher_id = env.get("O365_PUBLISHER_ID") or (exchange.tenant_id if exchange is not None else "")
+    if env.get("O365_PUBLISHER_ID") is not None and not _GUID.match(publisher_id):
+        bad["O365_PUBLISHER_ID"] = "must be a tenant GUID (yours, as the publisher), e.g. 0b5c1c1e-1111-2222-..."
+    content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
+    raw_types = env.get("WATCH_CONTENT_TYPES")
+    if raw_types is not None:
+        canonical = {name.lower(): name for name in CONTENT_TYPES}
+        chosen: list[str] = []
+        unknown: list[str] = []
+        for item in (part.strip() for part in raw_types.split(",")):
+            if not item:
+                continue
+            name = canonical.get(item.lower())
+            if name is None:
+                unknown.append(item)
+            elif name not in chosen:
+                chosen.append(name)
+        if unknown or not chosen:
+            bad["WATCH_CONTENT_TYPES"] = f"must be a comma-separated list of {', '.join(CONTENT_TYPES)}" + (
+                f" (not {', '.join(repr(u[:40]) for u in unknown[:3])})" if unknown else ""
+            )
+        else:
+            content_types = tuple(chosen)
+    problems.update(bad)
+    return FeedSettings(
+        base_url=base_url.rstrip("/"), scope=scope, publisher_id=publisher_id.lower(), content_types=content_types
+    )
+
+
 def load(
     env: Mapping[str, str] | None = None, *, today: date | None = None, exchange: Settings | None = None
 ) -> RunSettings:
@@ -166,9 +224,21 @@ def load(
     policy = parse_policy(reader, problems, today)
     telemetry = parse_telemetry(reader, problems)
     storage = parse_storage(reader, problems)
+    feed = parse_feed(reader, problems, parsed_exchange)
     if problems or parsed_exchange is None:
         raise ConfigError(problems)
-    return RunSettings(exchange=parsed_exchange, policy=policy, app=app, telemetry=telemetry, storage=storage)
+    return RunSettings(
+        exchange=parsed_exchange, policy=policy, app=app, telemetry=telemetry, storage=storage, feed=feed
+    )
+
+
+def feed_settings(env: Mapping[str, str], exchange: Settings) -> FeedSettings:
+    """Only the feed settings, for a caller that already holds the connection settings; ConfigError when bad."""
+    problems: dict[str, str] = {}
+    feed = parse_feed(Env(env), problems, exchange)
+    if problems:
+        raise ConfigError(problems)
+    return feed
 
 
 def try_load(env: Mapping[str, str] | None = None, *, exchange: Settings | None = None) -> RunSettings | ConfigError:

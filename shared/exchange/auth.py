@@ -1,4 +1,5 @@
-"""App-only tokens for Exchange Online: managed identity (azure-identity), certificate or secret (msal).
+"""App-only tokens for Exchange Online (and, with another scope, the Management Activity API): managed identity
+(azure-identity), certificate or secret (msal).
 
 Tokens are cached until shortly before they expire. Nothing here logs or embeds a token or a secret.
 """
@@ -57,7 +58,8 @@ class _CachingProvider:
                     raise
                 self._failure = None
                 log.debug(
-                    "Obtained an Exchange token from %s (expires in %.0f s)",
+                    "Obtained a token for %s from %s (expires in %.0f s)",
+                    self.scope,
                     self.description,
                     self._expires_on - time.time(),
                 )
@@ -126,9 +128,17 @@ class MsalTokenProvider(_CachingProvider):
     """An app registration's client secret or certificate, through msal's ConfidentialClientApplication."""
 
     def __init__(
-        self, scope: str, authority: str, tenant_id: str, client_id: str, credential: Any, description: str
+        self,
+        scope: str,
+        authority: str,
+        tenant_id: str,
+        client_id: str,
+        credential: Any,
+        description: str,
+        permission: str = "the Exchange.ManageAsApp permission",
     ) -> None:
         super().__init__(scope)
+        self.permission = permission
         self.authority = f"{authority}/{tenant_id}"
         self.client_id = client_id
         self.description = description
@@ -161,7 +171,7 @@ class MsalTokenProvider(_CachingProvider):
             raise TokenError(
                 f"The login service refused a token for {self.description} ({error}): "
                 f"{first_line(description) or 'no description'}. Check EXO_CLIENT_ID, the credential, and that "
-                "the app has the Exchange.ManageAsApp permission with admin consent."
+                f"the app has {self.permission} with admin consent."
             )
         expires_in = float(result.get("expires_in", 0) or 0)
         return result["access_token"], time.time() + expires_in
@@ -192,9 +202,12 @@ def load_certificate_credential(path: str, password: str | None) -> dict[str, st
     return {"private_key": unencrypted, "thumbprint": thumbprint}
 
 
-def token_provider_for(settings: Settings) -> TokenProvider:
-    """Build the provider the settings ask for."""
-    scope = settings.token_scope
+def token_provider_for(settings: Settings, scope: str | None = None, *, permission: str | None = None) -> TokenProvider:
+    """Build the provider the settings ask for: tokens for `scope` (default Exchange's), with the same credential.
+
+    `permission` names what the app needs for that scope, for the message when the login service refuses."""
+    scope = scope or settings.token_scope
+    permission = permission or "the Exchange.ManageAsApp permission"
     if settings.auth_mode == "managed_identity":
         return ManagedIdentityTokenProvider(scope, settings.client_id)
     assert settings.client_id is not None  # validated by Settings.from_env
@@ -206,6 +219,7 @@ def token_provider_for(settings: Settings) -> TokenProvider:
             settings.client_id,
             settings.client_secret,
             f"app {settings.client_id} (client secret)",
+            permission,
         )
     credential = load_certificate_credential(str(settings.certificate_path), settings.certificate_password)
     return MsalTokenProvider(
@@ -215,4 +229,5 @@ def token_provider_for(settings: Settings) -> TokenProvider:
         settings.client_id,
         credential,
         f"app {settings.client_id} (certificate {credential['thumbprint'][:8]}…)",
+        permission,
     )

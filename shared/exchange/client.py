@@ -349,7 +349,7 @@ class ExchangeClient:
             parse_error_body(content, response.headers.get("X-ExceptionType")),
             cmdlet=cmdlet,
             request_id=request_id,
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )
         if isinstance(error, ExchangeAuthError):
             error.summary = "the token was not accepted, also after fetching a new one"
@@ -377,7 +377,7 @@ class ExchangeClient:
                 info,
                 cmdlet=cmdlet,
                 request_id=request_id,
-                retry_after=_retry_after(response.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
             error.status = 200  # rendered "(HTTP 200)": the answer said success, its body said otherwise
             error.args = (error._render(),)
@@ -486,7 +486,7 @@ class ExchangeClient:
                 allow_redirects=False,
             )
             try:
-                content = _read_body(response, deadline, cmdlet)
+                content = read_body(response, deadline, cmdlet)
             finally:
                 response.close()
         except requests.Timeout:
@@ -519,7 +519,7 @@ class ExchangeClient:
             )
 
 
-def _read_body(response: requests.Response, deadline: float, cmdlet: str) -> bytes:
+def read_body(response: requests.Response, deadline: float, cmdlet: str) -> bytes:
     """The raw body, read in chunks so a trickling server cannot outlast the deadline and a huge or
     decompression-bomb body cannot exhaust memory. It is inflated only when it starts with the gzip magic bytes:
     Exchange labels NUL-byte 403 bodies gzip, and those are returned as they came (§10.9)."""
@@ -595,7 +595,7 @@ def _warnings(payload: Mapping[str, Any]) -> list[str]:
     return [str(w) for w in warnings] if isinstance(warnings, list) else [str(warnings)]
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     try:
         seconds = float(value) if value is not None else None
     except ValueError:
