@@ -12,6 +12,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .activity import ActivityApi, ActivityFeed
+from .activity import operation_of as activity_operation
 from .certs import TestPKI
 from .exchange import INVOKE_PATH, ExchangeApi, is_write
 from .faults import Fault, FaultSet, FiredFault
@@ -77,6 +79,9 @@ class Emulator:
         self._exchange = ExchangeApi(self)
         self._identity = IdentityApi(self)
         self._ingestion = IngestionApi(self)
+        # The Management Activity API's state (subscriptions, blobs, its clock); guarded by its own lock.
+        self.activity = ActivityFeed(self.scenario, self.tenant_id, self.organization)
+        self._activity = ActivityApi(self)
         self.graph = GraphState(
             self.tenant_id,
             self.tenant.principal,
@@ -107,7 +112,7 @@ class Emulator:
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        """Bind the five listeners on 127.0.0.1 (ephemeral ports) and serve in background threads."""
+        """Bind the six listeners on 127.0.0.1 (ephemeral ports) and serve in background threads."""
         if self._listeners:
             raise RuntimeError("emulator already started")
         if self._stop.is_set():
@@ -117,7 +122,7 @@ class Emulator:
             self._pki = TestPKI(self._tmpdir)
             self.app_certificate = AppCertificate(self._pki.app_certificate_pem)
             tls = self._pki.server_context()
-            for name in ("exchange", "foreign", "msi", "ingestion", "graph"):
+            for name in ("exchange", "foreign", "msi", "ingestion", "graph", "manage"):
                 listener = Listener(name, self._dispatcher(name), self.wait, None if name in PLAIN_HTTP else tls)
                 self._listeners[name] = listener
                 listener.start()
@@ -188,11 +193,11 @@ class Emulator:
         return EmulatorTransport(self)
 
     def mount(self, session: requests.Session, *listeners: str) -> requests.Session:
-        """Mount the in-process transport on `session` for these listeners' URLs (default: exchange and graph).
+        """Mount the in-process transport on `session` for these listeners' URLs (default: exchange, graph, manage).
 
         Requests to any other URL, e.g. the token endpoints msal and azure-identity use, still go over sockets."""
         adapter = self.transport()
-        for name in listeners or ("exchange", "graph"):
+        for name in listeners or ("exchange", "graph", "manage"):
             session.mount(f"{'http' if name in PLAIN_HTTP else 'https'}://127.0.0.1:{self._port(name)}/", adapter)
         for host in self._served_hosts:
             session.mount(f"https://{host}/", adapter)
@@ -210,6 +215,11 @@ class Emulator:
     def graph_url(self) -> str:
         """Microsoft Graph's base URL (without /v1.0) -> GRAPH_ENDPOINT."""
         return f"https://127.0.0.1:{self._port('graph')}"
+
+    @property
+    def manage_url(self) -> str:
+        """The Management Activity API's base URL (own TLS listener "manage") -> O365_MANAGEMENT_ENDPOINT."""
+        return f"https://127.0.0.1:{self._port('manage')}"
 
     @property
     def managed_identity_principal_id(self) -> str:
@@ -276,6 +286,7 @@ class Emulator:
             "EXO_ENDPOINT": self.exchange_url,
             "EXO_AUTHORITY": self.authority_url,
             "GRAPH_ENDPOINT": self.graph_url,
+            "O365_MANAGEMENT_ENDPOINT": self.manage_url,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,
             "APPLICATIONINSIGHTS_CONNECTION_STRING": self.connection_string,
         }
@@ -330,6 +341,12 @@ class Emulator:
     def graph_writes(self) -> list[RecordedRequest]:
         """Graph POSTs (assignments), whatever they were answered."""
         return [r for r in self.graph_requests if r.method == "POST"]
+
+    @property
+    def manage_requests(self) -> list[RecordedRequest]:
+        """Requests to the Management Activity API listener, in order; `operation` names each (start, stop, list,
+        content, notifications, blob)."""
+        return [r for r in self.requests if r.listener == "manage"]
 
     def invocations(self, cmdlet: str | None = None) -> list[RecordedRequest]:
         """InvokeCommand requests on the Exchange listener, optionally of one cmdlet (case-insensitive)."""
@@ -395,7 +412,11 @@ class Emulator:
             listener=request.listener,
             cmdlet=cmdlet,
             form=request.form(),
-            operation=operation_for(request.method, request.path) if request.listener == "graph" else None,
+            operation=operation_for(request.method, request.path)
+            if request.listener == "graph"
+            else activity_operation(request.path)
+            if request.listener == "manage"
+            else None,
         )
         with self._records_lock:
             self._requests.append(record)
@@ -412,6 +433,8 @@ class Emulator:
             answer = self._ingestion.handle(request)
         elif listener == "graph":
             answer = self._graph.handle(request)
+        elif listener == "manage":
+            answer = self._activity.handle(request)
         else:  # foreign: a host that must never be contacted; answer like a lenient server would
             answer = json_response(200, {"value": [], "@adminapi.warnings": []})
         return answer or json_response(

@@ -8,6 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .activity import admin_object_id
 from .faults import EXCHANGE_BODY_KINDS, RESPONSE_KINDS, Fault, respond
 from .paging import Cursor, CursorStore, make_token, page_size, parse_token
 from .staleness import StaleReads
@@ -212,6 +213,13 @@ class ExchangeApi:
             return f"The token has no '{EXCHANGE_ROLE}' role."
         return None
 
+    def _claims(self, req: Request) -> dict[str, Any]:
+        """The claims of the (already accepted) bearer token: who made the call."""
+        try:
+            return self.emu.issuer.verify(req.headers.get("authorization", "").partition(" ")[2].strip())
+        except TokenError:
+            return {}
+
     def _process(
         self, req: Request, path_tenant: str, cmdlet_input: Any, raw_name: Any, cmdlet: str | None
     ) -> Response:
@@ -266,6 +274,10 @@ class ExchangeApi:
                 result = tenant.invoke(cmdlet, parameters, req.headers.get("x-anchormailbox"))
                 if before is not None:
                     self.stale.arm(cmdlet, before, req.path)
+                if is_write(cmdlet):  # the write's ExchangeAdmin record, for the Management Activity API
+                    self.emu.activity.record_admin_write(
+                        cmdlet, parameters, self._claims(req), admin_object_id(tenant, cmdlet, parameters)
+                    )
         except errors.EmulatedError as exc:
             return self.error(exc)
         if not result.paged:

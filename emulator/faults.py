@@ -31,9 +31,10 @@ KINDS = frozenset(
         "ok_error",
         "adminapi_errors",
         "redirect",
+        "foreign_content_uri",
     }
 )
-LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph"})
+LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph", "manage"})
 # Kinds that replace (or delay) the whole answer; checked when a request arrives. The others modify a normal
 # answer and are checked where they apply (nextLink built, write about to happen, token about to be issued).
 RESPONSE_KINDS = frozenset({"status", "delay", "reset", "hang", "garbage_token", "expire_cursor"})
@@ -51,8 +52,9 @@ class Fault:
     reset (`apply`), garbage_token (`body`), short_token_lifetime (`seconds`, `honest`), stale_reads (`reads`,
     `not_found`; `cmdlet` names the write, see emulator/staleness.py), ok_error (`key`, `exception_type`,
     `message`, `status`), adminapi_errors (`errors`), redirect (`status`, `location`); any exchange fault may add
-    `page` (1-based page of a paged query). On listener "graph", `cmdlet` names the Graph operation
-    (emulator/graph.py REQUIRED) and a status fault may set the Graph error `code`. `times=-1` fires forever;
+    `page` (1-based page of a paged query). On listener "manage", `cmdlet` names the feed operation (start, stop,
+    list, content, blob) and a status fault may set the AF `code`. On listener "graph", `cmdlet` names the Graph
+    operation (emulator/graph.py REQUIRED) and a status fault may set the Graph error `code`. `times=-1` fires forever;
     `after=N` lets N matches pass first.
     """
 
@@ -247,6 +249,9 @@ def _envelope(listener: str, status: int, message: str, opts: dict[str, Any], re
 
         text = str(opts.get("message") or GRAPH_MESSAGES.get(status, message))
         return graph_envelope(str(opts.get("code", GRAPH_CODES.get(status, "UnknownError"))), text)
+    if listener == "manage":
+        code = str(opts.get("code", "AF429" if status in (403, 429) else "AF50000" if status >= 500 else "AF20001"))
+        return {"error": {"code": code, "message": message}}
     if listener == "ingestion":
         return {
             "itemsReceived": 0,

@@ -8,6 +8,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .activity import DEFAULT_ACTIVITY_ROLES, MANAGE_AUDIENCES
 from .faults import RESPONSE_KINDS, respond
 from .graph import GRAPH_AUDIENCE
 from .tokens import ASSERTION_TYPE, TokenError, audience_from_scope
@@ -171,10 +172,18 @@ class IdentityApi:
 
     def _issue(self, audience: str, app_id: str, object_id: str, lifetime: int) -> tuple[str, int]:
         """A token for `audience`. Graph tokens carry the Graph permissions the scenario grants the caller
-        (`graph.caller_permissions`); every other audience gets the principal's roles and directory roles."""
+        (`graph.caller_permissions`); Management Activity API tokens the principal's `activity_roles` (default
+        ActivityFeed.Read) plus any ActivityFeed.* among its `roles`; every other audience gets the principal's
+        roles and directory roles."""
         with self.emu.lock:
             if audience == GRAPH_AUDIENCE:
                 roles, wids = list(self.emu.graph.caller_permissions), []
+            elif audience in MANAGE_AUDIENCES:
+                principal = self.emu.tenant.principal
+                roles = list(principal.get("activity_roles", DEFAULT_ACTIVITY_ROLES))
+                granted = [str(r) for r in principal.get("roles") or []]  # e.g. by an emulated grant-permissions
+                roles += [r for r in granted if r.startswith("ActivityFeed.") and r not in roles]
+                wids = []
             else:
                 principal = self.emu.tenant.principal
                 roles, wids = list(principal.get("roles") or []), list(principal.get("directory_roles") or [])

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from .activity import activity_settings, audit_records
 from .audit_actions import LOGON_TYPES, V7_DEFAULTS
 
 DEFAULT_TENANT_ID = "0b5c1c1e-1111-2222-3333-444455556666"
@@ -59,6 +60,8 @@ KNOWN_KEYS = frozenset(
         "description",
         "graph",
         "quirks",
+        "audit_records",
+        "activity_feed",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -125,6 +128,9 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "customisation_delay_seconds": _seconds(raw.get("customisation_delay_seconds", CUSTOMISATION_DELAY_SECONDS)),
         "graph": _graph_settings(raw.get("graph")),
         "quirks": _quirks(raw.get("quirks")),
+        # The Management Activity API (emulator/activity.py): records to publish and the feed's switches.
+        "audit_records": audit_records(raw.get("audit_records")),
+        "activity_feed": activity_settings(raw.get("activity_feed")),
     }
     if "description" in raw:
         scenario["description"] = raw["description"]
