@@ -36,6 +36,7 @@ def write_port_file(path: str, emu: Emulator) -> None:
         "identity_endpoint": emu.identity_endpoint,
         "ingestion_url": emu.ingestion_url,
         "graph_url": emu.graph_url,
+        "manage_url": emu.manage_url,
         "ca_bundle": emu.ca_bundle,
         "pid": os.getpid(),
         "env": emu.env("managed_identity"),
