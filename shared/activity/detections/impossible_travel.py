@@ -6,7 +6,6 @@ belong. Distances (haversine) need coordinates, i.e. a city database in `WATCH_G
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -45,21 +44,16 @@ def _judge(a: Login, b: Login, context: Context) -> tuple[Severity, str] | None:
 
 
 def evaluate(records: Sequence[AuditRecord], baseline: Baseline, context: Context) -> Outcome:
+    """Each user's batch sign-ins are merged into their timeline first, then every successive pair that involves
+    one of them is judged: the same alerts whatever order the records arrived in within a batch."""
     if context.geo is None:
         return Outcome()
-    changed: dict[str, list[Login]] = {}
-    fired: set[str] = set()
-    alerts = []
+    geo = context.geo
+    arrived: dict[str, list[tuple[Login, AuditRecord]]] = {}
     for record in sign_ins(records):
         location = context.locate(record)
         if location is None:
             continue
-        user = record.actor
-        logins = changed.get(user)
-        if logins is None:
-            logins = list(baseline.logins.get(user, ()))
-        if any(login.record_id == record.id for login in logins):
-            continue  # already judged (a duplicate the caller did not catch)
         login = Login(
             record.creation_time,
             record.id,
@@ -68,35 +62,51 @@ def evaluate(records: Sequence[AuditRecord], baseline: Baseline, context: Contex
             location.latitude,
             location.longitude,
         )
-        times = [existing.time for existing in logins]
-        position = bisect.bisect_right(times, login.time)
-        neighbours = [logins[position - 1]] if position > 0 else []
-        neighbours += [logins[position]] if position < len(logins) else []
-        if baseline.learned(record.creation_time, context.policy.learning_days):
-            for other in neighbours:
-                verdict = _judge(other, login, context)
+        arrived.setdefault(record.actor, []).append((login, record))
+    changed: dict[str, tuple[Login, ...]] = {}
+    alerts = []
+    for user, batch in arrived.items():
+        known = {login.record_id for login in baseline.logins.get(user, ())}
+        new = {login.record_id: record for login, record in batch if login.record_id not in known}
+        timeline = sorted(
+            [*baseline.logins.get(user, ()), *(login for login, _ in batch if login.record_id in new)],
+            key=lambda login: (login.time, login.record_id),
+        )
+        fired: set[str] = set()
+        for index, login in enumerate(timeline):
+            judged = new.get(login.record_id)
+            if judged is None or not baseline.learned(login.time, context.policy.learning_days):
+                continue
+            for other in (
+                timeline[index - 1] if index > 0 else None,
+                timeline[index + 1] if index + 1 < len(timeline) else None,
+            ):
+                if other is None:
+                    continue
                 key = alert_id(ID, (other.record_id, login.record_id))
+                verdict = _judge(other, login, context)
                 if verdict is None or key in fired:
                     continue
                 fired.add(key)
                 severity, why = verdict
-                earlier, later = sorted((other, login), key=lambda item: item.time)
+                earlier, later = sorted((other, login), key=lambda item: (item.time, item.record_id))
                 alert = make_alert(
                     ID,
                     severity,
-                    [record],
+                    [judged],
                     context,
-                    f"{record.user_id} signed in from {earlier.country} ({earlier.ip}) at "
+                    f"{judged.user_id} signed in from {earlier.country} ({earlier.ip}) at "
                     f"{earlier.time.isoformat()} and from {later.country} ({later.ip}) at {later.time.isoformat()}: "
-                    f"{why}. Geolocation: {context.geo.source}, data of {context.geo.data_date}.",
-                    country=location.country,
-                    geo_data_date=context.geo.data_date,
+                    f"{why}. Geolocation: {geo.source}, data of {geo.data_date}.",
+                    country=later.country,
+                    geo_data_date=geo.data_date,
                     key=(other.record_id, login.record_id),
                 )
-                alerts.append(replace(alert, record_ids=tuple(sorted({earlier.record_id, later.record_id}))))
-        logins.insert(position, login)
-        changed[user] = logins[-MAX_LOGINS_PER_USER:]
-    updates = {"logins": {**baseline.logins, **{user: tuple(logins) for user, logins in changed.items()}}}
+                alerts.append(
+                    replace(alert, time=earlier.time, record_ids=tuple(sorted({earlier.record_id, later.record_id})))
+                )
+        changed[user] = tuple(timeline[-MAX_LOGINS_PER_USER:])
+    updates = {"logins": {**baseline.logins, **changed}}
     return Outcome(tuple(alerts), updates if changed else {})
 
 
