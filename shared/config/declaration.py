@@ -35,7 +35,7 @@ GROUPS: dict[Group, str] = {
     "telemetry": "telemetry",
     "policy": "mailbox controls",
     "storage": "host storage and evidence archive",
-    "watch": "the activity watch (Office 365 Management Activity API)",
+    "watch": "the activity watch: the Office 365 Management Activity API feed and the detections (docs/detections.md)",
     "host": "read by the Functions host, its worker or azure-identity; never parsed by this code",
     "tools": "read by `python -m shared grant-permissions` only (never by the functions)",
 }
@@ -298,6 +298,48 @@ SETTINGS: tuple[Setting, ...] = (
         example="120",
     ),
     Setting("AUDIT_EXCEPTIONS_FILE", "policy", "path", "the written-exception register (JSON, see above)"),
+    Setting(
+        "WATCH_LEARNING_DAYS",
+        "watch",
+        "number",
+        "days of history (event time, so a backfill counts) before the pair- and location-based detections "
+        "(`send-as`, `non-owner-access`, `unusual-location`, `impossible-travel`) alert on something new (0 to 90)",
+        "`7`",
+        example="7",
+    ),
+    Setting(
+        "WATCH_BASELINE_DAYS",
+        "watch",
+        "number",
+        "how long a country, an (actor, mailbox) pair or an hourly delete count stays in a user's baseline (1 to 180)",
+        "`14`",
+        example="14",
+    ),
+    Setting(
+        "WATCH_MASS_DELETE_PER_HOUR",
+        "watch",
+        "number",
+        "`mass-delete`: items one actor deletes (HardDelete, SoftDelete, MoveToDeletedItems) in one hour that always "
+        "alert (1 to 1000000)",
+        "`100`",
+        example="100",
+    ),
+    Setting(
+        "WATCH_TRAVEL_KMH",
+        "watch",
+        "number",
+        "`impossible-travel`: the speed between two sign-ins over 500 km that alerts (100 to 20000)",
+        "`900`",
+        example="900",
+    ),
+    Setting(
+        "WATCH_GEOIP_DB",
+        "watch",
+        "path",
+        "a MaxMind-format `.mmdb` (GeoLite2 City or DB-IP City Lite) to use instead of the built-in country data: "
+        "with coordinates, `impossible-travel` measures distances",
+        "the `iptocc` package's RIR data",
+    ),
     Setting(
         "AzureWebJobsStorage",
         "storage",

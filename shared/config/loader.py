@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.config.clouds import CLOUDS, MANAGEMENT_HOSTS
@@ -90,6 +91,18 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class WatchPolicy:
+    """What the activity watch's detections judge by (docs/detections.md)."""
+
+    learning_days: float = 7.0  # event time: a history backfill counts
+    baseline_days: float = 14.0
+    mass_delete_per_hour: int = 100
+    travel_kmh: float = 900.0
+    travel_min_km: float = 500.0  # not a setting: below this, travel is never "impossible" (VPNs, dual-stack paths)
+    geoip_db: Path | None = None
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Everything one run needs from the environment, parsed and checked."""
 
@@ -99,6 +112,7 @@ class RunSettings:
     telemetry: TelemetrySettings
     storage: StorageSettings
     feed: FeedSettings
+    watch: WatchPolicy = field(default_factory=WatchPolicy)
 
 
 def parse_telemetry(env: Env, problems: dict[str, str]) -> TelemetrySettings:
@@ -212,6 +226,50 @@ def parse_feed(env: Env, problems: dict[str, str], exchange: Settings | None) ->
     )
 
 
+def _count(raw: str | None, default: float, low: float, high: float, name: str, problems: dict[str, str]) -> float:
+    """A number within [low, high] (days, items, km/h); a bad value is recorded under its variable's name."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        problems[name] = f"must be a number between {low:g} and {high:g}"
+        return default
+    return value
+
+
+def parse_watch(env: Env, problems: dict[str, str]) -> WatchPolicy:
+    """The detections' settings; problems are recorded under their variable's name (defaults stand in)."""
+    bad: dict[str, str] = {}
+    learning = _count(env.get("WATCH_LEARNING_DAYS"), 7, 0, 90, "WATCH_LEARNING_DAYS", bad)
+    baseline = _count(env.get("WATCH_BASELINE_DAYS"), 14, 1, 180, "WATCH_BASELINE_DAYS", bad)
+    per_hour = _count(env.get("WATCH_MASS_DELETE_PER_HOUR"), 100, 1, 1_000_000, "WATCH_MASS_DELETE_PER_HOUR", bad)
+    if per_hour != int(per_hour):
+        bad["WATCH_MASS_DELETE_PER_HOUR"] = "must be a whole number between 1 and 1000000"
+    kmh = _count(env.get("WATCH_TRAVEL_KMH"), 900, 100, 20_000, "WATCH_TRAVEL_KMH", bad)
+    geoip_db = None
+    if (raw_db := env.get("WATCH_GEOIP_DB")) is not None:
+        geoip_db = Path(raw_db)
+        try:
+            readable = geoip_db.is_file()
+        except OSError:  # a name too long, a NUL: not a file either
+            readable = False
+        if not readable:
+            bad["WATCH_GEOIP_DB"] = "file not found or not readable (a MaxMind-format .mmdb)"
+        elif geoip_db.suffix.lower() != ".mmdb":
+            bad["WATCH_GEOIP_DB"] = "must be a MaxMind-format database ending in .mmdb"
+    problems.update(bad)
+    return WatchPolicy(
+        learning_days=learning,
+        baseline_days=baseline,
+        mass_delete_per_hour=int(per_hour),
+        travel_kmh=kmh,
+        geoip_db=geoip_db if "WATCH_GEOIP_DB" not in bad else None,
+    )
+
+
 def load(
     env: Mapping[str, str] | None = None, *, today: date | None = None, exchange: Settings | None = None
 ) -> RunSettings:
@@ -225,10 +283,17 @@ def load(
     telemetry = parse_telemetry(reader, problems)
     storage = parse_storage(reader, problems)
     feed = parse_feed(reader, problems, parsed_exchange)
+    watch = parse_watch(reader, problems)
     if problems or parsed_exchange is None:
         raise ConfigError(problems)
     return RunSettings(
-        exchange=parsed_exchange, policy=policy, app=app, telemetry=telemetry, storage=storage, feed=feed
+        exchange=parsed_exchange,
+        policy=policy,
+        app=app,
+        telemetry=telemetry,
+        storage=storage,
+        feed=feed,
+        watch=watch,
     )
 
 
