@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -68,12 +69,16 @@ class SqliteStateStore:
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_seconds: float = 30.0) -> None:
         self.path = Path(path).expanduser()
+        self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
                 # Created 0600 before SQLite opens it; O_EXCL-free so a second process racing here is fine.
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout_seconds, isolation_level=None)
+            # One connection, guarded by a lock: usable from any thread (one transaction at a time).
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the watch state {self.path}: {_reason(exc)}") from None
         try:
@@ -100,27 +105,29 @@ class SqliteStateStore:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (BEGIN IMMEDIATE) so it never deadlocks on lock upgrade."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot write the watch state {self.path}: {_reason(exc)}") from None
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot write the watch state {self.path}: {_reason(exc)}") from None
+            try:
+                yield self._db
+            except BaseException:
                 self._db.execute("ROLLBACK")
-            raise StateError(f"cannot write the watch state {self.path}: {_reason(exc)}") from None
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise StateError(f"cannot write the watch state {self.path}: {_reason(exc)}") from None
 
     def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._db.execute(sql, parameters).fetchall()
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot read the watch state {self.path}: {_reason(exc)}") from None
+        with self._lock:
+            try:
+                return self._db.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"cannot read the watch state {self.path}: {_reason(exc)}") from None
 
     def _existing(self, table: str, column: str, tenant: str, ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(ids))

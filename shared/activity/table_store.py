@@ -126,8 +126,9 @@ class TableStateStore:
                     parameters: dict[str, Any] = {"pk": self._pk(tenant, kind, bucket)}
                     parameters.update({f"r{index}": _escape(key) for index, key in enumerate(chunk)})
                     rows = " or ".join(f"RowKey eq @r{index}" for index in range(len(chunk)))
+                    # Spaces inside the parentheses: the SDK substitutes an @name only between spaces.
                     query = self._table.query_entities(
-                        f"PartitionKey eq @pk and ({rows})", parameters=parameters, select=["RowKey"]
+                        f"PartitionKey eq @pk and ( {rows} )", parameters=parameters, select=["RowKey"]
                     )
                     found.update(unquote(entity["RowKey"]) for entity in query)
         return found
