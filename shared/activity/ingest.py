@@ -165,6 +165,7 @@ class _Tally:
     seen_ids: set[str] = field(default_factory=set)  # record ids handed over in this pass
     attempted: set[str] = field(default_factory=set)  # content ids fetched (or tried) in this pass
     given_up_later: list[tuple[ContentRefLike, FailedBlob]] = field(default_factory=list)
+    progress: dict[str, tuple[datetime, dict[str, datetime]]] = field(default_factory=dict)  # advanced, outstanding
 
 
 def run_pass[RefT: ContentRefLike](
@@ -188,17 +189,20 @@ def run_pass[RefT: ContentRefLike](
     now = utc(now or datetime.now(UTC))
     lookback = min(max(first_lookback, timedelta(0)), MAX_FIRST_LOOKBACK)
     tally = _Tally()
-    checkpoints: dict[str, datetime | None] = {}
     for content_type in content_types:
         if budget.exhausted:
             break
         _content_type_pass(
             tenant, content_type, feed, store, on_records, tally, budget, now, lookback, overlap, max_attempts
         )
-        checkpoints[content_type] = store.checkpoint(tenant, content_type)
     for ref, failed in tally.given_up_later:  # deferred: only once some blob was read in this pass
         if tally.fetched_ok:
             _give_up(tenant, store, tally, ref, failed, now)
+            advanced, outstanding = tally.progress[ref.content_type]
+            outstanding.pop(ref.content_id, None)
+            if (candidate := min([advanced, *outstanding.values()])) != store.checkpoint(tenant, ref.content_type):
+                store.set_checkpoint(tenant, ref.content_type, candidate)
+    checkpoints = {content_type: store.checkpoint(tenant, content_type) for content_type in content_types}
     _prune(tenant, store, now)
     return PassResult(
         tenant_id=tenant,
@@ -292,6 +296,7 @@ def _content_type_pass[RefT: ContentRefLike](
             current = candidate
     if (held := hold(current)) != current:  # a failure listed in no window of this pass still holds it
         store.set_checkpoint(tenant, content_type, held)
+    tally.progress[content_type] = (advanced, outstanding)
 
 
 def _window[RefT: ContentRefLike](
