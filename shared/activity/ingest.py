@@ -162,7 +162,6 @@ class _Tally:
     errors: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     newest: datetime | None = None
-    seen_ids: set[str] = field(default_factory=set)  # record ids handed over in this pass
     attempted: set[str] = field(default_factory=set)  # content ids fetched (or tried) in this pass
     given_up_later: list[tuple[ContentRefLike, FailedBlob]] = field(default_factory=list)
     progress: dict[str, tuple[datetime, dict[str, datetime]]] = field(default_factory=dict)  # advanced, outstanding
@@ -379,15 +378,16 @@ def _deliver(
     known = store.known_records(tenant, ids) if ids else set()
     new: list[Mapping[str, Any]] = []
     new_ids: list[str] = []
+    in_blob: set[str] = set()  # a repeat inside this blob (earlier blobs are in the store already: memory stays flat)
     for record in records:
         record_id = _record_id(record)
         if record_id is None:
             tally.without_id += 1
-        elif record_id in known or record_id in tally.seen_ids:
+        elif record_id in known or record_id in in_blob:
             tally.duplicate += 1
             continue
         else:
-            tally.seen_ids.add(record_id)
+            in_blob.add(record_id)
             new_ids.append(record_id)
         new.append(record)
         if (moment := record_time(record)) is not None and (tally.newest is None or moment > tally.newest):

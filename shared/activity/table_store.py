@@ -348,18 +348,17 @@ class TableStateStore:
 
     def values(self, tenant: str, prefix: str = "") -> dict[str, str]:
         found: dict[str, str] = {}
+        escaped = _escape(prefix)
         with self._calls("read"):
             query = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey ge @prefix",
-                parameters={"pk": self._pk(tenant, "kv"), "prefix": _escape(prefix)},
+                parameters={"pk": self._pk(tenant, "kv"), "prefix": escaped},
             )
-            for entity in query:  # row keys come sorted; an escaped prefix is a prefix of the escaped key
-                key = unquote(entity["RowKey"])
-                if not key.startswith(prefix):
-                    if entity["RowKey"].startswith(_escape(prefix)):
-                        continue
+            # Row keys come sorted, and percent-encoding keeps prefixes: the matches are one run from the prefix on.
+            for entity in query:
+                if not entity["RowKey"].startswith(escaped):
                     break
-                found[key] = str(entity["value"])
+                found[unquote(entity["RowKey"])] = str(entity["value"])
         return dict(sorted(found.items()))
 
     # -- housekeeping
