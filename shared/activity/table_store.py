@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import random
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
 _ROW_KEYS_PER_QUERY = 14  # Table Storage allows 15 comparisons per filter: one for the partition, 14 row keys
 _BATCH = 100  # operations per entity group transaction (one partition)
 _BUCKETS = 16
-_FAILURE_RETRIES = 5  # optimistic-concurrency retries of a failure's attempt count
+_FAILURE_RETRIES = 30  # optimistic-concurrency rounds for a failure's attempt count (jittered, at most ~1.5 s)
 
 
 def _escape(text: str) -> str:
@@ -237,7 +239,9 @@ class TableStateStore:
 
         check_key("content id", content_id)
         partition, when, text = self._pk(tenant, "failed"), encode_time(at), error_text(error)
-        for _ in range(_FAILURE_RETRIES):
+        for round_ in range(_FAILURE_RETRIES):
+            if round_:  # someone else wrote it between our read and our write: wait a little, read again
+                time.sleep(random.uniform(0, 0.1))  # noqa: S311 - jitter, not a secret
             with self._calls("read"):
                 try:
                     current = self._table.get_entity(partition, _escape(content_id))

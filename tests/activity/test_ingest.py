@@ -96,7 +96,7 @@ def test_a_first_pass_reads_the_last_24_hours_once_and_checkpoints_at_now(state)
     assert result.feed_lag_minutes == 180  # the newest record: created 3 h before now
 
 
-def test_the_first_lookback_is_configurable_and_capped_at_the_feeds_seven_days(state):
+def test_the_first_lookback_is_configurable_and_capped_at_the_feeds_seven_days(state, tmp_path):
     feed, sink = StubFeed(), Sink()
     blob_of(feed, "two-days", T0 - 47 * H, 1)
     run(feed, state, sink, first_lookback=48 * H)
@@ -104,7 +104,9 @@ def test_the_first_lookback_is_configurable_and_capped_at_the_feeds_seven_days(s
     assert len(sink.ids) == 1
 
     feed2 = StubFeed()
-    run(feed2, SqliteStateStore(":memory:"), Sink(), first_lookback=168 * H)
+    other = SqliteStateStore(tmp_path / "other.sqlite3")
+    run(feed2, other, Sink(), first_lookback=168 * H)
+    other.close()
     assert feed2.listings[0][1] == T0 - timedelta(days=7) + timedelta(minutes=30)  # never the full 7 days
 
 

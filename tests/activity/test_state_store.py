@@ -163,35 +163,43 @@ def test_two_writers_at_once_claim_each_alert_exactly_once(open_store):
     """Two instances on one state (two processes, or two Function App instances) racing for the same alerts."""
     stores, ids = [open_store(), open_store()], [f"mass-delete:{index}" for index in range(40)]
     claims: list[set[str]] = [set(), set()]
-    barrier = threading.Barrier(2)
+    barrier, errors = threading.Barrier(2), []
 
     def claim(which: int) -> None:
         barrier.wait()
-        for alert_id in ids:
-            claims[which] |= stores[which].claim_alerts(T1, [alert_id], NOW)
+        try:
+            for alert_id in ids:
+                claims[which] |= stores[which].claim_alerts(T1, [alert_id], NOW)
+        except Exception as exc:
+            errors.append(exc)
 
     threads = [threading.Thread(target=claim, args=(which,)) for which in (0, 1)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert errors == []
     assert claims[0] | claims[1] == set(ids)
     assert claims[0] & claims[1] == set()
 
 
 def test_two_writers_at_once_count_every_failed_attempt(open_store):
-    stores, barrier = [open_store(), open_store()], threading.Barrier(2)
+    stores, barrier, errors = [open_store(), open_store()], threading.Barrier(2), []
 
     def fail(which: int) -> None:
         barrier.wait()
-        for _ in range(5):
-            stores[which].record_failure(T1, EXCHANGE, CONTENT, hours(-1), f"from {which}", NOW)
+        try:
+            for _ in range(5):
+                stores[which].record_failure(T1, EXCHANGE, CONTENT, hours(-1), f"from {which}", NOW)
+        except Exception as exc:  # surfaced below: a thread's exception would otherwise only be a warning
+            errors.append(exc)
 
     threads = [threading.Thread(target=fail, args=(which,)) for which in (0, 1)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert errors == []
     assert [failed.attempts for failed in stores[0].failures(T1)] == [10]
 
 
