@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the evidence report tests (tests/report) need, outside the main venv. Idempotent: a second
 # run with nothing changed only checks what is there.
-#   tools/azurite/node_modules   Azurite (local Azure Blob Storage), pinned by tools/azurite/package-lock.json
+#   tools/azurite/node_modules   Azurite (local Azure Blob and Table Storage), pinned by tools/azurite/package-lock.json
 #   chromium                     headless screenshots of the HTML report (Debian's package; needs root)
 # Needs Node 20 with npm. Reaches the npm registry and Debian's archive only.
 set -euo pipefail

@@ -25,6 +25,7 @@ Kind = Literal[
     "connection string",
     "container name",
     "account name",
+    "table name",
     "platform",
 ]
 Group = Literal["exchange", "app", "telemetry", "policy", "storage", "watch", "host", "tools"]
@@ -364,6 +365,14 @@ SETTINGS: tuple[Setting, ...] = (
         example=None,
     ),
     Setting(
+        "AzureWebJobsStorage__tableServiceUri",
+        "storage",
+        "url",
+        "identity-based storage on another cloud: the table endpoint of the activity watch's state (https, no SAS; "
+        "with `__accountName` the public cloud's `table.core.windows.net`)",
+        example=None,
+    ),
+    Setting(
         "AzureWebJobsStorage__credential",
         "storage",
         "choice",
@@ -413,6 +422,39 @@ SETTINGS: tuple[Setting, ...] = (
         "`Audit.SharePoint`, `Audit.General`, `DLP.All`",
         "`Audit.Exchange,Audit.AzureActiveDirectory`",
         example="Audit.Exchange,Audit.AzureActiveDirectory",
+    ),
+    Setting(
+        "WATCH_STATE_PATH",
+        "watch",
+        "path",
+        "the command line's watch state (SQLite file; `--state PATH` overrides it)",
+        "`$XDG_STATE_HOME/mailbox-audit-guard/watch.sqlite3`",
+        example=None,
+    ),
+    Setting(
+        "XDG_STATE_HOME",
+        "watch",
+        "path",
+        "the user's state directory (XDG); the default watch state lives under it",
+        "`~/.local/state`",
+        example=None,
+    ),
+    Setting(
+        "WATCH_TABLE_NAME",
+        "watch",
+        "table name",
+        "the Function App's watch state: the table in the app's storage account (`AzureWebJobsStorage`), created "
+        "on first use",
+        "`MailboxAuditWatch`",
+        example="MailboxAuditWatch",
+    ),
+    Setting(
+        "WATCH_FIRST_LOOKBACK_HOURS",
+        "watch",
+        "number",
+        "how far back the first pass reads the feed, in hours (1 to 168; the feed keeps content 7 days)",
+        "`24`",
+        example="24",
     ),
     Setting(
         "GRAPH_ENDPOINT",

@@ -7,6 +7,7 @@ values are never echoed, so a secret in the wrong variable stays secret.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -43,6 +44,11 @@ CONTAINER_RULES = "3-63 lowercase letters, digits and single hyphens, starting w
 CONTENT_TYPES = ("Audit.AzureActiveDirectory", "Audit.Exchange", "Audit.SharePoint", "Audit.General", "DLP.All")
 DEFAULT_CONTENT_TYPES = ("Audit.Exchange", "Audit.AzureActiveDirectory")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DEFAULT_WATCH_TABLE = "MailboxAuditWatch"
+_TABLE = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+TABLE_RULES = "3-63 letters and digits, starting with a letter"
+STATE_FILE = Path("mailbox-audit-guard") / "watch.sqlite3"
+MAX_FIRST_LOOKBACK_HOURS = 168  # the feed keeps content 7 days
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class StorageSettings:
     account_name: str | None = None
     client_id: str | None = None
     container: str = DEFAULT_CONTAINER
+    table_service_uri: str | None = None
 
     @property
     def configured(self) -> bool:
@@ -78,6 +85,36 @@ class StorageSettings:
         if self.blob_service_uri:
             return self.blob_service_uri
         return f"https://{self.account_name}.blob.core.windows.net" if self.account_name else None
+
+    @property
+    def table_url(self) -> str | None:
+        """The table endpoint of identity-based access (None with a connection string, no storage, or a blob
+        endpoint on another cloud without `__tableServiceUri`)."""
+        if self.connection_string:
+            return None
+        if self.table_service_uri:
+            return self.table_service_uri
+        if self.account_name and not self.blob_service_uri:
+            return f"https://{self.account_name}.table.core.windows.net"
+        return None
+
+
+@dataclass(frozen=True)
+class WatchStateSettings:
+    """Where the activity watch keeps its state and how far its first pass reads back."""
+
+    state_path: Path | None = None  # the command line's SQLite file (None: default_state_path)
+    table_name: str = DEFAULT_WATCH_TABLE  # the Function App's table
+    first_lookback_hours: float = 24.0
+    state_home: Path | None = None  # XDG_STATE_HOME as set
+
+    def sqlite_path(self, override: str | None = None) -> Path:
+        """`--state PATH`, else WATCH_STATE_PATH, else $XDG_STATE_HOME/..., else ~/.local/state/..."""
+        if override:
+            return Path(override).expanduser()
+        if self.state_path is not None:
+            return self.state_path
+        return (self.state_home or Path.home() / ".local" / "state") / STATE_FILE
 
 
 @dataclass(frozen=True)
@@ -113,6 +150,7 @@ class RunSettings:
     storage: StorageSettings
     feed: FeedSettings
     watch: WatchPolicy = field(default_factory=WatchPolicy)
+    watch_state: WatchStateSettings = field(default_factory=WatchStateSettings)
 
 
 def parse_telemetry(env: Env, problems: dict[str, str]) -> TelemetrySettings:
@@ -160,6 +198,7 @@ def parse_storage(env: Env, problems: dict[str, str]) -> StorageSettings:
     bad: dict[str, str] = {}
     connection = env.get(STORAGE)
     service_uri = env.get(f"{STORAGE}__blobServiceUri")
+    table_uri = env.get(f"{STORAGE}__tableServiceUri")
     account = env.get(f"{STORAGE}__accountName")
     if connection:
         if (problem := connection_string_problem(connection)) is not None:
@@ -172,6 +211,8 @@ def parse_storage(env: Env, problems: dict[str, str]) -> StorageSettings:
                 bad[f"{STORAGE}__blobServiceUri"] = problem
         elif account is not None and not _ACCOUNT.fullmatch(account):
             bad[f"{STORAGE}__accountName"] = "is not a storage account name (3-24 lowercase letters/digits)"
+    if table_uri and (problem := service_uri_problem(table_uri)) is not None:
+        bad[f"{STORAGE}__tableServiceUri"] = problem.replace("blob.core", "table.core")
     container = env.get("EVIDENCE_CONTAINER") or DEFAULT_CONTAINER
     if (problem := container_problem(container)) is not None:
         bad["EVIDENCE_CONTAINER"] = problem
@@ -182,6 +223,38 @@ def parse_storage(env: Env, problems: dict[str, str]) -> StorageSettings:
         account_name=account,
         client_id=env.get(f"{STORAGE}__clientId"),
         container=container,
+        table_service_uri=table_uri,
+    )
+
+
+def parse_watch_state(env: Env, problems: dict[str, str]) -> WatchStateSettings:
+    """The watch state's settings; problems are recorded under their variable's name (defaults stand in)."""
+    bad: dict[str, str] = {}
+    table = env.get("WATCH_TABLE_NAME") or DEFAULT_WATCH_TABLE
+    if not _TABLE.fullmatch(table):
+        bad["WATCH_TABLE_NAME"] = f"is not a valid table name ({TABLE_RULES})"
+    hours = 24.0
+    if (raw := env.get("WATCH_FIRST_LOOKBACK_HOURS")) is not None:
+        try:
+            hours = float(raw)
+        except ValueError:
+            hours = math.nan
+        if not 1 <= hours <= MAX_FIRST_LOOKBACK_HOURS:
+            bad["WATCH_FIRST_LOOKBACK_HOURS"] = f"must be a number of hours between 1 and {MAX_FIRST_LOOKBACK_HOURS}"
+            hours = 24.0
+    paths: dict[str, Path | None] = {}
+    for name in ("WATCH_STATE_PATH", "XDG_STATE_HOME"):
+        value = env.get(name)
+        paths[name] = Path(value).expanduser() if value else None
+    home = paths["XDG_STATE_HOME"]
+    if home is not None and not home.is_absolute():
+        home = None  # the XDG rule: a relative XDG_STATE_HOME is invalid and ignored
+    problems.update(bad)
+    return WatchStateSettings(
+        state_path=paths["WATCH_STATE_PATH"],
+        table_name=table if _TABLE.fullmatch(table) else DEFAULT_WATCH_TABLE,
+        first_lookback_hours=hours,
+        state_home=home,
     )
 
 
@@ -284,6 +357,7 @@ def load(
     storage = parse_storage(reader, problems)
     feed = parse_feed(reader, problems, parsed_exchange)
     watch = parse_watch(reader, problems)
+    watch_state = parse_watch_state(reader, problems)
     if problems or parsed_exchange is None:
         raise ConfigError(problems)
     return RunSettings(
@@ -294,6 +368,7 @@ def load(
         storage=storage,
         feed=feed,
         watch=watch,
+        watch_state=watch_state,
     )
 
 
@@ -304,6 +379,15 @@ def feed_settings(env: Mapping[str, str], exchange: Settings) -> FeedSettings:
     if problems:
         raise ConfigError(problems)
     return feed
+
+
+def watch_state_for(env: Mapping[str, str]) -> WatchStateSettings:
+    """The watch state's settings alone (ConfigError names a bad one), for callers that need no Exchange settings."""
+    problems: dict[str, str] = {}
+    settings = parse_watch_state(Env(env), problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def try_load(env: Mapping[str, str] | None = None, *, exchange: Settings | None = None) -> RunSettings | ConfigError:

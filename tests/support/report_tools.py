@@ -1,6 +1,7 @@
-"""Real tools for the evidence report tests: Azurite (local Blob Storage) and headless Chromium.
+"""Real tools for the evidence report tests: Azurite (local Blob and Table Storage) and headless Chromium.
 
-A `pytest_plugins` module: its `azurite` fixture serves every test that needs the app's storage account.
+A `pytest_plugins` module: its `azurite` fixture serves every test that needs the app's blob storage, its
+`azurite_tables` fixture those that need its Table Storage (the activity watch's state).
 
 Both come from tools/install-report-tools.sh. When one is missing the tests FAIL, never skip: a green run must
 mean the report was really rendered by a browser and really archived.
@@ -44,6 +45,13 @@ def connection_string(port: int, key: str = DEV_KEY) -> str:
     )
 
 
+def table_connection_string(port: int, key: str = DEV_KEY) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={key};"
+        f"TableEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+    )
+
+
 def require_chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
@@ -69,10 +77,11 @@ class Azurite:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    service: str = "blob"
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.port)
+        return table_connection_string(self.port) if self.service == "table" else connection_string(self.port)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -84,11 +93,12 @@ class Azurite:
                 self.process.wait(timeout=10)
 
 
-def start_azurite(workdir: Path, timeout: float = 30) -> Azurite:
-    """Azurite's blob service on a free loopback port, in memory, in its own process group; polled until it listens."""
+def start_azurite(workdir: Path, timeout: float = 30, service: str = "blob") -> Azurite:
+    """Azurite's blob (or table) service on a free loopback port, in memory, in its own process group; polled until
+    it listens."""
     npx = _require_azurite()
     port = free_port()
-    log = workdir / "azurite.log"
+    log = workdir / f"azurite-{service}.log"
     # `--` keeps npm from taking Azurite's flags (--silent, --loose) as its own. --no: never download anything.
     command = [
         npx,
@@ -96,24 +106,26 @@ def start_azurite(workdir: Path, timeout: float = 30) -> Azurite:
         str(AZURITE_DIR),
         "--no",
         "--",
-        "azurite-blob",
+        f"azurite-{service}",
         "--silent",
         "--inMemoryPersistence",
-        "--extentMemoryLimit",
-        "256",
+    ]
+    if service == "blob":
+        command += ["--extentMemoryLimit", "256"]
+    command += [
         "--skipApiVersionCheck",
         "--loose",
         "--disableTelemetry",
-        "--blobHost",
+        f"--{service}Host",
         "127.0.0.1",
-        "--blobPort",
+        f"--{service}Port",
         str(port),
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    azurite = Azurite(port, process, log)
+    azurite = Azurite(port, process, log, service)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -133,5 +145,13 @@ def start_azurite(workdir: Path, timeout: float = 30) -> Azurite:
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """One Azurite for the session (each test uses its own container)."""
     server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite Table service for the session (each test uses its own table or tenant)."""
+    server = start_azurite(tmp_path_factory.mktemp("azurite-tables"), service="table")
     yield server
     server.stop()
