@@ -6,25 +6,16 @@ Judged by the values written, so Microsoft's own actors and this product's write
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from shared.activity.baseline import Baseline
 from shared.activity.detections.base import Context, Detection, Outcome, admin_records, mailbox_of, make_alert
 from shared.activity.records import AuditRecord, truthy
+from shared.controls.mailbox_scan import timespan_days  # the same TimeSpan reading as the retention control
 
 ID = "audit-tampering"
 AUDIT_LISTS = ("AuditOwner", "AuditDelegate", "AuditAdmin")
 _MAILBOX_CMDLETS = ("Set-Mailbox", "Set-MailUser", "Set-RemoteMailbox")
-_TIMESPAN = re.compile(r"^(?:(\d{1,5})\.)?(\d{1,2}):([0-5]\d):([0-5]\d)(?:\.\d{1,7})?$")
-
-
-def timespan_days(value: str | None) -> float | None:
-    """Days in a .NET TimeSpan (`d.hh:mm:ss`, `hh:mm:ss`), as shared.controls.mailbox_scan reads them."""
-    if value is None or not (match := _TIMESPAN.match(value.strip().strip('"'))):
-        return None
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return None if hours > 23 else days + (hours * 3600 + minutes * 60 + seconds) / 86400
 
 
 def _reasons(record: AuditRecord, context: Context) -> list[str]:
@@ -44,9 +35,9 @@ def _reasons(record: AuditRecord, context: Context) -> list[str]:
         if truthy(record.parameter("AuditEnabled")) is False:
             reasons.append("mailbox auditing set off (AuditEnabled False)")
         if (limit := record.parameter("AuditLogAgeLimit")) is not None:
-            days = timespan_days(limit.strip())
+            days = timespan_days(limit.strip().strip('"'))
             old = _old_value(record, "AuditLogAgeLimit")
-            old_days = timespan_days(old) if old else None
+            old_days = timespan_days(old.strip().strip('"')) if old else None
             if days is not None and days == 0:
                 reasons.append("AuditLogAgeLimit set to 00:00:00: the mailbox keeps no audit records")
             elif days is not None and old_days is not None and days < old_days:
