@@ -45,7 +45,7 @@ from shared.activity.errors import (
 from shared.config.loader import CONTENT_TYPES, FeedSettings
 from shared.config.settings import Settings, check_base_url, origin
 from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
-from shared.exchange.client import RetryPolicy, new_session, read_body, retry_after_seconds
+from shared.exchange.client import RetryPolicy, new_session, read_body, retry_after_or_backoff, retry_after_seconds
 from shared.exchange.errors import ExchangeProtocolError, ExchangeTransportError
 
 log = logging.getLogger("mailbox_audit_guard.activity")
@@ -346,15 +346,7 @@ class FeedClient:
         def retryable(exc: BaseException) -> bool:
             return isinstance(exc, (FeedThrottled, FeedServerError, FeedTransportError))
 
-        backoff = tenacity.wait_random_exponential(
-            multiplier=policy.backoff_base_seconds, max=policy.backoff_cap_seconds
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, FeedThrottled) and exc.retry_after is not None:
-                return exc.retry_after
-            return backoff(state)
+        wait = retry_after_or_backoff(policy, FeedThrottled)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None

@@ -65,6 +65,21 @@ def new_session() -> requests.Session:
     return requests.Session()
 
 
+def retry_after_or_backoff(
+    policy: RetryPolicy, throttled: type[BaseException]
+) -> Callable[[tenacity.RetryCallState], float]:
+    """The wait before a retry: the server's Retry-After on a `throttled` error (its `retry_after`), else
+    exponential backoff with full jitter. Shared by the Exchange and the Management Activity API clients."""
+    backoff = tenacity.wait_random_exponential(multiplier=policy.backoff_base_seconds, max=policy.backoff_cap_seconds)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None) if isinstance(exc, throttled) else None
+        return float(retry_after) if isinstance(retry_after, int | float) else float(backoff(state))
+
+    return wait
+
+
 def system_anchor(mailbox_guid: str, tenant_id: str) -> str:
     """The X-AnchorMailbox value that routes an app-only call to a tenant system mailbox."""
     return f"APP:SystemMailbox{{{mailbox_guid}}}@{tenant_id}"
@@ -269,15 +284,7 @@ class ExchangeClient:
                 return server_errors_seen == 1  # a plain 500: once (writes are idempotent, so safe)
             return False
 
-        backoff = tenacity.wait_random_exponential(
-            multiplier=policy.backoff_base_seconds, max=policy.backoff_cap_seconds
-        )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, ExchangeThrottled) and exc.retry_after is not None:
-                return exc.retry_after
-            return backoff(state)
+        wait = retry_after_or_backoff(policy, ExchangeThrottled)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
