@@ -13,6 +13,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .activity import DEFAULT_ACTIVITY_ROLES
 from .faults import RESPONSE_KINDS, respond
 from .tokens import TokenError
 from .wire import Request, Response, json_response
@@ -31,6 +32,22 @@ EXCHANGE_APP_ROLES = (
         "Use Exchange Web Services with full access to all mailboxes",
     ),
     ("810c84a8-4a9e-49e6-bf7d-12d183f40d01", "Mail.Read", "Read mail in all mailboxes"),
+)
+# The Office 365 Management APIs (the audit feed's resource): its application permissions.
+MANAGEMENT_APP_ID = "c5393580-f805-4401-95e8-94b7a6ef2fc2"
+ACTIVITY_FEED_READ_ROLE_ID = "594c1fb6-4f81-4475-ae41-0c394909246c"
+MANAGEMENT_APP_ROLES = (
+    (ACTIVITY_FEED_READ_ROLE_ID, "ActivityFeed.Read", "Read activity data for your organization"),
+    (
+        "4807a72c-ad38-4250-94c9-4eabfe26cd55",
+        "ActivityFeed.ReadDlp",
+        "Read DLP policy events including detected sensitive data",
+    ),
+    (
+        "e2cea78f-e743-4d8f-a16a-75b629a038ae",
+        "ServiceHealth.Read",
+        "Read service health information for your organization",
+    ),
 )
 # Built-in Entra roles: display name -> template id (the roleDefinitionId of a built-in role in every tenant).
 DIRECTORY_ROLES = {
@@ -129,6 +146,29 @@ APP_ROLE_EXISTS = "Permission being assigned already exists on the object."
 CONFLICT = "A conflicting object with one or more of the specified property values is present in the directory."
 
 
+def _resource_sp(object_id: str, app_id: str, name: str, roles: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    """A Microsoft first-party resource service principal with its application permissions as app roles."""
+    return {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": name,
+        "servicePrincipalType": "Application",
+        "accountEnabled": True,
+        "appRoles": [
+            {
+                "id": role_id,
+                "value": value,
+                "displayName": display,
+                "allowedMemberTypes": ["Application"],
+                "isEnabled": True,
+                "origin": "Application",
+                "description": display,
+            }
+            for role_id, value, display in roles
+        ],
+    }
+
+
 def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     """(operation, path parameters) for a Graph request, or None when no route matches."""
     for verb, pattern, operation in _ROUTES:
@@ -214,26 +254,10 @@ class GraphState:
         self.principal = principal
         self.caller_permissions: list[str] = list(settings.get("caller_permissions", DEFAULT_CALLER_PERMISSIONS))
         self.exchange_sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/servicePrincipal/{EXCHANGE_APP_ID}"))
+        self.management_sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/servicePrincipal/{MANAGEMENT_APP_ID}"))
         self.service_principals: list[dict[str, Any]] = [
-            {
-                "id": self.exchange_sp_id,
-                "appId": EXCHANGE_APP_ID,
-                "displayName": "Office 365 Exchange Online",
-                "servicePrincipalType": "Application",
-                "accountEnabled": True,
-                "appRoles": [
-                    {
-                        "id": role_id,
-                        "value": value,
-                        "displayName": name,
-                        "allowedMemberTypes": ["Application"],
-                        "isEnabled": True,
-                        "origin": "Application",
-                        "description": name,
-                    }
-                    for role_id, value, name in EXCHANGE_APP_ROLES
-                ],
-            }
+            _resource_sp(self.exchange_sp_id, EXCHANGE_APP_ID, "Office 365 Exchange Online", EXCHANGE_APP_ROLES),
+            _resource_sp(self.management_sp_id, MANAGEMENT_APP_ID, "Office 365 Management APIs", MANAGEMENT_APP_ROLES),
         ]
         self.service_principals += [{**identity, "accountEnabled": True, "appRoles": []} for identity in identities]
         self.own_identity_ids = {identity["id"] for identity in identities}
@@ -253,6 +277,8 @@ class GraphState:
         for identity_id in self.own_identity_ids:
             if "Exchange.ManageAsApp" in (principal.get("roles") or []):
                 self._add_app_role_assignment(identity_id, self.exchange_sp_id, MANAGE_AS_APP_ROLE_ID)
+            if "ActivityFeed.Read" in principal.get("activity_roles", DEFAULT_ACTIVITY_ROLES):
+                self._add_app_role_assignment(identity_id, self.management_sp_id, ACTIVITY_FEED_READ_ROLE_ID)
             for name in principal.get("directory_roles") or []:
                 if name in DIRECTORY_ROLES:
                     self._add_role_assignment(identity_id, DIRECTORY_ROLES[name], "/")
@@ -314,9 +340,12 @@ class GraphState:
         assignment = self._add_app_role_assignment(client["id"], resource["id"], body["appRoleId"])
         if client["id"] in self.own_identity_ids:
             value = next(r["value"] for r in resource["appRoles"] if r["id"].lower() == body["appRoleId"].lower())
-            roles = list(self.principal.get("roles") or [])
+            # Tokens are per resource: a Management APIs role goes into the feed's tokens (`activity_roles`), an
+            # Exchange role into Exchange's (`roles`).
+            key = "activity_roles" if resource["id"] == self.management_sp_id else "roles"
+            roles = list(self.principal.get(key, DEFAULT_ACTIVITY_ROLES if key == "activity_roles" else []) or [])
             if value not in roles:  # a new list: the scenario's own lists stay untouched
-                self.principal["roles"] = [*roles, value]
+                self.principal[key] = [*roles, value]
         return assignment
 
     def assign_directory_role(self, body: Any) -> dict[str, Any]:

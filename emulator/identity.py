@@ -181,7 +181,7 @@ class IdentityApi:
             elif audience in MANAGE_AUDIENCES:
                 principal = self.emu.tenant.principal
                 roles = list(principal.get("activity_roles", DEFAULT_ACTIVITY_ROLES))
-                granted = [str(r) for r in principal.get("roles") or []]  # e.g. by an emulated grant-permissions
+                granted = [str(r) for r in principal.get("roles") or []]  # a scenario may list them there too
                 roles += [r for r in granted if r.startswith("ActivityFeed.") and r not in roles]
                 wids = []
             else:

@@ -27,6 +27,12 @@ param exoCloud string = 'global'
 @description('NCRONTAB (6 fields, UTC) of the daily check: AUDIT_SCHEDULE.')
 param auditSchedule string = '0 0 6 * * *'
 
+@description('NCRONTAB (6 fields, UTC) of the activity watch, a pass over the audit feed: WATCH_SCHEDULE.')
+param watchSchedule string = '0 */10 * * * *'
+
+@description('Comma-separated audit feed content types the watch reads: WATCH_CONTENT_TYPES.')
+param watchContentTypes string = 'Audit.Exchange,Audit.AzureActiveDirectory'
+
 @allowed(['report', 'remediate'])
 @description('report: check only. remediate: the daily run also fixes what is safe unattended: AUDIT_MODE.')
 param auditMode string = 'report'
@@ -43,6 +49,8 @@ param logRetentionDays int = 90
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName, application: 'mailbox-audit-guard' }
 var evidenceContainerName = 'evidence'
+// The activity watch's state (checkpoints, seen ids, baselines, alert ids): a table in the app's storage account.
+var watchTableName = 'MailboxAuditWatch'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -106,6 +114,9 @@ module functionApp 'modules/function-app.bicep' = {
     auditMode: auditMode
     evidenceContainerName: evidenceContainerName
     remediationClientId: remediationClientId
+    watchSchedule: watchSchedule
+    watchTableName: watchTableName
+    watchContentTypes: watchContentTypes
   }
 }
 

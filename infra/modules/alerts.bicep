@@ -1,4 +1,5 @@
-// Action group (e-mail) and the six log search alerts. Each query lives in infra/alerts/<name>.kql and is
+// Action group (e-mail) and the eleven log search alerts: six for the daily check and remediation, five for the
+// activity watch. Each query lives in infra/alerts/<name>.kql and is
 // loaded verbatim, so the text the tests validate is the text that gets deployed. Runbooks: infra/README.md.
 // Event rules look back twice their frequency so that late-ingested telemetry is still seen; autoMitigate
 // keeps one alert open (one e-mail) while rows keep matching, and resolves it afterwards.
@@ -128,6 +129,98 @@ module revert 'log-alert.bicep' = {
     query: loadTextContent('../alerts/revert.kql')
     evaluationFrequency: 'PT15M'
     windowSize: 'PT30M'
+    dimensions: ['tenant_id']
+  }
+}
+
+// ---- the activity watch (docs/telemetry.md, "The activity watch") ------------------------------------------------
+
+module activityAlertHigh 'log-alert.bicep' = {
+  name: 'alert-activity-high'
+  params: {
+    name: '${namePrefix}-activity-high'
+    displayName: 'High-severity mailbox activity alert'
+    description: 'The activity watch found high-risk mailbox activity (detection, actor, mailbox, operation, country and time are in the alert): audit tampering, a permission grant by a new actor, an evasive inbox rule, a mass delete or an export. Confirm with the actor or their manager at once; if it was not them, contain the account and treat it as an incident. A known, approved pattern: add a written detection exception (infra/README.md).'
+    severity: 1
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/activity-alert-high.kql')
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT10M'
+    dimensions: ['tenant_id', 'detection', 'alert_id']
+  }
+}
+
+module activityAlertMedium 'log-alert.bicep' = {
+  name: 'alert-activity-medium'
+  params: {
+    name: '${namePrefix}-activity-medium'
+    displayName: 'Medium-severity mailbox activity alert'
+    description: 'The activity watch found unusual mailbox activity (detection, actor, mailbox, operation and country are in the alert): a new SendAs or non-owner pair, a sign-in from a new country, forwarding outside the tenant. Check it with the people involved the same day; a standing delegate, service account or forwarding target gets a written detection exception (infra/README.md).'
+    severity: 2
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/activity-alert-medium.kql')
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    dimensions: ['tenant_id', 'detection']
+  }
+}
+
+module watchFailed 'log-alert.bicep' = {
+  name: 'alert-watch-failed'
+  params: {
+    name: '${namePrefix}-watch-failed'
+    displayName: 'Mailbox activity watch failed'
+    description: 'A pass of the activity watch ended with status Error or raised an exception, so mailbox activity is not being read (progress before the error is kept). Look up the run_id in the exceptions table; usual causes are a missing ActivityFeed.Read grant (run grant-permissions), the storage table role, throttling or a feed outage.'
+    severity: 2
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/watch-failed.kql')
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    dimensions: ['tenant_id']
+  }
+}
+
+module watchHeartbeat 'log-alert.bicep' = {
+  name: 'alert-watch-heartbeat'
+  params: {
+    name: '${namePrefix}-watch-heartbeat'
+    displayName: 'No completed mailbox activity watch for 1 hour'
+    description: 'The activity_watch timer has not completed a pass for more than an hour (or never in a day), so nobody is reading the audit feed: tampering would go unseen. Check that the function app runs, the invocations of activity_watch, WATCH_SCHEDULE and App Insights ingestion, then run a pass by hand.'
+    severity: 1
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/watch-heartbeat.kql')
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    overrideQueryTimeRange: 'P1D'
+  }
+}
+
+module feedLag 'log-alert.bicep' = {
+  name: 'alert-feed-lag'
+  params: {
+    name: '${namePrefix}-feed-lag'
+    displayName: 'Mailbox activity feed lag above 6 hours'
+    description: 'The activity watch has read the audit feed completely only up to more than 6 hours ago (the feed itself runs 60-90 minutes behind). Alerts arrive late, and after 7 days content expires (gaps). Look at failed_blobs and the watch-failed alert, throttling and the Microsoft 365 service health; the first 12 hours after a new subscription are expected to lag.'
+    severity: 2
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/feed-lag.kql')
+    evaluationFrequency: 'PT30M'
+    windowSize: 'PT1H'
     dimensions: ['tenant_id']
   }
 }

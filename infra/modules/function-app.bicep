@@ -19,6 +19,11 @@ param auditMode string
 param evidenceContainerName string
 @description('Entra app registration (client id) for App Service authentication; empty leaves Easy Auth off.')
 param remediationClientId string
+@description('NCRONTAB of the activity watch timer (activity_watch).')
+param watchSchedule string
+@description('Table of the watch state in the app storage account (the identity holds Storage Table Data Contributor).')
+param watchTableName string
+param watchContentTypes string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy is not offered for this Flex Consumption plan; one daily check tolerates a zone outage
@@ -75,6 +80,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'AUDIT_SCHEDULE', value: auditSchedule }
         { name: 'AUDIT_MODE', value: auditMode }
         { name: 'EVIDENCE_CONTAINER', value: evidenceContainerName }
+        { name: 'WATCH_SCHEDULE', value: watchSchedule }
+        { name: 'WATCH_TABLE_NAME', value: watchTableName }
+        { name: 'WATCH_CONTENT_TYPES', value: watchContentTypes }
       ]
     }
     functionAppConfig: {

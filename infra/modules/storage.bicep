@@ -1,5 +1,6 @@
 // Host storage for the function app: no shared keys, TLS 1.2, https only, no public blobs. The app's identity
-// gets data-plane roles (blob for deployment, timer leases and evidence; queue and table for the host).
+// gets data-plane roles (blob for deployment, timer leases and evidence; queue for the host; table for the host and
+// the activity watch's state, the WATCH_TABLE_NAME table, which the app creates on first use).
 param name string
 param location string
 param tags object
@@ -10,7 +11,7 @@ param dataPrincipalId string
 var dataRoles = [
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
   '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
-  '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
+  '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor (host, and the watch state table)
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {

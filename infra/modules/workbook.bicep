@@ -1,4 +1,5 @@
-// Azure Monitor workbook: compliance per control over time, latest status per control, last run per tenant.
+// Azure Monitor workbook: compliance per control over time, latest status per control, last run per tenant, and for
+// the activity watch the alerts per detection over time and the feed's lag.
 // The queries are loaded from infra/workbook/*.kql (validated by the tests like the alert queries).
 param location string
 param tags object
@@ -14,7 +15,7 @@ var content = {
       type: 1
       name: 'intro'
       content: {
-        json: '## Mailbox Audit Guard\nDaily Exchange Online mailbox auditing checks. Status values: Compliant, NonCompliant, Error. Alerts and runbooks: infra/README.md.'
+        json: '## Mailbox Audit Guard\nDaily Exchange Online mailbox auditing checks (status values: Compliant, NonCompliant, Error) and the activity watch over the audit feed. Alerts and runbooks: infra/README.md.'
       }
     }
     {
@@ -88,6 +89,34 @@ var content = {
         queryType: 0
         resourceType: 'microsoft.insights/components'
         visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'activity-alerts-per-detection'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Activity watch: new alerts per detection and day'
+        query: loadTextContent('../workbook/activity-alerts-per-detection.kql')
+        size: 0
+        timeContextFromParameter: timeRange
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'barchart'
+      }
+    }
+    {
+      type: 3
+      name: 'activity-feed-lag'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Activity watch: feed lag in hours (worst pass per hour; the alert fires above 6)'
+        query: loadTextContent('../workbook/activity-feed-lag.kql')
+        size: 0
+        timeContextFromParameter: timeRange
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'timechart'
       }
     }
   ]

@@ -1,7 +1,7 @@
 """`python -m shared grant-permissions`: give the managed identity what Exchange Online needs, through Graph.
 
 The arguments, the sign-in and the output; the work is shared/graph/grant.py, the plan shared/graph/grant_plan.py.
-Exit 0 when both assignments are in place, 2 on any error. Needs no EXO_* setting.
+Exit 0 when all three assignments are in place, 2 on any error. Needs no EXO_* setting.
 """
 
 from __future__ import annotations
@@ -29,18 +29,20 @@ EPILOG = """\
 Assigns, on the identity's service principal, only what is missing:
   1. the app role Exchange.ManageAsApp of "Office 365 Exchange Online" (appId 00000002-0000-0ff1-ce00-000000000000);
   2. the Entra role Exchange Administrator (needed to remediate) or, with --read-only, Global Reader (checks only),
-     directory-wide.
+     directory-wide;
+  3. the app role ActivityFeed.Read (application permission) of "Office 365 Management APIs" (appId
+     c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only).
 Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant. Credentials: the
 Azure CLI login (`az login --tenant <tenant id>`; for national clouds `az cloud set` first), then the
 DefaultAzureCredential chain (environment, workload identity, managed identity, ...). An app needs the Graph
 permissions AppRoleAssignment.ReadWrite.All + Application.Read.All (app role) and RoleManagement.ReadWrite.Directory
-(directory role). GRAPH_ENDPOINT overrides the Graph base URL. Exit codes: 0 both in place, 2 error.
+(directory role). GRAPH_ENDPOINT overrides the Graph base URL. Exit codes: 0 all in place, 2 error.
 
 Least privilege: an Entra role applies to the whole directory. Exchange RBAC role groups are the narrower
 alternative (e.g. View-Only Organization Management for checks, a custom group for remediation). Graph cannot
 assign them: in Exchange Online PowerShell run `New-ServicePrincipal -AppId <client id> -ObjectId <principal id>`,
-then `Add-RoleGroupMember`. That route needs the app role but no Entra role: assign the app role by hand instead of
-running this command, which always assigns an Entra role too.
+then `Add-RoleGroupMember`. That route needs the app roles but no Entra role: assign the two app roles by hand
+instead of running this command, which always assigns an Entra role too.
 """
 
 
@@ -48,9 +50,9 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `grant-permissions` on the CLI's subparsers (shared/cli/main.py calls this)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "grant-permissions",
-        help="give the managed identity the Exchange Online permissions (Microsoft Graph)",
-        description="Assign the Exchange.ManageAsApp app role and an Entra role to the identity, through Microsoft "
-        "Graph. Idempotent. Needs no EXO_* setting.",
+        help="give the managed identity the Exchange Online and audit feed permissions (Microsoft Graph)",
+        description="Assign the Exchange.ManageAsApp app role, an Entra role and the ActivityFeed.Read app role to "
+        "the identity, through Microsoft Graph. Idempotent. Needs no EXO_* setting.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -91,7 +93,7 @@ def run_grant_permissions(
     session: requests.Session | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """The `grant-permissions` command: exit 0 when both assignments are in place, 2 otherwise.
+    """The `grant-permissions` command: exit 0 when all three assignments are in place, 2 otherwise.
 
     `credential`, `session` and `environ` are for tests; by default the Azure CLI / DefaultAzureCredential chain,
     a new requests session and os.environ."""

@@ -1,6 +1,6 @@
 """grant-permissions against Microsoft Graph: read what the principal holds, plan, POST only what is missing.
 
-A second run finds both assignments and sends no POST. Graph's errors become administrator messages
+A second run finds all three assignments and sends no POST. Graph's errors become administrator messages
 (`grant_plan.explain`); nothing here prints or parses arguments (shared/cli/grant_permissions.py does).
 """
 
@@ -13,6 +13,8 @@ from shared.graph.errors import GraphAuthError, GraphError
 from shared.graph.grant_plan import (
     EXCHANGE_APP_ID,
     EXCHANGE_DISPLAY_NAME,
+    MANAGEMENT_APP_ID,
+    MANAGEMENT_DISPLAY_NAME,
     Grant,
     GrantError,
     GrantReport,
@@ -20,6 +22,7 @@ from shared.graph.grant_plan import (
     Outcome,
     Principal,
     Step,
+    activity_feed_read_role_id,
     explain,
     is_duplicate,
     manage_as_app_role_id,
@@ -74,12 +77,29 @@ def find_exchange(client: GraphClient) -> tuple[str, str]:
     return str(exchange.get("id", "")).lower(), manage_as_app_role_id(exchange)
 
 
+def find_management(client: GraphClient) -> tuple[str, str]:
+    """(object id, ActivityFeed.Read role id) of the Office 365 Management APIs service principal."""
+    try:
+        management = client.get(f"/servicePrincipals(appId='{MANAGEMENT_APP_ID}')", {"$select": "id,appId,appRoles"})
+    except GraphError as exc:
+        if exc.status == 404:
+            raise GrantError(
+                f"The {MANAGEMENT_DISPLAY_NAME} service principal ({MANAGEMENT_APP_ID}) does not exist in this "
+                "tenant (the activity watch reads the audit feed through it), or you signed in to another tenant. "
+                f"An administrator can add it: `az ad sp create --id {MANAGEMENT_APP_ID}`; then run this command "
+                "again. Nothing was assigned."
+            ) from None
+        raise GrantError(explain(Step.FIND_MANAGEMENT, exc)) from None
+    return str(management.get("id", "")).lower(), activity_feed_read_role_id(management)
+
+
 def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -> GrantReport:
     """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`."""
     report = GrantReport(requested_id=reference, read_only=read_only, graph_url=client.base_url)
     try:
         principal = report.principal = find_principal(client, reference, report.notes)
         exchange_id, role_id = find_exchange(client)
+        management_id, activity_role_id = find_management(client)
         app_roles = _read(
             Step.READ_APP_ROLES, lambda: client.get_all(f"/servicePrincipals/{principal.id}/appRoleAssignments")
         )
@@ -96,6 +116,8 @@ def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -
         principal_id=principal.id,
         exchange_sp_id=exchange_id,
         app_role_id=role_id,
+        management_sp_id=management_id,
+        activity_role_id=activity_role_id,
         app_role_assignments=app_roles,
         role_assignments=directory_roles,
         read_only=read_only,

@@ -1,8 +1,10 @@
 """grant-permissions, the pure part: what the identity needs, what to assign, what a run found, what errors mean.
 
-Two assignments (exchange-admin-api.md §4.1, azure-functions.md §12), both on the identity's service principal:
+Three assignments (exchange-admin-api.md §4.1, azure-functions.md §12), all on the identity's service principal:
 1. the app role `Exchange.ManageAsApp` of the Office 365 Exchange Online service principal;
-2. the Entra role Exchange Administrator (remediation) or, with --read-only, Global Reader, directory-wide.
+2. the Entra role Exchange Administrator (remediation) or, with --read-only, Global Reader, directory-wide;
+3. the app role `ActivityFeed.Read` (application permission) of the Office 365 Management APIs service principal:
+   the activity watch reads the audit feed with it (read-only, so --read-only grants it too).
 
 No I/O here: shared/graph/grant.py reads Graph and posts what `plan_grants` finds missing.
 """
@@ -21,6 +23,10 @@ EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 EXCHANGE_DISPLAY_NAME = "Office 365 Exchange Online"
 MANAGE_AS_APP = "Exchange.ManageAsApp"
 MANAGE_AS_APP_ROLE_ID = "dc50a0fb-09a3-484d-be87-e023b12c6440"
+MANAGEMENT_APP_ID = "c5393580-f805-4401-95e8-94b7a6ef2fc2"
+MANAGEMENT_DISPLAY_NAME = "Office 365 Management APIs"
+ACTIVITY_FEED_READ = "ActivityFeed.Read"
+ACTIVITY_FEED_READ_ROLE_ID = "594c1fb6-4f81-4475-ae41-0c394909246c"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
@@ -48,15 +54,17 @@ class Step(StrEnum):
 
     FIND_PRINCIPAL = "look up the principal"
     FIND_EXCHANGE = f"look up the {EXCHANGE_DISPLAY_NAME} service principal"
+    FIND_MANAGEMENT = f"look up the {MANAGEMENT_DISPLAY_NAME} service principal"
     READ_APP_ROLES = "read the principal's app role assignments"
     READ_DIRECTORY_ROLES = "read the principal's directory role assignments"
-    ASSIGN_APP_ROLE = f"assign the {MANAGE_AS_APP} app role"
+    ASSIGN_APP_ROLE = "assign an app role"
     ASSIGN_DIRECTORY_ROLE = "assign the directory role"
 
 
 NEEDED_PERMISSION = {
     Step.FIND_PRINCIPAL: "the Graph permission Application.Read.All",
     Step.FIND_EXCHANGE: "the Graph permission Application.Read.All",
+    Step.FIND_MANAGEMENT: "the Graph permission Application.Read.All",
     Step.READ_APP_ROLES: "the Graph permission Application.Read.All",
     Step.READ_DIRECTORY_ROLES: "the Graph permission RoleManagement.Read.Directory (or RoleManagement.ReadWrite."
     "Directory)",
@@ -101,11 +109,12 @@ class Grant:
     path: str
     body: dict[str, Any]
     present: bool
+    resource: str = EXCHANGE_DISPLAY_NAME  # an app role's resource (its service principal's display name)
 
     @property
     def label(self) -> str:
         if self.kind == "appRole":
-            return f"{self.name} app role on {EXCHANGE_DISPLAY_NAME}"
+            return f"{self.name} app role on {self.resource}"
         return f"Entra role {self.name} (directory-wide)"
 
 
@@ -133,14 +142,37 @@ def wanted_directory_role(read_only: bool) -> tuple[str, str]:
     return role_id, ROLE_NAMES[role_id]
 
 
-def manage_as_app_role_id(exchange_sp: Mapping[str, Any]) -> str:
-    """The id of Exchange.ManageAsApp among the Exchange service principal's app roles (the tenant's answer wins)."""
-    for role in exchange_sp.get("appRoles") or []:
-        if isinstance(role, dict) and role.get("value") == MANAGE_AS_APP and role.get("isEnabled", True):
-            return str(role.get("id") or MANAGE_AS_APP_ROLE_ID).lower()
+def app_role_id(resource_sp: Mapping[str, Any], value: str, default_id: str, resource_name: str) -> str:
+    """The id of the app role `value` among a resource service principal's app roles (the tenant's answer wins)."""
+    for role in resource_sp.get("appRoles") or []:
+        if isinstance(role, dict) and role.get("value") == value and role.get("isEnabled", True):
+            if "Application" not in (role.get("allowedMemberTypes") or ["Application"]):
+                continue  # a delegated-only role cannot be given to a service principal
+            return str(role.get("id") or default_id).lower()
     raise GrantError(
-        f"The {EXCHANGE_DISPLAY_NAME} service principal in this tenant offers no enabled "
-        f"{MANAGE_AS_APP} app role; nothing was assigned."
+        f"The {resource_name} service principal in this tenant offers no enabled {value} app role (application "
+        "permission); nothing was assigned."
+    )
+
+
+def manage_as_app_role_id(exchange_sp: Mapping[str, Any]) -> str:
+    """The id of Exchange.ManageAsApp among the Exchange service principal's app roles."""
+    return app_role_id(exchange_sp, MANAGE_AS_APP, MANAGE_AS_APP_ROLE_ID, EXCHANGE_DISPLAY_NAME)
+
+
+def activity_feed_read_role_id(management_sp: Mapping[str, Any]) -> str:
+    """The id of ActivityFeed.Read among the Office 365 Management APIs service principal's app roles."""
+    return app_role_id(management_sp, ACTIVITY_FEED_READ, ACTIVITY_FEED_READ_ROLE_ID, MANAGEMENT_DISPLAY_NAME)
+
+
+def _holds_app_role(
+    assignments: Sequence[Mapping[str, Any]], principal_id: str, resource_id: str, role_id: str
+) -> bool:
+    return any(
+        _same(a.get("resourceId"), resource_id)
+        and _same(a.get("appRoleId"), role_id)
+        and _same(a.get("principalId") or principal_id, principal_id)
+        for a in assignments
     )
 
 
@@ -149,17 +181,15 @@ def plan_grants(
     principal_id: str,
     exchange_sp_id: str,
     app_role_id: str,
+    management_sp_id: str,
+    activity_role_id: str,
     app_role_assignments: Sequence[Mapping[str, Any]],
     role_assignments: Sequence[Mapping[str, Any]],
     read_only: bool,
 ) -> GrantPlan:
     """What to assign, from what the principal already holds."""
-    has_app_role = any(
-        _same(a.get("resourceId"), exchange_sp_id)
-        and _same(a.get("appRoleId"), app_role_id)
-        and _same(a.get("principalId") or principal_id, principal_id)
-        for a in app_role_assignments
-    )
+    has_app_role = _holds_app_role(app_role_assignments, principal_id, exchange_sp_id, app_role_id)
+    has_activity_role = _holds_app_role(app_role_assignments, principal_id, management_sp_id, activity_role_id)
     role_id, role_name = wanted_directory_role(read_only)
     mine = [a for a in role_assignments if _same(a.get("principalId"), principal_id)]
     wide = {str(a.get("roleDefinitionId", "")).lower() for a in mine if a.get("directoryScopeId") == DIRECTORY_SCOPE}
@@ -208,6 +238,15 @@ def plan_grants(
                 "directoryScopeId": DIRECTORY_SCOPE,
             },
             role_id in wide,
+        ),
+        Grant(
+            "appRole",
+            ACTIVITY_FEED_READ,
+            Step.ASSIGN_APP_ROLE,
+            f"/servicePrincipals/{principal_id}/appRoleAssignments",
+            {"principalId": principal_id, "resourceId": management_sp_id, "appRoleId": activity_role_id},
+            has_activity_role,
+            MANAGEMENT_DISPLAY_NAME,
         ),
     )
     return GrantPlan(grants, tuple(notes))
@@ -259,7 +298,7 @@ class GrantResult:
 
 @dataclass
 class GrantReport:
-    """What one run found and did; `exit_code` 0 only when both assignments are in place."""
+    """What one run found and did; `exit_code` 0 only when every assignment is in place."""
 
     requested_id: str
     read_only: bool

@@ -21,14 +21,14 @@ def render_text(report: GrantReport) -> str:
         if principal
         else report.requested_id
     )
-    lines = [f"Granting Exchange Online permissions to {who} via {report.graph_url}"]
+    lines = [f"Granting Exchange Online and audit feed permissions to {who} via {report.graph_url}"]
     # A failure's explanation goes to stderr (the CLI prints report.error); the line only says that it failed.
     lines += [f"  {r.grant.label}: {'FAILED' if r.outcome is Outcome.FAILED else r.message}" for r in report.results]
     lines += [f"Note: {note}" for note in report.notes]
     if report.exit_code == 0:
         lines.append(
-            "Both assignments are in place (exit code 0). New assignments can take a while to reach "
-            "Exchange Online; run `python -m shared check` to confirm."
+            "All three assignments are in place (exit code 0). New assignments can take a while to reach "
+            "Exchange Online and the audit feed; run `python -m shared check` to confirm."
         )
         lines.append(LEAST_PRIVILEGE_HINT)
     else:

@@ -14,7 +14,9 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 MANAGE_AS_APP = "dc50a0fb-09a3-484d-be87-e023b12c6440"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
-NO_RIGHTS = {"principal": {"roles": [], "directory_roles": []}}
+MANAGEMENT_APP_ID = "c5393580-f805-4401-95e8-94b7a6ef2fc2"
+ACTIVITY_FEED_READ = "594c1fb6-4f81-4475-ae41-0c394909246c"
+NO_RIGHTS = {"principal": {"roles": [], "directory_roles": [], "activity_roles": []}}
 
 
 class Graph:
@@ -91,8 +93,11 @@ def test_the_scenario_principal_seeds_the_identities_assignments(make_emulator):
     emu = make_emulator({"principal": {"roles": ["Exchange.ManageAsApp"], "directory_roles": ["Global Reader"]}})
     graph = Graph(emu)
     principal = emu.managed_identity_principal_id
-    [assignment] = graph.get(f"/servicePrincipals/{principal}/appRoleAssignments").json()["value"]
-    assert (assignment["resourceId"], assignment["appRoleId"]) == (exchange_sp(graph)["id"], MANAGE_AS_APP)
+    assignments = graph.get(f"/servicePrincipals/{principal}/appRoleAssignments").json()["value"]
+    assert {(a["resourceId"], a["appRoleId"]) for a in assignments} == {
+        (exchange_sp(graph)["id"], MANAGE_AS_APP),
+        (emu.graph.management_sp_id, ACTIVITY_FEED_READ),  # `activity_roles` defaults to ActivityFeed.Read
+    }
     [role] = graph.get(
         "/roleManagement/directory/roleAssignments", **{"$filter": f"principalId eq '{principal}'"}
     ).json()["value"]
@@ -120,7 +125,11 @@ def test_assignments_are_created_once_and_reach_exchange(make_emulator):
     assert graph.post("/roleManagement/directory/roleAssignments", role).status_code == 201
     conflict = graph.post("/roleManagement/directory/roleAssignments", role)
     assert conflict.status_code == 400 and "conflicting object" in conflict.json()["error"]["message"]
-    assert emu.tenant.principal == {"roles": ["Exchange.ManageAsApp"], "directory_roles": ["Exchange Administrator"]}
+    assert emu.tenant.principal == {
+        "roles": ["Exchange.ManageAsApp"],
+        "directory_roles": ["Exchange Administrator"],
+        "activity_roles": [],
+    }
     assert Exo(emu).post("Get-OrganizationConfig").status_code == 200
     assert [(r.operation, r.status) for r in emu.graph_writes()] == [
         ("servicePrincipal-post-appRoleAssignments", 201),
@@ -128,6 +137,24 @@ def test_assignments_are_created_once_and_reach_exchange(make_emulator):
         ("rbacApplication-post-roleAssignments", 201),
         ("rbacApplication-post-roleAssignments", 400),
     ]
+
+
+def test_the_management_apis_offer_activity_feed_read_and_a_grant_reaches_the_feed_token(make_emulator):
+    emu = make_emulator(NO_RIGHTS)
+    graph, principal = Graph(emu), emu.managed_identity_principal_id
+    sp = graph.get(f"/servicePrincipals(appId='{MANAGEMENT_APP_ID}')").json()
+    assert (sp["id"], sp["displayName"]) == (emu.graph.management_sp_id, "Office 365 Management APIs")
+    role = next(r for r in sp["appRoles"] if r["value"] == "ActivityFeed.Read")
+    assert (role["id"], role["allowedMemberTypes"]) == (ACTIVITY_FEED_READ, ["Application"])
+    assert graph.get(f"/servicePrincipals/{principal}/appRoleAssignments").json()["value"] == []
+    manage_scope = "https://manage.office.com/.default"
+    assert jwt.decode(secret_token(emu, manage_scope), options={"verify_signature": False})["roles"] == []
+    body = {"principalId": principal, "resourceId": sp["id"], "appRoleId": ACTIVITY_FEED_READ}
+    assert graph.post(f"/servicePrincipals/{principal}/appRoleAssignments", body).status_code == 201
+    claims = jwt.decode(secret_token(emu, manage_scope), options={"verify_signature": False})
+    assert claims["roles"] == ["ActivityFeed.Read"]
+    assert "ActivityFeed.Read" not in jwt.decode(secret_token(emu), options={"verify_signature": False})["roles"]
+    assert graph.post(f"/servicePrincipals/{principal}/appRoleAssignments", body).status_code == 400  # duplicate
 
 
 def test_bad_assignment_bodies_are_refused(make_emulator):

@@ -44,6 +44,19 @@ ALERTS = {
     "remediationApplied": ("../alerts/remediation-applied.kql", 3),
     "remediationFailed": ("../alerts/remediation-failed.kql", 2),
     "revert": ("../alerts/revert.kql", 0),
+    "activityAlertHigh": ("../alerts/activity-alert-high.kql", 1),
+    "activityAlertMedium": ("../alerts/activity-alert-medium.kql", 2),
+    "watchFailed": ("../alerts/watch-failed.kql", 2),
+    "watchHeartbeat": ("../alerts/watch-heartbeat.kql", 1),
+    "feedLag": ("../alerts/feed-lag.kql", 2),
+}
+# The activity watch's rules: (evaluationFrequency, windowSize, dimensions). Event rules look back twice their
+# frequency; the high alert is evaluated every 5 minutes and split down to the alert, so each one is an e-mail.
+WATCH_RULES = {
+    "activityAlertHigh": ("PT5M", "PT10M", ["tenant_id", "detection", "alert_id"]),
+    "activityAlertMedium": ("PT15M", "PT30M", ["tenant_id", "detection"]),
+    "watchFailed": ("PT15M", "PT30M", ["tenant_id"]),
+    "feedLag": ("PT30M", "PT1H", ["tenant_id"]),
 }
 
 APP_SETTINGS = {
@@ -62,6 +75,9 @@ APP_SETTINGS = {
     "AUDIT_SCHEDULE": "auditSchedule",
     "AUDIT_MODE": "auditMode",
     "EVIDENCE_CONTAINER": "evidenceContainerName",
+    "WATCH_SCHEDULE": "watchSchedule",
+    "WATCH_TABLE_NAME": "watchTableName",
+    "WATCH_CONTENT_TYPES": "watchContentTypes",
 }
 
 SECRET_NAME = re.compile(r"secret|password|passwd|pwd|token|key(?!vault)|sas|credential|cert", re.IGNORECASE)
@@ -294,6 +310,57 @@ def test_heartbeat_looks_back_two_days(bicep: dict[str, dict[str, Any]]) -> None
     assert "dimensions" not in params, "a per-tenant split cannot see a tenant that never reported"
 
 
+def test_watch_heartbeat_looks_back_one_day_without_a_split(bicep: dict[str, dict[str, Any]]) -> None:
+    params = bicep["modules/alerts.bicep"]["modules"]["watchHeartbeat"]["config"]["params"]
+    assert (params["evaluationFrequency"], params["windowSize"], params["overrideQueryTimeRange"]) == (
+        "PT15M",
+        "PT15M",
+        "P1D",
+    )
+    assert "dimensions" not in params, "a per-tenant split cannot see a tenant whose watch never reported"
+
+
+@pytest.mark.parametrize("rule", sorted(WATCH_RULES))
+def test_watch_rules_run_often_enough_and_split_as_documented(bicep: dict[str, dict[str, Any]], rule: str) -> None:
+    params = bicep["modules/alerts.bicep"]["modules"][rule]["config"]["params"]
+    assert (params["evaluationFrequency"], params["windowSize"], params["dimensions"]) == WATCH_RULES[rule]
+    assert "overrideQueryTimeRange" not in params
+
+
+def test_every_alert_has_a_runbook_section_under_its_display_name(bicep: dict[str, dict[str, Any]]) -> None:
+    """log-alert.bicep sends `infra/README.md, section "<displayName>"` with every alert: the section must exist."""
+    sections = set(re.findall(r"^### (.+?)\s*$", (INFRA / "README.md").read_text(), re.M))
+    for name, module in bicep["modules/alerts.bicep"]["modules"].items():
+        display = module["config"]["params"]["displayName"]
+        assert display in sections, f"{name}: no runbook section '### {display}' in infra/README.md"
+
+
+def test_the_watch_gets_its_schedule_table_and_the_table_role_on_the_app_storage(
+    bicep: dict[str, dict[str, Any]],
+) -> None:
+    main = bicep["main.bicep"]
+    assert main["parameters"]["watchSchedule"]["default"] == "0 */10 * * * *"
+    assert main["parameters"]["watchContentTypes"]["default"] == "Audit.Exchange,Audit.AzureActiveDirectory"
+    assert main["variables"]["watchTableName"]["value"] == "MailboxAuditWatch"
+    params = main["modules"]["functionApp"]["config"]["params"]
+    assert (params["watchSchedule"], params["watchTableName"], params["watchContentTypes"]) == (
+        "watchSchedule",
+        "watchTableName",
+        "watchContentTypes",
+    )
+    # the table lives in the account the host uses (AzureWebJobsStorage__accountName), where the identity holds
+    # Storage Table Data Contributor
+    assert ref(params["storageAccountName"]) == "storage.outputs.name"
+    storage = bicep["modules/storage.bicep"]
+    assert "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3" in storage["variables"]["dataRoles"]["value"]
+    assert storage["resources"]["dataAccess"]["config"]["config"]["scope"] == "account"
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["watchSchedule"]["value"] == "${WATCH_SCHEDULE=0 */10 * * * *}"
+    from shared.config.loader import DEFAULT_WATCH_TABLE
+
+    assert main["variables"]["watchTableName"]["value"] == DEFAULT_WATCH_TABLE
+
+
 def test_every_query_is_loaded_from_an_existing_kql_file_and_every_kql_file_is_used(
     bicep: dict[str, dict[str, Any]],
 ) -> None:
@@ -324,3 +391,9 @@ def test_workbook_shows_controls_over_time_and_last_run_per_tenant(bicep: dict[s
     assert loaded_file(queries["control-status-over-time"]["query"]) == "../workbook/control-status-over-time.kql"
     assert queries["control-status-over-time"]["visualization"] == "timechart"
     assert loaded_file(queries["last-run-per-tenant"]["query"]) == "../workbook/last-run-per-tenant.kql"
+    assert loaded_file(queries["activity-alerts-per-detection"]["query"]) == (
+        "../workbook/activity-alerts-per-detection.kql"
+    )
+    assert queries["activity-alerts-per-detection"]["visualization"] == "barchart"
+    assert loaded_file(queries["activity-feed-lag"]["query"]) == "../workbook/activity-feed-lag.kql"
+    assert queries["activity-feed-lag"]["visualization"] == "timechart"

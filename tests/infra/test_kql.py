@@ -100,13 +100,52 @@ def test_heartbeat_returns_a_row_only_when_the_last_completed_check_is_old_or_mi
     assert not re.search(r"\| (where|summarize|take|limit|top|distinct)\b", tail), "nothing may drop the row later"
 
 
+def test_watch_heartbeat_returns_a_row_only_when_the_last_timer_pass_is_old_or_missing() -> None:
+    """As the check's heartbeat above, for the activity watch: the newest *timer* MailboxActivityWatchCompleted in
+    the query range (the rule overrides it to P1D), one printed row kept only when that is null or older than 1 h."""
+    query = compact((INFRA / "alerts" / "watch-heartbeat.kql").read_text())
+    scalar = re.search(
+        r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxActivityWatchCompleted\" "
+        r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
+        r"\| summarize max\(timestamp\)\);",
+        query,
+    )
+    assert scalar, query
+    printed = re.search(rf"print (\w+) = {scalar.group(1)} \| where isnull\((\w+)\) or (\w+) < ago\(1h\)", query)
+    assert printed and printed.group(1) == printed.group(2) == printed.group(3), query
+    assert set(re.findall(r"customDimensions\.(\w+)", query)) == {"trigger"}, "no other dimension may filter"
+    tail = query[printed.end() :]
+    assert not re.search(r"\| (where|summarize|take|limit|top|distinct)\b", tail), "nothing may drop the row later"
+
+
+def test_feed_lag_judges_only_the_newest_pass_of_each_tenant() -> None:
+    """A tenant whose newest pass caught up must not alert on an older, lagging pass still in the window."""
+    query = compact((INFRA / "alerts" / "feed-lag.kql").read_text())
+    newest = query.index("summarize arg_max(timestamp, customDimensions, customMeasurements) by tenant_id")
+    threshold = query.index("where feed_lag_minutes > 360")
+    assert newest < threshold, "the threshold must apply to the newest pass, after arg_max"
+    assert "feed_lag_minutes = todouble(customMeasurements.feed_lag_minutes)" in query
+
+
 ALERT_FILTERS = {
     "non-compliance": ['name == "MailboxAuditCheckCompleted"', 'tostring(customDimensions.status) == "NonCompliant"'],
     "check-failed": [
         'name == "MailboxAuditCheckCompleted"',
         'tostring(customDimensions.status) == "Error"',
         "exceptions | where isnotempty(tostring(customDimensions.run_id))",
+        # a watch pass's exceptions are the watch-failed rule's, not a failed check
+        'tostring(customDimensions.command) != "watch" and tostring(customDimensions.run_id) !in (watchRuns)',
     ],
+    "activity-alert-high": ['name == "MailboxActivityAlert"', 'tostring(customDimensions.severity) == "high"'],
+    "activity-alert-medium": ['name == "MailboxActivityAlert"', 'tostring(customDimensions.severity) == "medium"'],
+    "watch-failed": [
+        'name == "MailboxActivityWatchCompleted"',
+        'tostring(customDimensions.status) == "Error"',
+        "exceptions | where isnotempty(tostring(customDimensions.run_id))",
+        'tostring(customDimensions.command) == "watch" or tostring(customDimensions.run_id) in (watchRuns)',
+        "distinct run_id = tostring(customDimensions.run_id)",
+    ],
+    "feed-lag": ['name == "MailboxActivityWatchCompleted"', "where feed_lag_minutes > 360"],
     "remediation-applied": [
         'name == "MailboxAuditRemediation"',
         'tostring(customDimensions.outcome) == "Applied"',
@@ -133,4 +172,12 @@ def test_alert_queries_filter_on_the_contract(alert: str) -> None:
     query = compact((INFRA / "alerts" / f"{alert}.kql").read_text())
     for clause in ALERT_FILTERS[alert]:
         assert clause in query, f"{alert}.kql lost its filter {clause!r}"
-    assert "tenant_id = tostring(customDimensions.tenant_id)" in query, "the rule splits by tenant_id"
+    assert re.search(r"\btenant_id = tostring\(customDimensions\.tenant_id\)", query), "the rule splits by tenant_id"
+
+
+@pytest.mark.parametrize("alert", ["activity-alert-high", "activity-alert-medium"])
+def test_activity_alerts_carry_every_column_the_rule_splits_by_and_the_runbook_reads(alert: str) -> None:
+    query = compact((INFRA / "alerts" / f"{alert}.kql").read_text())
+    for column in ("tenant_id", "detection", "alert_id", "actor", "mailbox", "operation", "country", "record_time"):
+        assert f"{column} = tostring(customDimensions.{column})" in query, f"{alert}.kql lost the column {column}"
+    assert "trigger" not in query.split("| where", 1)[1].split("| project")[0], "a manual pass's alerts count too"

@@ -2,7 +2,9 @@
 
 Static half: every event name and `customDimensions.<name>` a query uses is listed in docs/telemetry.md for an event
 that query reads. Live half: run the timer function and the CLI against the emulator, capture the telemetry they
-really emit and compare it with `query_contract()`.
+really emit and compare it with `query_contract()`. The activity watch's events come from `python -m shared watch`;
+until that command exists (another branch of issue 11), the queries' watch events are reported as xfail, never
+passed, and the rest of each query is still checked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ DOC = REPO / "docs" / "telemetry.md"
 EVENT_NAME = re.compile(r'\bname\s*==\s*"(\w+)"')
 DIMENSION = re.compile(r"customDimensions\.(\w+)")
 MEASUREMENT = re.compile(r"customMeasurements\.(\w+)")
+WATCH_EVENTS = {"MailboxActivityAlert", "MailboxActivityWatchCompleted"}
 
 
 def documented_events() -> dict[str, tuple[set[str], set[str]]]:
@@ -31,8 +34,10 @@ def documented_events() -> dict[str, tuple[set[str], set[str]]]:
 
 
 def documented_exception_dimensions() -> set[str]:
-    line = next(line for line in DOC.read_text().splitlines() if "as `exceptions`" in line)
-    pairs = re.findall(r"customDimensions\.(\w+)`|\(and `(\w+)`\)", line)
+    """From the first bullet that says what goes out `as `exceptions``, with its continuation lines."""
+    bullet = re.search(r"^- [^\n]*as `exceptions`[^\n]*(?:\n  [^\n]*)*", DOC.read_text(), re.M)
+    assert bullet, "docs/telemetry.md no longer says what goes out as exceptions"
+    pairs = re.findall(r"customDimensions\.(\w+)`|\(and `(\w+)`\)", bullet.group(0))
     return {name for pair in pairs for name in pair if name}
 
 
@@ -44,9 +49,48 @@ def query_contract(path: Path) -> tuple[set[str], set[str], set[str]]:
 
 def test_the_contract_table_was_read() -> None:
     events = documented_events()
-    assert set(events) == {"MailboxAuditCheckCompleted", "MailboxAuditControlResult", "MailboxAuditRemediation"}
+    assert set(events) == {
+        "MailboxAuditCheckCompleted",
+        "MailboxAuditControlResult",
+        "MailboxAuditRemediation",
+        *WATCH_EVENTS,
+    }
     assert {"run_id", "tenant_id", "status", "command"} <= events["MailboxAuditCheckCompleted"][0]
-    assert documented_exception_dimensions() == {"run_id", "tenant_id"}
+    assert documented_exception_dimensions() == {"run_id", "tenant_id", "command"}
+
+
+def test_the_watch_contract_is_the_one_the_issue_names() -> None:
+    """The names the other half of the watch (the pass and its emitters) is written against: change both together."""
+    events = documented_events()
+    assert events["MailboxActivityAlert"] == (
+        {
+            "run_id",
+            "tenant_id",
+            "alert_id",
+            "detection",
+            "severity",
+            "actor",
+            "mailbox",
+            "operation",
+            "country",
+            "record_time",
+            "trigger",
+        },
+        set(),
+    )
+    dimensions, measurements = events["MailboxActivityWatchCompleted"]
+    assert dimensions == {"run_id", "tenant_id", "status", "trigger", "tool_version", "error"}
+    assert measurements == {
+        "records_processed",
+        "records_duplicate",
+        "records_unparsed",
+        "content_blobs",
+        "failed_blobs",
+        "alerts",
+        "gaps",
+        "feed_lag_minutes",
+        "duration_seconds",
+    }
 
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda p: p.relative_to(INFRA).as_posix())
@@ -68,7 +112,10 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Event or table name -> every customDimensions key the app really sent, over runs that exercise each rule:
     a non-compliant timer run that remediates, a run that cannot start (exception), an unverified and a failed
     remediation and a
-    CLI revert, all through the real exporter into the emulator's ingestion endpoint."""
+    CLI revert, all through the real exporter into the emulator's ingestion endpoint. Then two passes of
+    `python -m shared watch`: one that cannot read the feed (no ActivityFeed.Read: status Error) and one that reads
+    the revert's Set-OrganizationConfig -AuditDisabled $true (an audit-tampering alert). "_watch" holds "available"
+    when the command exists."""
     from emulator import Emulator, Fault
     from tests.functions.harness import function_env, run_timer
     from tests.support.cli import run_cli
@@ -84,7 +131,7 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
             key = base.get("name") if data.get("baseType") == "EventData" else data.get("baseType")
             props = base.get("properties", {})
             seen.setdefault(key, set()).update(props)
-            for name in ("status", "outcome", "command"):
+            for name in ("status", "outcome", "command", "severity", "trigger"):
                 if name in props:
                     values.setdefault(f"{key}.{name}", set()).add(props[name])
 
@@ -113,9 +160,27 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
             },
             keep_telemetry=True,
         )
+        telemetry_env = {
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+            **{k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))},
+        }
+        state = tmp_path_factory.mktemp("watch") / "watch.sqlite3"
+        with emu.lock:
+            emu.tenant.principal["activity_roles"] = []  # the feed answers 403 AF10001: an Error pass
+        failing = run_cli(emu, "watch", "--json", "--state", str(state), env=telemetry_env, keep_telemetry=True)
+        with emu.lock:
+            emu.tenant.principal.pop("activity_roles")
+        if "invalid choice: 'watch'" not in failing.stderr:
+            seen["_watch"] = {"available"}
+            run_cli(emu, "watch", "--json", "--state", str(state), env=telemetry_env, keep_telemetry=True)
         collect(emu)
     seen["_values"] = {f"{k}={v}" for k, vs in values.items() for v in vs}
     return seen
+
+
+def watch_pending(names: set[str], emitted: dict[str, set[str]]) -> set[str]:
+    """The watch events a query reads that cannot be captured yet (no `watch` command on this branch)."""
+    return set() if "_watch" in emitted else names & WATCH_EVENTS
 
 
 @pytest.mark.e2e
@@ -123,11 +188,20 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
 def test_live_contract_queries_match_emitted_telemetry(query: Path, emitted: dict[str, set[str]]) -> None:
     """Every event and dimension a query reads is one the app really sends."""
     names, dimensions, _ = query_contract(query)
+    pending = watch_pending(names, emitted)
+    names -= pending
     assert names <= set(emitted), f"never emitted: {names - set(emitted)}"
     sent = set().union(*(emitted[name] for name in names))
     if re.search(r"\bexceptions\b", query.read_text()):
         sent |= emitted.get("ExceptionData", set())
+    if pending:  # what only the watch events document may stay unchecked here; everything else is checked
+        documented = documented_events()
+        sent |= set().union(*(documented[name][0] for name in pending))
+        if re.search(r"\bexceptions\b", query.read_text()):
+            sent |= documented_exception_dimensions()
     assert dimensions <= sent, f"{query.name} reads dimensions the app never sends: {dimensions - sent}"
+    if pending:
+        pytest.xfail(f"{sorted(pending)}: emitted by `python -m shared watch`, not on this branch yet")
 
 
 @pytest.mark.e2e
@@ -144,3 +218,17 @@ def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]
     ):
         assert expected in values
     assert "run_id" in emitted["ExceptionData"]
+
+
+@pytest.mark.e2e
+def test_the_values_the_watch_rules_filter_on_are_really_sent(emitted: dict[str, set[str]]) -> None:
+    if "_watch" not in emitted:
+        pytest.xfail("`python -m shared watch` is not on this branch yet (issue 11, the watch pass)")
+    values = emitted["_values"]
+    for expected in (
+        "MailboxActivityWatchCompleted.status=Error",
+        "MailboxActivityWatchCompleted.status=Alerts",
+        "MailboxActivityWatchCompleted.trigger=cli",
+        "MailboxActivityAlert.severity=high",
+    ):
+        assert expected in values

@@ -16,17 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
 from emulator import Fault
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
-from tests.emulator.support import Exo
+from tests.emulator.support import Exo, secret_token
 from tests.integration.helpers import bearer_tokens
 from tests.support.cli import clean_env
 from tests.support.tenant import REPO, scenario
 
-NO_RIGHTS = scenario(principal={"roles": [], "directory_roles": []})
+NO_RIGHTS = scenario(principal={"roles": [], "directory_roles": [], "activity_roles": []})
+ACTIVITY_FEED_READ = "594c1fb6-4f81-4475-ae41-0c394909246c"
+MANAGEMENT_APP_ID = "c5393580-f805-4401-95e8-94b7a6ef2fc2"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 UNKNOWN = "11111111-2222-3333-4444-555555555555"
@@ -77,16 +80,33 @@ def assert_no_secrets(emu: Any, *runs: Run) -> None:
             assert secret not in run.out and secret not in run.err
 
 
-def test_first_run_assigns_both_second_run_changes_nothing(start_emulator, grant):
+def feed_status(emu: Any) -> int:
+    """What the audit feed answers the identity (a fresh token each time): 200, or 403 AF10001 without the role."""
+    token = secret_token(emu, "https://manage.office.com/.default")
+    answer = requests.get(
+        f"{emu.manage_url}/api/v1.0/{emu.tenant_id}/activity/feed/subscriptions/list",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=emu.ca_bundle,
+        timeout=10,
+    )
+    return answer.status_code
+
+
+def test_first_run_assigns_all_three_second_run_changes_nothing(start_emulator, grant):
     emu = start_emulator(NO_RIGHTS)
     principal = emu.managed_identity_principal_id
     assert Exo(emu).post("Get-OrganizationConfig").status_code == 401  # Exchange refuses the identity for now
+    assert feed_status(emu) == 403  # and so does the audit feed
 
     first = grant(emu, "--principal-id", principal, "--json")
     assert first.code == 0, first.err
-    assert first.outcomes() == [("Exchange.ManageAsApp", "Assigned"), ("Exchange Administrator", "Assigned")]
+    assert first.outcomes() == [
+        ("Exchange.ManageAsApp", "Assigned"),
+        ("Exchange Administrator", "Assigned"),
+        ("ActivityFeed.Read", "Assigned"),
+    ]
     assert first.document["principal"]["id"] == principal and first.document["status"] == "Ok"
-    app_role, directory_role = emu.graph_writes()
+    app_role, directory_role, feed_role = emu.graph_writes()
     assert app_role.path == f"/v1.0/servicePrincipals/{principal}/appRoleAssignments" and app_role.status == 201
     assert app_role.body == {
         "principalId": principal,
@@ -100,17 +120,26 @@ def test_first_run_assigns_both_second_run_changes_nothing(start_emulator, grant
         "directoryScopeId": "/",
     }
     assert directory_role.status == 201
+    assert feed_role.path == f"/v1.0/servicePrincipals/{principal}/appRoleAssignments" and feed_role.status == 201
+    assert feed_role.body == {
+        "principalId": principal,
+        "resourceId": emu.graph.management_sp_id,
+        "appRoleId": ACTIVITY_FEED_READ,
+    }
     assert all(r.headers["authorization"].startswith("Bearer ") for r in emu.graph_requests)
     assert Exo(emu).post("Get-OrganizationConfig").status_code == 200  # the grant reached Exchange
+    assert feed_status(emu) == 200  # and the audit feed
 
     emu.reset_log()
     second = grant(emu, "--principal-id", principal)
     assert second.code == 0, second.err
     assert "Exchange.ManageAsApp app role on Office 365 Exchange Online: already assigned" in second.out
     assert "Entra role Exchange Administrator (directory-wide): already assigned" in second.out
+    assert "ActivityFeed.Read app role on Office 365 Management APIs: already assigned" in second.out
     assert "Exchange RBAC role groups" in second.out
     assert emu.graph_writes() == []
     assert [r.operation for r in emu.graph_requests] == [
+        "servicePrincipal-get",
         "servicePrincipal-get",
         "servicePrincipal-get",
         "servicePrincipal-list-appRoleAssignments",
@@ -125,7 +154,11 @@ def test_read_only_assigns_global_reader_which_only_reads(start_emulator, grant)
     emu = start_emulator(NO_RIGHTS)
     run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--read-only", "--json")
     assert run.code == 0, run.err
-    assert run.outcomes() == [("Exchange.ManageAsApp", "Assigned"), ("Global Reader", "Assigned")]
+    assert run.outcomes() == [
+        ("Exchange.ManageAsApp", "Assigned"),
+        ("Global Reader", "Assigned"),
+        ("ActivityFeed.Read", "Assigned"),  # reading the feed is reading: --read-only grants it too
+    ]
     assert emu.graph_writes()[1].body["roleDefinitionId"] == GLOBAL_READER
     exo = Exo(emu)
     assert exo.post("Get-OrganizationConfig").status_code == 200
@@ -146,15 +179,21 @@ def test_missing_rights_give_exit_2_and_name_what_is_needed(start_emulator, gran
     )
     run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
     assert run.code == 2
-    assert run.outcomes() == [("Exchange.ManageAsApp", "Failed"), ("Exchange Administrator", "Failed")]
+    assert run.outcomes() == [
+        ("Exchange.ManageAsApp", "Failed"),
+        ("Exchange Administrator", "Failed"),
+        ("ActivityFeed.Read", "Failed"),
+    ]
     assert "Not allowed to assign the Exchange.ManageAsApp app role on Office 365 Exchange Online" in run.err
+    assert "Not allowed to assign the ActivityFeed.Read app role on Office 365 Management APIs" in run.err
     assert "AppRoleAssignment.ReadWrite.All and Application.Read.All" in run.err
     assert "Not allowed to assign the Entra role Exchange Administrator" in run.err
     assert "RoleManagement.ReadWrite.Directory" in run.err and "Privileged Role Administrator" in run.err
     assert "Authorization_RequestDenied" in run.err
     assert run.document["error"] == run.err.strip()
-    assert [r.status for r in emu.graph_writes()] == [403, 403]
+    assert [r.status for r in emu.graph_writes()] == [403, 403, 403]
     assert emu.graph.role_assignments == [] and emu.tenant.principal["roles"] == []
+    assert emu.tenant.principal["activity_roles"] == []
     assert_no_secrets(emu, run)
 
 
@@ -172,11 +211,51 @@ def test_partial_rights_assign_what_they_can_and_a_rerun_completes(start_emulato
     emu.add_fault(Fault("status", listener="graph", cmdlet="rbacApplication-post-roleAssignments", status=403))
     first = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
     assert first.code == 2
-    assert first.outcomes() == [("Exchange.ManageAsApp", "Assigned"), ("Exchange Administrator", "Failed")]
+    assert first.outcomes() == [
+        ("Exchange.ManageAsApp", "Assigned"),
+        ("Exchange Administrator", "Failed"),
+        ("ActivityFeed.Read", "Assigned"),
+    ]
     assert "Privileged Role Administrator" in first.err and "AppRoleAssignment" not in first.err
     second = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
     assert second.code == 0, second.err
-    assert second.outcomes() == [("Exchange.ManageAsApp", "AlreadyAssigned"), ("Exchange Administrator", "Assigned")]
+    assert second.outcomes() == [
+        ("Exchange.ManageAsApp", "AlreadyAssigned"),
+        ("Exchange Administrator", "Assigned"),
+        ("ActivityFeed.Read", "AlreadyAssigned"),
+    ]
+
+
+def test_an_identity_that_already_reads_the_feed_gets_only_the_exchange_grants(start_emulator, grant):
+    emu = start_emulator(scenario(principal={"roles": [], "directory_roles": []}))  # activity_roles by default
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert run.code == 0, run.err
+    assert run.outcomes() == [
+        ("Exchange.ManageAsApp", "Assigned"),
+        ("Exchange Administrator", "Assigned"),
+        ("ActivityFeed.Read", "AlreadyAssigned"),
+    ]
+    assert [w.body.get("resourceId") for w in emu.graph_writes()] == [emu.graph.exchange_sp_id, None]
+
+
+def test_a_concurrent_grant_of_the_feed_role_counts_as_already_assigned(start_emulator, grant):
+    """Another run assigns ActivityFeed.Read between our read and our POST: Graph's duplicate answer is success."""
+    emu = start_emulator(NO_RIGHTS)
+    emu.add_fault(
+        Fault(
+            "status",
+            listener="graph",
+            cmdlet="servicePrincipal-post-appRoleAssignments",
+            status=400,
+            code="Request_BadRequest",
+            message="Permission being assigned already exists on the object.",
+            times=2,
+        )
+    )
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert run.code == 0, run.err
+    assert [outcome for _, outcome in run.outcomes()] == ["AlreadyAssigned", "Assigned", "AlreadyAssigned"]
+    assert [m for m in (a["message"] for a in run.document["assignments"]) if "concurrent" in m] != []
 
 
 def test_an_unknown_principal_is_exit_2_and_nothing_is_written(start_emulator, grant):
@@ -242,6 +321,19 @@ def test_the_exchange_service_principal_missing_is_explained(start_emulator, gra
     assert (
         "Office 365 Exchange Online service principal (00000002-0000-0ff1-ce00-000000000000) does not exist" in run.err
     )
+
+
+def test_the_management_apis_service_principal_missing_is_explained_and_nothing_is_assigned(start_emulator, grant):
+    emu = start_emulator(NO_RIGHTS)
+    with emu.lock:
+        emu.graph.service_principals = [
+            sp for sp in emu.graph.service_principals if sp["id"] != emu.graph.management_sp_id
+        ]
+    run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert run.code == 2
+    assert f"Office 365 Management APIs service principal ({MANAGEMENT_APP_ID}) does not exist" in run.err
+    assert f"az ad sp create --id {MANAGEMENT_APP_ID}" in run.err
+    assert run.document["assignments"] == [] and emu.graph_writes() == []
 
 
 def test_no_credential_is_a_clear_exit_2_without_the_token_text(start_emulator, grant):
@@ -321,11 +413,11 @@ def test_cli_grants_with_the_azure_cli_login_and_no_exo_settings(start_emulator,
     first = cli(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
     assert first.returncode == 0, first.stderr
     document = json.loads(first.stdout)
-    assert [a["outcome"] for a in document["assignments"]] == ["Assigned", "Assigned"]
+    assert [a["outcome"] for a in document["assignments"]] == ["Assigned", "Assigned", "Assigned"]
     emu.reset_log()
     second = cli(emu, "--principal-id", emu.managed_identity_principal_id)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("already assigned") == 2
+    assert second.stdout.count("already assigned") == 3
     assert emu.graph_writes() == []
     tokens = bearer_tokens(emu)
     assert tokens and not any(t in first.stdout + first.stderr + second.stdout + second.stderr for t in tokens)

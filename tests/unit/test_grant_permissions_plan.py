@@ -13,12 +13,14 @@ from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant
 from shared.config.clouds import CLOUDS, Cloud
 from shared.graph.client import GraphClient, GraphError, parse_error
 from shared.graph.grant_plan import (
+    ACTIVITY_FEED_READ_ROLE_ID,
     EXCHANGE_ADMINISTRATOR,
     GLOBAL_ADMINISTRATOR,
     GLOBAL_READER,
     MANAGE_AS_APP_ROLE_ID,
     GrantError,
     Step,
+    activity_feed_read_role_id,
     explain,
     is_duplicate,
     manage_as_app_role_id,
@@ -27,6 +29,7 @@ from shared.graph.grant_plan import (
 
 PRINCIPAL = "4da4a298-f3c4-4d98-83ad-b3169a6d67d2"
 EXCHANGE_SP = "53c95d94-0ed0-5e49-8059-788c7dfc3152"
+MANAGEMENT_SP = "0e3bd1c6-3ab5-4d6a-9c5f-5d7f2b0a11c2"
 OTHER = "9ffbfdf0-bd59-4aa8-b521-0c79d38c6d3b"
 
 
@@ -38,11 +41,17 @@ def directory_role(role: str, scope: str = "/", principal: str = PRINCIPAL) -> d
     return {"principalId": principal, "roleDefinitionId": role, "directoryScopeId": scope}
 
 
+def feed_role() -> dict[str, str]:
+    return app_role(MANAGEMENT_SP, ACTIVITY_FEED_READ_ROLE_ID)
+
+
 def plan(app_roles=(), roles=(), read_only=False):
     return plan_grants(
         principal_id=PRINCIPAL,
         exchange_sp_id=EXCHANGE_SP,
         app_role_id=MANAGE_AS_APP_ROLE_ID,
+        management_sp_id=MANAGEMENT_SP,
+        activity_role_id=ACTIVITY_FEED_READ_ROLE_ID,
         app_role_assignments=list(app_roles),
         role_assignments=list(roles),
         read_only=read_only,
@@ -52,10 +61,10 @@ def plan(app_roles=(), roles=(), read_only=False):
 # ---- the plan -------------------------------------------------------------------------------------------------
 
 
-def test_nothing_assigned_plans_both_posts_with_graphs_bodies():
+def test_nothing_assigned_plans_all_three_posts_with_graphs_bodies():
     result = plan()
-    app, role = result.grants
-    assert not app.present and not role.present and result.missing == result.grants
+    app, role, feed = result.grants
+    assert not app.present and not role.present and not feed.present and result.missing == result.grants
     assert app.path == f"/servicePrincipals/{PRINCIPAL}/appRoleAssignments"
     assert app.body == {"principalId": PRINCIPAL, "resourceId": EXCHANGE_SP, "appRoleId": MANAGE_AS_APP_ROLE_ID}
     assert role.path == "/roleManagement/directory/roleAssignments"
@@ -66,23 +75,49 @@ def test_nothing_assigned_plans_both_posts_with_graphs_bodies():
         "directoryScopeId": "/",
     }
     assert role.name == "Exchange Administrator"
+    assert feed.path == f"/servicePrincipals/{PRINCIPAL}/appRoleAssignments"
+    assert feed.body == {"principalId": PRINCIPAL, "resourceId": MANAGEMENT_SP, "appRoleId": ACTIVITY_FEED_READ_ROLE_ID}
+    assert (feed.kind, feed.name) == ("appRole", "ActivityFeed.Read")
+    assert feed.label == "ActivityFeed.Read app role on Office 365 Management APIs"
+    assert app.label == "Exchange.ManageAsApp app role on Office 365 Exchange Online"
     assert result.notes == ()
 
 
 def test_everything_in_place_plans_no_post():
-    result = plan([app_role()], [directory_role(EXCHANGE_ADMINISTRATOR)])
+    result = plan([app_role(), feed_role()], [directory_role(EXCHANGE_ADMINISTRATOR)])
     assert result.missing == ()
 
 
+def test_only_the_feed_role_missing_plans_only_its_post():
+    [missing] = plan([app_role()], [directory_role(GLOBAL_READER)], read_only=True).missing
+    assert (missing.name, missing.body["resourceId"]) == ("ActivityFeed.Read", MANAGEMENT_SP)
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        app_role(EXCHANGE_SP, ACTIVITY_FEED_READ_ROLE_ID),  # the right role id on the wrong resource
+        app_role(MANAGEMENT_SP, "4807a72c-ad38-4250-94c9-4eabfe26cd55"),  # ActivityFeed.ReadDlp is not Read
+    ],
+)
+def test_another_management_role_or_resource_does_not_count_for_the_feed(assignment):
+    assert [g.name for g in plan([app_role(), assignment], [directory_role(EXCHANGE_ADMINISTRATOR)]).missing] == [
+        "ActivityFeed.Read"
+    ]
+
+
 def test_read_only_wants_global_reader():
-    result = plan([app_role()], [], read_only=True)
+    result = plan([app_role(), feed_role()], [], read_only=True)
     [missing] = result.missing
     assert (missing.name, missing.body["roleDefinitionId"]) == ("Global Reader", GLOBAL_READER)
 
 
 def test_ids_compare_case_insensitively():
     result = plan(
-        [app_role(EXCHANGE_SP.upper(), MANAGE_AS_APP_ROLE_ID.upper())],
+        [
+            app_role(EXCHANGE_SP.upper(), MANAGE_AS_APP_ROLE_ID.upper()),
+            app_role(MANAGEMENT_SP.upper(), ACTIVITY_FEED_READ_ROLE_ID.upper()),
+        ],
         [directory_role(EXCHANGE_ADMINISTRATOR.upper(), principal=PRINCIPAL.upper())],
     )
     assert result.missing == ()
@@ -90,24 +125,26 @@ def test_ids_compare_case_insensitively():
 
 @pytest.mark.parametrize("assignment", [app_role(resource=OTHER), app_role(role=OTHER)])
 def test_an_app_role_on_another_resource_or_another_role_does_not_count(assignment):
-    assert [g.kind for g in plan([assignment]).missing] == ["appRole", "directoryRole"]
+    assert [g.name for g in plan([assignment, feed_role()]).missing] == [
+        "Exchange.ManageAsApp",
+        "Exchange Administrator",
+    ]
 
 
 def test_role_assignments_of_other_principals_do_not_count():
     """Should a proxy ignore $filter, another principal's Exchange Administrator must not satisfy the plan."""
-    assert [g.kind for g in plan([app_role()], [directory_role(EXCHANGE_ADMINISTRATOR, principal=OTHER)]).missing] == [
-        "directoryRole"
-    ]
+    others = [directory_role(EXCHANGE_ADMINISTRATOR, principal=OTHER)]
+    assert [g.kind for g in plan([app_role(), feed_role()], others).missing] == ["directoryRole"]
 
 
 def test_a_scoped_assignment_is_not_enough_and_says_why():
-    result = plan([app_role()], [directory_role(EXCHANGE_ADMINISTRATOR, scope="/administrativeUnits/au1")])
+    result = plan([app_role(), feed_role()], [directory_role(EXCHANGE_ADMINISTRATOR, scope="/administrativeUnits/au1")])
     assert [g.kind for g in result.missing] == ["directoryRole"]
     assert "only on scope /administrativeUnits/au1" in result.notes[0]
 
 
 def test_notes_point_out_more_privilege_than_needed():
-    read_only = plan([app_role()], [directory_role(EXCHANGE_ADMINISTRATOR)], read_only=True)
+    read_only = plan([app_role(), feed_role()], [directory_role(EXCHANGE_ADMINISTRATOR)], read_only=True)
     assert [g.name for g in read_only.missing] == ["Global Reader"]
     assert "also holds Exchange Administrator" in read_only.notes[0]
     full = plan([app_role()], [directory_role(GLOBAL_READER), directory_role(GLOBAL_ADMINISTRATOR)])
@@ -126,6 +163,24 @@ def test_the_manage_as_app_role_id_comes_from_the_tenants_service_principal():
     for broken in ({"appRoles": []}, {"appRoles": [{"id": "x", "value": "Exchange.ManageAsApp", "isEnabled": False}]}):
         with pytest.raises(GrantError, match=r"no enabled Exchange\.ManageAsApp"):
             manage_as_app_role_id(broken)
+
+
+def test_the_activity_feed_role_id_comes_from_the_management_apis_and_must_be_an_application_permission():
+    sp = {
+        "appRoles": [
+            {"id": "4807a72c-ad38-4250-94c9-4eabfe26cd55", "value": "ActivityFeed.ReadDlp"},
+            {
+                "id": ACTIVITY_FEED_READ_ROLE_ID.upper(),
+                "value": "ActivityFeed.Read",
+                "allowedMemberTypes": ["Application"],
+            },
+        ]
+    }
+    assert activity_feed_read_role_id(sp) == ACTIVITY_FEED_READ_ROLE_ID
+    delegated_only = {"appRoles": [{"id": "y", "value": "ActivityFeed.Read", "allowedMemberTypes": ["User"]}]}
+    for broken in ({"appRoles": []}, delegated_only):
+        with pytest.raises(GrantError, match=r"Office 365 Management APIs .* no enabled ActivityFeed\.Read"):
+            activity_feed_read_role_id(broken)
 
 
 # ---- messages -------------------------------------------------------------------------------------------------
@@ -330,3 +385,4 @@ def test_help_names_the_exchange_rbac_alternative():
     text = add_grant_permissions_parser(sub).format_help()
     assert "Exchange RBAC role groups" in text and "Add-RoleGroupMember" in text
     assert "RoleManagement.ReadWrite.Directory" in text and "AppRoleAssignment.ReadWrite.All" in text
+    assert "ActivityFeed.Read" in text and "c5393580-f805-4401-95e8-94b7a6ef2fc2" in text

@@ -27,6 +27,7 @@ from shared.graph.grant_render import LEAST_PRIVILEGE_HINT, render_text, report_
 PRINCIPAL = "4da4a298-f3c4-4d98-83ad-b3169a6d67d2"
 APP_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
 EXCHANGE_SP = "53c95d94-0ed0-5e49-8059-788c7dfc3152"
+MANAGEMENT_SP = "0e3bd1c6-3ab5-4d6a-9c5f-5d7f2b0a11c2"
 GRAPH = "https://graph.microsoft.com"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 
@@ -42,6 +43,8 @@ def report(
         principal_id=PRINCIPAL,
         exchange_sp_id=EXCHANGE_SP,
         app_role_id="r",
+        management_sp_id=MANAGEMENT_SP,
+        activity_role_id="f",
         app_role_assignments=[],
         role_assignments=[],
         read_only=read_only,
@@ -60,23 +63,25 @@ def report(
 IDENTITY = Principal(PRINCIPAL, APP_ID, "mag-identity", "ManagedIdentity")
 
 
-def test_text_when_both_are_in_place_says_so_and_points_at_check_and_least_privilege():
+def test_text_when_all_are_in_place_says_so_and_points_at_check_and_least_privilege():
     text = render_text(
         report(
             (Outcome.ASSIGNED, "assigned"),
             (Outcome.ALREADY_ASSIGNED, "already assigned"),
+            (Outcome.ASSIGNED, "assigned"),
             principal=IDENTITY,
             notes=("a note",),
         )
     )
     assert text.splitlines() == [
-        f"Granting Exchange Online permissions to mag-identity (ManagedIdentity, object id {PRINCIPAL}, app id "
-        f"{APP_ID}) via {GRAPH}",
+        f"Granting Exchange Online and audit feed permissions to mag-identity (ManagedIdentity, object id "
+        f"{PRINCIPAL}, app id {APP_ID}) via {GRAPH}",
         "  Exchange.ManageAsApp app role on Office 365 Exchange Online: assigned",
         "  Entra role Exchange Administrator (directory-wide): already assigned",
+        "  ActivityFeed.Read app role on Office 365 Management APIs: assigned",
         "Note: a note",
-        "Both assignments are in place (exit code 0). New assignments can take a while to reach Exchange Online; "
-        "run `python -m shared check` to confirm.",
+        "All three assignments are in place (exit code 0). New assignments can take a while to reach Exchange "
+        "Online and the audit feed; run `python -m shared check` to confirm.",
         LEAST_PRIVILEGE_HINT,
     ]
 
@@ -86,13 +91,17 @@ def test_text_of_a_failure_says_failed_and_leaves_the_explanation_to_stderr():
         report(
             (Outcome.ASSIGNED, "assigned"),
             (Outcome.FAILED, "Not allowed to assign ..."),
+            (Outcome.ASSIGNED, "assigned"),
             principal=Principal(PRINCIPAL, APP_ID, "", ""),
             error="Not allowed to assign ...",
         )
     )
     lines = text.splitlines()
-    assert lines[0].startswith("Granting Exchange Online permissions to (no name) (service principal, object id")
+    assert lines[0].startswith(
+        "Granting Exchange Online and audit feed permissions to (no name) (service principal, object id"
+    )
     assert lines[2] == "  Entra role Exchange Administrator (directory-wide): FAILED"
+    assert lines[3] == "  ActivityFeed.Read app role on Office 365 Management APIs: assigned"
     assert lines[-1] == "Error: not every assignment is in place (exit code 2)."
     assert "Not allowed" not in text and LEAST_PRIVILEGE_HINT not in text
 
@@ -100,7 +109,7 @@ def test_text_of_a_failure_says_failed_and_leaves_the_explanation_to_stderr():
 def test_text_before_the_principal_was_found_names_the_requested_id():
     text = render_text(report(error="No service principal ..."))
     assert text.splitlines() == [
-        f"Granting Exchange Online permissions to {PRINCIPAL} via {GRAPH}",
+        f"Granting Exchange Online and audit feed permissions to {PRINCIPAL} via {GRAPH}",
         "Error: not every assignment is in place (exit code 2).",
     ]
 
@@ -109,6 +118,7 @@ def test_document_of_a_success():
     document = report_document(
         report(
             (Outcome.ASSIGNED, "assigned"),
+            (Outcome.ALREADY_ASSIGNED, "already assigned"),
             (Outcome.ALREADY_ASSIGNED, "already assigned"),
             principal=IDENTITY,
             notes=("a note",),
@@ -128,6 +138,12 @@ def test_document_of_a_success():
             {
                 "kind": "directoryRole",
                 "name": "Exchange Administrator",
+                "outcome": "AlreadyAssigned",
+                "message": "already assigned",
+            },
+            {
+                "kind": "appRole",
+                "name": "ActivityFeed.Read",
                 "outcome": "AlreadyAssigned",
                 "message": "already assigned",
             },
@@ -152,7 +168,9 @@ def test_document_of_an_error_read_only_and_without_a_principal():
 
 
 def test_one_failed_assignment_makes_the_whole_run_an_error_even_without_an_error_text():
-    document = report_document(report((Outcome.ASSIGNED, "assigned"), (Outcome.FAILED, "refused")))
+    document = report_document(
+        report((Outcome.ASSIGNED, "assigned"), (Outcome.ASSIGNED, "assigned"), (Outcome.FAILED, "refused"))
+    )
     assert (document["status"], document["exit_code"]) == ("Error", 2)
 
 
@@ -169,7 +187,7 @@ class Credential:
 
 
 class Graph:
-    """Answers like a tenant where the identity already holds both assignments."""
+    """Answers like a tenant where the identity already holds all three assignments."""
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         if "appRoleAssignments" in url:
@@ -179,7 +197,12 @@ class Graph:
                         "principalId": PRINCIPAL,
                         "resourceId": EXCHANGE_SP,
                         "appRoleId": "dc50a0fb-09a3-484d-be87-e023b12c6440",
-                    }
+                    },
+                    {
+                        "principalId": PRINCIPAL,
+                        "resourceId": MANAGEMENT_SP,
+                        "appRoleId": "594c1fb6-4f81-4475-ae41-0c394909246c",
+                    },
                 ]
             }
         elif "roleAssignments" in url:
@@ -192,6 +215,11 @@ class Graph:
             body = {
                 "id": EXCHANGE_SP,
                 "appRoles": [{"id": "dc50a0fb-09a3-484d-be87-e023b12c6440", "value": "Exchange.ManageAsApp"}],
+            }
+        elif "c5393580-f805-4401-95e8-94b7a6ef2fc2" in url:
+            body = {
+                "id": MANAGEMENT_SP,
+                "appRoles": [{"id": "594c1fb6-4f81-4475-ae41-0c394909246c", "value": "ActivityFeed.Read"}],
             }
         else:
             body = {"id": PRINCIPAL, "appId": APP_ID, "displayName": "mag-identity"}
