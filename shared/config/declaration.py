@@ -173,6 +173,16 @@ SETTINGS: tuple[Setting, ...] = (
         parsed=False,
     ),
     Setting(
+        "WATCH_SCHEDULE",
+        "host",
+        "ncrontab",
+        "NCRONTAB, six fields, UTC: when the activity watch's timer (`activity_watch`) reads the audit feed "
+        "(read by the Functions host)",
+        "`0 */10 * * * *` (every 10 minutes)",
+        example="0 */10 * * * *",
+        parsed=False,
+    ),
+    Setting(
         "AUDIT_MODE",
         "app",
         "choice",
