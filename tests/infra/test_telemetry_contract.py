@@ -8,6 +8,7 @@ really emit and compare it with `query_contract()`.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,17 @@ def query_contract(path: Path) -> tuple[set[str], set[str], set[str]]:
 
 def test_the_contract_table_was_read() -> None:
     events = documented_events()
-    assert set(events) == {"MailboxAuditCheckCompleted", "MailboxAuditControlResult", "MailboxAuditRemediation"}
+    assert set(events) == {
+        "MailboxAuditCheckCompleted",
+        "MailboxAuditControlResult",
+        "MailboxAuditRemediation",
+        "MailboxActivityAlert",
+        "MailboxActivityWatchCompleted",
+    }
     assert {"run_id", "tenant_id", "status", "command"} <= events["MailboxAuditCheckCompleted"][0]
+    assert {"alert_id", "detection", "severity", "actor", "mailbox", "record_time"} <= events["MailboxActivityAlert"][0]
+    assert {"status", "error"} <= events["MailboxActivityWatchCompleted"][0]
+    assert {"feed_lag_minutes", "alerts", "gaps", "failed_blobs"} <= events["MailboxActivityWatchCompleted"][1]
     assert documented_exception_dimensions() == {"run_id", "tenant_id"}
 
 
@@ -67,9 +77,10 @@ def test_query_uses_only_documented_events_and_dimensions(query: Path) -> None:
 def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Event or table name -> every customDimensions key the app really sent, over runs that exercise each rule:
     a non-compliant timer run that remediates, a run that cannot start (exception), an unverified and a failed
-    remediation and a
-    CLI revert, all through the real exporter into the emulator's ingestion endpoint."""
+    remediation, a CLI revert, and activity-watch passes (one catching a tampering write, one that cannot start),
+    all through the real exporter into the emulator's ingestion endpoint."""
     from emulator import Emulator, Fault
+    from tests.emulator.support import Exo
     from tests.functions.harness import function_env, run_timer
     from tests.support.cli import run_cli
     from tests.support.tenant import TENANT_ID, scenario
@@ -113,6 +124,14 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
             },
             keep_telemetry=True,
         )
+        telemetry_env = {k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))}
+        state = tmp_path_factory.mktemp("watch") / "watch.sqlite3"
+        watch = ("watch", "--state", str(state))
+        run_cli(emu, *watch, env=telemetry_env, keep_telemetry=True)  # the revert above is alerted: our own switch-off
+        Exo(emu).ok("Set-OrganizationConfig", {"AuditDisabled": True})
+        time.sleep(1.1)  # listings take whole seconds
+        run_cli(emu, *watch, env=telemetry_env, keep_telemetry=True)  # an alert, and its re-check
+        run_cli(emu, *watch, env={**telemetry_env, "WATCH_CONTENT_TYPES": "bogus"}, keep_telemetry=True)  # Error
         collect(emu)
     seen["_values"] = {f"{k}={v}" for k, vs in values.items() for v in vs}
     return seen
@@ -141,6 +160,8 @@ def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]
         "MailboxAuditRemediation.outcome=Unverified",
         "MailboxAuditRemediation.command=revert",
         "MailboxAuditRemediation.command=remediate",
+        "MailboxActivityWatchCompleted.status=Alerts",
+        "MailboxActivityWatchCompleted.status=Error",
     ):
         assert expected in values
     assert "run_id" in emitted["ExceptionData"]
