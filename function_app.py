@@ -8,7 +8,7 @@ import os
 
 import azure.functions as func
 
-from shared.runtime import http_api, service
+from shared.runtime import http_api, service, watch
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("mailbox_audit_guard.functions")
@@ -20,6 +20,15 @@ def daily_audit_check(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("The daily mailbox audit check is running late (past due).")
     service.daily_run()
+
+
+@app.timer_trigger(schedule="%WATCH_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+def activity_watch(timer: func.TimerRequest) -> None:
+    """Every few minutes: one pass over the audit feed from the checkpoint, bounded below the function timeout;
+    a tampering alert re-checks (with AUDIT_MODE=remediate: fixes) the affected control."""
+    if timer.past_due:
+        log.warning("The activity watch is running late (past due).")
+    watch.run_watch(trigger="timer")
 
 
 @app.route(route="remediate", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], auth_level=func.AuthLevel.FUNCTION)

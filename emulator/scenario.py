@@ -62,6 +62,7 @@ KNOWN_KEYS = frozenset(
         "quirks",
         "audit_records",
         "activity_feed",
+        "accepted_domains",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -132,9 +133,24 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "audit_records": audit_records(raw.get("audit_records")),
         "activity_feed": activity_settings(raw.get("activity_feed")),
     }
+    scenario["accepted_domains"] = _accepted_domains(raw.get("accepted_domains"), organization, scenario["mailboxes"])
     if "description" in raw:
         scenario["description"] = raw["description"]
     return scenario
+
+
+def _accepted_domains(raw: Any, organization: str, mailboxes: list[dict[str, Any]]) -> list[str]:
+    """Get-AcceptedDomain's domains: as given, else the organization's and those of the mailboxes' addresses."""
+    if raw is not None:
+        if not isinstance(raw, list) or not all(isinstance(name, str) and "." in name for name in raw):
+            raise ValueError("accepted_domains must be a list of domain names")
+        return [name.lower() for name in raw]
+    found = [organization.lower()]
+    for mailbox in mailboxes:
+        domain = str(mailbox.get("PrimarySmtpAddress") or "").rpartition("@")[2].lower()
+        if domain and domain not in found:
+            found.append(domain)
+    return found
 
 
 def _seconds(value: Any) -> float:

@@ -128,6 +128,7 @@ class TenantState:
         self.mailboxes.extend(
             generate_mailboxes(sc["generate_mailboxes"], self.tenant_id, self.organization, self.default_actions)
         )
+        self.accepted_domains: list[str] = sc["accepted_domains"]
         self.bypass_associations: list[dict[str, Any]] = sc["bypass_associations"]
         self.bypass_associations.extend(
             generate_bypass_associations(sc["generate_bypass_associations"], self.tenant_id)
@@ -144,6 +145,7 @@ class TenantState:
             "Set-Mailbox": self._set_mailbox,
             "Get-MailboxAuditBypassAssociation": self._get_bypass,
             "Set-MailboxAuditBypassAssociation": self._set_bypass,
+            "Get-AcceptedDomain": self._get_accepted_domains,
         }
         self._canonical = {name.lower(): name for name in self._cmdlets}
 
@@ -420,6 +422,26 @@ class TenantState:
             if action not in result:
                 result.append(action)
         return result
+
+    # ---- accepted domains -----------------------------------------------------------------------------------
+
+    def _get_accepted_domains(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
+        bound = params.bind(parameters, ["Identity"])
+        rows = [
+            {
+                "Name": domain,
+                "Identity": domain,
+                "DomainName": domain,
+                "DomainType": "Authoritative",
+                "Default": index == 0,
+            }
+            for index, domain in enumerate(self.accepted_domains)
+        ]
+        if (identity := bound.get("Identity")) is not None:
+            rows = [row for row in rows if row["DomainName"] == str(identity).lower()]
+            if not rows:
+                raise errors.not_found(str(identity))
+        return CmdletResult(rows)
 
     # ---- bypass associations --------------------------------------------------------------------------------
 

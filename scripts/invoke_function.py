@@ -3,6 +3,7 @@
 OpenTelemetry's providers are global and set once per process, so every telemetry test gets its own process.
 Used by `make demo` and the tests. Usage:
        python scripts/invoke_function.py timer [--past-due]
+       python scripts/invoke_function.py watch [--past-due]   (the activity_watch timer)
        python scripts/invoke_function.py http METHOD BODY_FILE HEADERS_JSON [CONCURRENT_CALLS]
 Several concurrent calls run on threads of one process, as the worker's thread pool runs them.
 """
@@ -29,6 +30,9 @@ def main(argv: list[str]) -> int:
 
     if argv[0] == "timer":
         function_app.daily_audit_check(TimerRequest(past_due="--past-due" in argv))
+        return 0
+    if argv[0] == "watch":
+        function_app.activity_watch(TimerRequest(past_due="--past-due" in argv))
         return 0
     method, body_file, headers = argv[1], argv[2], json.loads(argv[3])
     calls = int(argv[4]) if len(argv) > 4 else 1

@@ -1,4 +1,4 @@
-"""The command line: `python -m shared check | remediate | revert`, the same code path as the functions.
+"""The command line: `python -m shared check | remediate | revert | watch`, the same code path as the functions.
 
 Exit codes as the original script: 0 compliant, 1 non-compliant, 2 error (configuration errors included).
 `revert` exits 0 when the revert was applied and verified, 2 when it was not.
@@ -17,6 +17,7 @@ from shared import __version__
 from shared.cli.diagnose import add_diagnose_parser, run_diagnose
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.cli.output import add_output_options, log_to_stderr, print_result
+from shared.cli.watch import add_watch_parser, run_watch_command
 from shared.config.settings import ConfigError, Settings
 from shared.controls.registry import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
 from shared.evidence.document import exit_code, render_text, run_document
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-' for stdout)")
     add_grant_permissions_parser(commands)
     add_diagnose_parser(commands)
+    add_watch_parser(commands)
     return parser
 
 
@@ -83,8 +85,13 @@ def _main(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
+        if args.command == "watch":  # the watch's own Error document, naming the setting
+            _configure_logging(args.verbose, None)
+            return run_watch_command(args)
         return _fail(args, str(exc), tenant_id=None)
     _configure_logging(args.verbose, settings)
+    if args.command == "watch":
+        return run_watch_command(args)
     if args.command == "diagnose":
         return run_diagnose(args, settings)
 
@@ -176,12 +183,12 @@ def _fail(args: argparse.Namespace, message: str, *, tenant_id: str | None) -> i
     return Status.ERROR.exit_code
 
 
-def _configure_logging(verbose: bool, settings: Settings) -> None:
+def _configure_logging(verbose: bool, settings: Settings | None) -> None:
     """Diagnostics to stderr, secrets masked, for the rest of the process."""
     # The token libraries log their own tracebacks for failures we already turn into a clear message.
     library = logging.WARNING if verbose else logging.CRITICAL
     log_to_stderr(
         {"": logging.WARNING, "mailbox_audit_guard": logging.INFO, "msal": library, "azure": library},
         handler_level=logging.INFO if verbose else logging.WARNING,
-        secrets=[settings.client_secret or "", settings.certificate_password or ""],
+        secrets=[settings.client_secret or "", settings.certificate_password or ""] if settings else [],
     )

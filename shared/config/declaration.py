@@ -176,9 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
         "WATCH_SCHEDULE",
         "host",
         "ncrontab",
-        "NCRONTAB, six fields, UTC: when the activity watch (`activity_watch`) reads the audit feed (read by the "
-        "Functions host)",
-        "`0 */10 * * * *`",
+        "NCRONTAB, six fields, UTC: when the activity watch's timer (`activity_watch`) reads the audit feed "
+        "(read by the Functions host)",
+        "`0 */10 * * * *` (every 10 minutes)",
         example="0 */10 * * * *",
         parsed=False,
     ),

@@ -18,7 +18,7 @@ from shared.controls.registry import IMPLEMENTED_CONTROLS, UNATTENDED_CONTROLS, 
 from shared.engine.runner import run_check, run_remediation
 from shared.evidence import archive
 from shared.evidence.document import exit_code, run_document
-from shared.exchange.auth import TokenError, token_provider_for
+from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
 from shared.exchange.client import ExchangeClient, RetryPolicy
 from shared.model import RunReport, Status
 from shared.runtime import telemetry
@@ -35,8 +35,12 @@ LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually 
 HTTP_RUN_DEADLINE_SECONDS = 200.0
 
 
-def open_client(settings: Settings, run_seconds: float | None = None) -> ExchangeClient:
-    """An Exchange client for the configured tenant (may raise TokenError for an unreadable certificate)."""
+def open_client(
+    settings: Settings, run_seconds: float | None = None, *, tokens: TokenProvider | None = None
+) -> ExchangeClient:
+    """An Exchange client for the configured tenant (may raise TokenError for an unreadable certificate).
+
+    `tokens`: a provider the caller holds (the watch reads its own app id from the token); else one is made."""
     policy = RetryPolicy(
         deadline_seconds=settings.operation_deadline_seconds, backoff_base_seconds=settings.retry_backoff_seconds
     )
@@ -44,7 +48,7 @@ def open_client(settings: Settings, run_seconds: float | None = None) -> Exchang
     return ExchangeClient(
         settings.exchange_url,
         settings.tenant_id,
-        token_provider_for(settings),
+        tokens or token_provider_for(settings),
         policy=policy,
         run_deadline=time.monotonic() + budget,
     )
@@ -183,7 +187,12 @@ def archive_run(report: RunReport, storage: StorageSettings) -> list[str]:
 
 def _record_failure(report: RunReport, what: str) -> None:
     """Send the exception being handled, tagged with the run id. Call only inside an `except` block."""
-    telemetry.emit_exception(f"Mailbox audit {report.command} {what}", run_id=report.run_id, tenant_id=report.tenant_id)
+    telemetry.emit_exception(
+        f"Mailbox audit {report.command} {what}",
+        run_id=report.run_id,
+        tenant_id=report.tenant_id,
+        command=report.command,
+    )
 
 
 def _publish(report: RunReport, settings: TelemetrySettings, storage: StorageSettings | None) -> RunReport:

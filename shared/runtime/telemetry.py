@@ -14,6 +14,9 @@ import os
 import threading
 from collections.abc import Mapping
 
+from shared import __version__
+from shared.activity.detections.base import Alert
+from shared.activity.watch import WatchReport
 from shared.config.loader import TelemetrySettings, telemetry_for
 from shared.controls.registry import BY_ID
 from shared.model import RunReport
@@ -27,6 +30,9 @@ log = logging.getLogger(f"{LOGGER_NAME}.telemetry")
 CHECK_COMPLETED = "MailboxAuditCheckCompleted"
 CONTROL_RESULT = "MailboxAuditControlResult"
 REMEDIATION = "MailboxAuditRemediation"
+ACTIVITY_ALERT = "MailboxActivityAlert"
+WATCH_COMPLETED = "MailboxActivityWatchCompleted"
+ERROR_DIMENSION_CHARS = 1000
 FLUSH_TIMEOUT_SECONDS = 4.0
 SAMPLE_SIZE = 10
 EXPORT_READ_TIMEOUT_SECONDS = 5
@@ -171,9 +177,72 @@ def emit_run(report: RunReport, *, include_identities: bool = False, pseudonym_k
     )
 
 
-def emit_exception(message: str, *, run_id: str, tenant_id: str | None) -> None:
-    """Record the exception being handled, with the run id the alert rules join on. Call inside `except`."""
-    events.exception(message, extra={"run_id": run_id, "tenant_id": tenant_id or ""})
+def emit_activity_alert(
+    alert: Alert,
+    *,
+    run_id: str,
+    tenant_id: str,
+    trigger: str,
+    include_identities: bool = False,
+    pseudonym_key: str | None = None,
+) -> None:
+    """One new alert of the activity watch (sent once: the alert id was claimed in the watch state)."""
+
+    def identity(name: str | None) -> str:
+        if not name:
+            return ""
+        return name if include_identities else pseudonymise(name, tenant_id, pseudonym_key)
+
+    _event(
+        ACTIVITY_ALERT,
+        {
+            "run_id": run_id,
+            "tenant_id": tenant_id,
+            "alert_id": alert.id,
+            "detection": alert.detection,
+            "severity": alert.severity,
+            "actor": identity(alert.actor),
+            "mailbox": identity(alert.mailbox),
+            "operation": alert.operation,
+            "country": alert.country or "",
+            "record_time": alert.time.isoformat(),
+            "trigger": trigger,
+        },
+    )
+
+
+def emit_activity_watch(report: WatchReport) -> None:
+    """The completion event of one watch pass: its status, counts, gaps and the feed's lag."""
+    measurements: dict[str, float] = {
+        "records_processed": report.records_processed,
+        "records_duplicate": report.records_duplicate,
+        "records_unparsed": report.records_unparsed,
+        "content_blobs": report.content_blobs,
+        "failed_blobs": report.failed_blobs,
+        "alerts": len(report.alerts),
+        "gaps": len(report.gaps),
+        "duration_seconds": round(report.duration_seconds, 3),
+    }
+    if report.feed_lag_minutes is not None:  # absent until the watch has seen a record
+        measurements["feed_lag_minutes"] = report.feed_lag_minutes
+    _event(
+        WATCH_COMPLETED,
+        {
+            "run_id": report.run_id,
+            "tenant_id": report.tenant_id,
+            "status": report.status,
+            "trigger": report.trigger,
+            "tool_version": __version__,
+            "error": (report.error or "")[:ERROR_DIMENSION_CHARS],
+        },
+        measurements,
+    )
+
+
+def emit_exception(message: str, *, run_id: str, tenant_id: str | None, command: str) -> None:
+    """Record the exception being handled, with the run id and command the alert rules join on (check-failed for
+    the check commands, watch-failed for `watch`). Call inside `except`."""
+    events.exception(message, extra={"run_id": run_id, "tenant_id": tenant_id or "", "command": command})
 
 
 def flush(timeout_seconds: float = FLUSH_TIMEOUT_SECONDS) -> bool:

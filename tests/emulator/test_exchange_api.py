@@ -408,3 +408,18 @@ def test_recorded_requests_describe_each_call(make_emulator):
     assert emu.invocations("set-mailbox") == [attempted]
     emu.reset_log()
     assert emu.requests == [] and emu.invocations() == []
+
+
+def test_accepted_domains_default_to_the_organizations_and_the_mailboxes_and_can_be_given(make_emulator):
+    emu = make_emulator({"mailboxes": [{"Name": "ann", "PrimarySmtpAddress": "ann@Contoso.com"}]})
+    rows = Exo(emu).ok("Get-AcceptedDomain")["value"]
+    assert [(row["DomainName"], row["Default"]) for row in rows] == [
+        ("contoso.onmicrosoft.com", True),
+        ("contoso.com", False),
+    ]
+    assert {row["DomainType"] for row in rows} == {"Authoritative"}
+    given = make_emulator({"accepted_domains": ["fabrikam.com"]})
+    assert [row["DomainName"] for row in Exo(given).ok("Get-AcceptedDomain")["value"]] == ["fabrikam.com"]
+    assert Exo(given).post("Get-AcceptedDomain", {"Identity": "contoso.com"}).status_code == 404
+    with pytest.raises(ValueError, match="accepted_domains"):
+        Emulator({"accepted_domains": "contoso.com"})

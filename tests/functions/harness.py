@@ -31,6 +31,7 @@ def function_env(
         **(emu.env(auth_mode) if emu is not None else {}),
         **HERMETIC_TELEMETRY,
         "AUDIT_SCHEDULE": "0 0 6 * * *",
+        "WATCH_SCHEDULE": "0 */10 * * * *",
         "EXO_RETRY_BACKOFF_SECONDS": "0.05",
         "TELEMETRY_STORAGE_DIRECTORY": tempfile.mkdtemp(prefix="mag-telemetry-"),
     }
@@ -40,9 +41,13 @@ def function_env(
     return env
 
 
-def run_timer(emu: Any, *, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_timer(
+    emu: Any, *, timeout: float = 60, function: str = "timer", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Invoke a timer function in a child process: `function` "timer" (daily_audit_check) or "watch"
+    (activity_watch)."""
     return subprocess.run(
-        [sys.executable, "scripts/invoke_function.py", "timer"],
+        [sys.executable, "scripts/invoke_function.py", function],
         cwd=REPO,
         env=function_env(emu, **env),
         capture_output=True,

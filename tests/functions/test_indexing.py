@@ -20,8 +20,8 @@ def functions():
     return {fn.get_function_name(): fn for fn in app.get_functions()}
 
 
-def test_exactly_the_two_functions(functions):
-    assert set(functions) == {"daily_audit_check", "remediate"}
+def test_exactly_the_three_functions(functions):
+    assert set(functions) == {"daily_audit_check", "activity_watch", "remediate"}
 
 
 def test_parameter_names_equal_binding_names(functions):
@@ -38,6 +38,20 @@ def test_timer_is_daily_from_an_app_setting_with_monitor_and_no_run_on_startup(f
     assert binding["schedule"] == "%AUDIT_SCHEDULE%"
     assert binding["runOnStartup"] is False
     assert binding["useMonitor"] is True
+
+
+def test_the_watch_timer_runs_from_its_own_app_setting_with_monitor_and_no_run_on_startup(functions):
+    [trigger] = [b for b in functions["activity_watch"].get_raw_bindings() if "timerTrigger" in b]
+    binding = json.loads(trigger)
+    assert binding["schedule"] == "%WATCH_SCHEDULE%"
+    assert binding["runOnStartup"] is False
+    assert binding["useMonitor"] is True  # one invocation at a time: a long pass is never overlapped by the next
+
+
+def test_example_watch_schedule_is_every_ten_minutes():
+    with open("local.settings.example.json") as handle:
+        schedule = json.load(handle)["Values"]["WATCH_SCHEDULE"]
+    assert schedule.split() == ["0", "*/10", "*", "*", "*", "*"]
 
 
 def test_example_schedule_has_six_fields_and_runs_daily():

@@ -76,9 +76,9 @@ def test_the_pinned_worker_starts_on_this_python(indexed):
     assert "HttpUri" not in init["capabilities"]  # no HTTP streaming: the classic request/response binding
 
 
-def test_the_worker_indexes_exactly_our_two_functions(indexed):
+def test_the_worker_indexes_exactly_our_three_functions(indexed):
     functions = by_name(indexed)
-    assert set(functions) == {"daily_audit_check", "remediate"}
+    assert set(functions) == {"daily_audit_check", "activity_watch", "remediate"}
     assert indexed["metadata"]["result"] == {"status": SUCCESS}
     assert indexed["metadata"]["use_default_metadata_indexing"] is False  # the worker indexed, not function.json
     for name, fn in functions.items():
@@ -97,6 +97,20 @@ def test_the_timer_binding_the_host_gets(indexed):
         "type": "timerTrigger",
         "name": "timer",
         "schedule": "%AUDIT_SCHEDULE%",
+        "runOnStartup": False,
+        "useMonitor": True,
+    }
+
+
+def test_the_watch_timer_binding_the_host_gets(indexed):
+    timer = by_name(indexed)["activity_watch"]
+    assert timer["bindings"] == {"timer": {"type": "timerTrigger", "direction": IN}}
+    [raw] = map(json.loads, timer["raw_bindings"])
+    assert raw == {
+        "direction": "IN",
+        "type": "timerTrigger",
+        "name": "timer",
+        "schedule": "%WATCH_SCHEDULE%",
         "runOnStartup": False,
         "useMonitor": True,
     }
@@ -132,6 +146,15 @@ def test_the_worker_runs_the_timer_against_the_tenant_and_its_exporter_sends_the
     assert (completed["properties"]["trigger"], completed["properties"]["command"]) == ("timer", "remediate")
     [step] = [e for e in events(emu, "MailboxAuditRemediation") if e["properties"]["control_id"] == "org-audit-enabled"]
     assert (step["properties"]["outcome"], step["properties"]["caller"]) == ("Applied", "timer:daily_audit_check")
+
+
+def test_the_worker_runs_the_watch_timer_with_its_state_in_table_storage(start_emulator, azurite_tables):
+    emu = start_emulator(scenario(organization_config={"AuditDisabled": False}))
+    storage = {"AzureWebJobsStorage": azurite_tables.connection_string, "WATCH_TABLE_NAME": f"w{uuid.uuid4().hex[:12]}"}
+    invocation = converse(emu, "watch", **storage)["invocation"]
+    assert invocation["result"] == {"status": SUCCESS}, invocation
+    [completed] = events(emu, "MailboxActivityWatchCompleted")
+    assert (completed["properties"]["status"], completed["properties"]["trigger"]) == ("Clear", "timer")
 
 
 def test_the_worker_converts_the_http_request_and_the_response(start_emulator):

@@ -9,6 +9,7 @@ function metadata, checking bindings against the signatures, converting bindings
 Azure Monitor set-up) is the installed runtime's code. Usage:
        python -m tests.functions.worker_host index
        python -m tests.functions.worker_host timer [--past-due]
+       python -m tests.functions.worker_host watch [--past-due]
        python -m tests.functions.worker_host http METHOD BODY_FILE HEADERS_JSON
 Prints one JSON line: what the worker answered to each message.
 """
@@ -281,8 +282,9 @@ async def converse(argv: list[str]) -> dict[str, Any]:
             )
             answer["load"][name] = loaded.to_json()
         if argv[0] != "index":
+            timers = {"timer": "daily_audit_check", "watch": "activity_watch"}
             name, parameter = (
-                ("daily_audit_check", timer_binding(argv)) if argv[0] == "timer" else ("remediate", http_binding(argv))
+                (timers[argv[0]], timer_binding(argv)) if argv[0] in timers else ("remediate", http_binding(argv))
             )
             invocation = await worker.invocation_request(
                 WorkerRequest(

@@ -2,14 +2,14 @@
 
 Static half: every event name and `customDimensions.<name>` a query uses is listed in docs/telemetry.md for an event
 that query reads. Live half: run the timer function and the CLI against the emulator, capture the telemetry they
-really emit and compare it with `query_contract()`. The activity watch's events come from `python -m shared watch`;
-until that command exists (another branch of issue 11), the queries' watch events are reported as xfail, never
-passed, and the rest of each query is still checked.
+really emit and compare it with `query_contract()`. The activity watch's events come from real passes of
+`python -m shared watch`.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -111,12 +111,10 @@ def test_query_uses_only_documented_events_and_dimensions(query: Path) -> None:
 def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Event or table name -> every customDimensions key the app really sent, over runs that exercise each rule:
     a non-compliant timer run that remediates, a run that cannot start (exception), an unverified and a failed
-    remediation and a
-    CLI revert, all through the real exporter into the emulator's ingestion endpoint. Then two passes of
-    `python -m shared watch`: one that cannot read the feed (no ActivityFeed.Read: status Error) and one that reads
-    the revert's Set-OrganizationConfig -AuditDisabled $true (an audit-tampering alert). "_watch" holds "available"
-    when the command exists."""
+    remediation, a CLI revert, and activity-watch passes (one catching a tampering write, one that cannot start),
+    all through the real exporter into the emulator's ingestion endpoint."""
     from emulator import Emulator, Fault
+    from tests.emulator.support import Exo
     from tests.functions.harness import function_env, run_timer
     from tests.support.cli import run_cli
     from tests.support.tenant import TENANT_ID, scenario
@@ -160,27 +158,17 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
             },
             keep_telemetry=True,
         )
-        telemetry_env = {
-            "APPLICATIONINSIGHTS_CONNECTION_STRING": env["APPLICATIONINSIGHTS_CONNECTION_STRING"],
-            **{k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))},
-        }
+        telemetry_env = {k: v for k, v in env.items() if k.startswith(("APPLICATIONINSIGHTS_", "OTEL_", "TELEMETRY_"))}
         state = tmp_path_factory.mktemp("watch") / "watch.sqlite3"
-        with emu.lock:
-            emu.tenant.principal["activity_roles"] = []  # the feed answers 403 AF10001: an Error pass
-        failing = run_cli(emu, "watch", "--json", "--state", str(state), env=telemetry_env, keep_telemetry=True)
-        with emu.lock:
-            emu.tenant.principal.pop("activity_roles")
-        if "invalid choice: 'watch'" not in failing.stderr:
-            seen["_watch"] = {"available"}
-            run_cli(emu, "watch", "--json", "--state", str(state), env=telemetry_env, keep_telemetry=True)
+        watch = ("watch", "--state", str(state))
+        run_cli(emu, *watch, env=telemetry_env, keep_telemetry=True)  # the revert above is alerted: our own switch-off
+        Exo(emu).ok("Set-OrganizationConfig", {"AuditDisabled": True})
+        time.sleep(1.1)  # listings take whole seconds
+        run_cli(emu, *watch, env=telemetry_env, keep_telemetry=True)  # an alert, and its re-check
+        run_cli(emu, *watch, env={**telemetry_env, "WATCH_CONTENT_TYPES": "bogus"}, keep_telemetry=True)  # Error
         collect(emu)
     seen["_values"] = {f"{k}={v}" for k, vs in values.items() for v in vs}
     return seen
-
-
-def watch_pending(names: set[str], emitted: dict[str, set[str]]) -> set[str]:
-    """The watch events a query reads that cannot be captured yet (no `watch` command on this branch)."""
-    return set() if "_watch" in emitted else names & WATCH_EVENTS
 
 
 @pytest.mark.e2e
@@ -188,20 +176,11 @@ def watch_pending(names: set[str], emitted: dict[str, set[str]]) -> set[str]:
 def test_live_contract_queries_match_emitted_telemetry(query: Path, emitted: dict[str, set[str]]) -> None:
     """Every event and dimension a query reads is one the app really sends."""
     names, dimensions, _ = query_contract(query)
-    pending = watch_pending(names, emitted)
-    names -= pending
     assert names <= set(emitted), f"never emitted: {names - set(emitted)}"
     sent = set().union(*(emitted[name] for name in names))
     if re.search(r"\bexceptions\b", query.read_text()):
         sent |= emitted.get("ExceptionData", set())
-    if pending:  # what only the watch events document may stay unchecked here; everything else is checked
-        documented = documented_events()
-        sent |= set().union(*(documented[name][0] for name in pending))
-        if re.search(r"\bexceptions\b", query.read_text()):
-            sent |= documented_exception_dimensions()
     assert dimensions <= sent, f"{query.name} reads dimensions the app never sends: {dimensions - sent}"
-    if pending:
-        pytest.xfail(f"{sorted(pending)}: emitted by `python -m shared watch`, not on this branch yet")
 
 
 @pytest.mark.e2e
@@ -215,6 +194,8 @@ def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]
         "MailboxAuditRemediation.outcome=Unverified",
         "MailboxAuditRemediation.command=revert",
         "MailboxAuditRemediation.command=remediate",
+        "MailboxActivityWatchCompleted.status=Alerts",
+        "MailboxActivityWatchCompleted.status=Error",
     ):
         assert expected in values
     assert "run_id" in emitted["ExceptionData"]
@@ -222,8 +203,6 @@ def test_the_values_alerts_filter_on_are_really_sent(emitted: dict[str, set[str]
 
 @pytest.mark.e2e
 def test_the_values_the_watch_rules_filter_on_are_really_sent(emitted: dict[str, set[str]]) -> None:
-    if "_watch" not in emitted:
-        pytest.xfail("`python -m shared watch` is not on this branch yet (issue 11, the watch pass)")
     values = emitted["_values"]
     for expected in (
         "MailboxActivityWatchCompleted.status=Error",

@@ -166,6 +166,7 @@ def _logging_restored() -> Iterator[None]:
 @contextlib.contextmanager
 def _sessions(emu: Any) -> Iterator[None]:
     """While running, every Exchange client the service opens answers from `emu` in process (None: sockets)."""
+    import shared.activity.feed  # noqa: F401 - imported before the patch, so its `new_session` stays the real one
     from shared.exchange import client as exchange_client
 
     if emu is None:

@@ -40,6 +40,14 @@ def is_external(domain: str, accepted: frozenset[str]) -> bool:
     return domain not in accepted
 
 
+def forwarding_addresses(record: AuditRecord) -> list[str]:
+    """Every SMTP address a forwarding write names (external or not): the keys of the baseline it may read."""
+    found: list[str] = []
+    for parameter in _PARAMETERS.get(record.operation.lower(), ()):
+        found.extend(address for address, _domain in destinations(record.parameter(parameter) or ""))
+    return found
+
+
 def _rule_mailbox(record: AuditRecord) -> str:
     """An inbox rule's mailbox: -Mailbox, else the part of -Identity before the rule name (`ann@contoso.com\\rule`)."""
     if mailbox := record.parameter("Mailbox"):

@@ -1,0 +1,66 @@
+"""The activity_watch timer function against the emulator: its state in Table Storage (Azurite), the real exporter
+posting its events to the emulated ingestion endpoint, one child process per invocation (harness.py)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.emulator.support import Exo
+from tests.functions.harness import events, exceptions, run_timer
+from tests.support.report_tools import DEV_ACCOUNT
+from tests.support.tenant import TENANT_ID, scenario
+
+pytestmark = pytest.mark.e2e
+
+TENANT = scenario(mailboxes=[{"Name": "ann", "UserPrincipalName": "ann@contoso.com"}])
+
+
+@pytest.fixture
+def table_storage(azurite, azurite_tables):
+    """The app's storage account as in Azure: blobs (the tenant write lock, the evidence) and tables (a fresh watch
+    table for the test), on the session's two Azurite services with the same development account."""
+    blob_endpoint = f"BlobEndpoint=http://127.0.0.1:{azurite.port}/{DEV_ACCOUNT};"
+    return {
+        "AzureWebJobsStorage": azurite_tables.connection_string + blob_endpoint,
+        "WATCH_TABLE_NAME": f"w{uuid.uuid4().hex[:12]}",
+    }
+
+
+def test_the_timer_catches_tampering_fixes_it_and_resumes_from_its_checkpoint(start_emulator, table_storage):
+    emu = start_emulator(TENANT)
+    assert run_timer(emu, function="watch", **table_storage).returncode == 0  # subscriptions started
+    Exo(emu).ok("Set-OrganizationConfig", {"AuditDisabled": True})
+    time.sleep(1.1)
+    result = run_timer(emu, function="watch", AUDIT_MODE="remediate", **table_storage)
+    assert result.returncode == 0, result.stderr
+    assert emu.tenant.organization_config["AuditDisabled"] is False, result.stderr  # back on in the same invocation
+
+    [alert] = events(emu, "MailboxActivityAlert")
+    assert (alert["properties"]["detection"], alert["properties"]["trigger"]) == ("audit-tampering", "timer")
+    [step] = [e for e in events(emu, "MailboxAuditRemediation") if e["properties"]["control_id"] == "org-audit-enabled"]
+    assert (step["properties"]["outcome"], step["properties"]["caller"]) == ("Applied", "timer:activity_watch")
+    passes = events(emu, "MailboxActivityWatchCompleted")
+    assert [event["properties"]["status"] for event in passes] == ["Clear", "Alerts"]
+    assert all(event["properties"]["tenant_id"] == TENANT_ID for event in passes)
+
+    time.sleep(1.1)
+    assert run_timer(emu, function="watch", AUDIT_MODE="remediate", **table_storage).returncode == 0
+    assert len(events(emu, "MailboxActivityAlert")) == 1  # the same state: nothing reported twice
+    last = events(emu, "MailboxActivityWatchCompleted")[-1]
+    assert last["properties"]["status"] == "Clear"
+    assert last["measurements"]["records_processed"] == 1  # the fix's own record, recorded, not alerted
+
+
+def test_without_storage_the_timer_is_an_error_pass_with_an_exception(start_emulator):
+    emu = start_emulator(TENANT)
+    result = run_timer(emu, function="watch")
+    assert result.returncode == 0, result.stderr  # the invocation itself does not crash
+    [completed] = events(emu, "MailboxActivityWatchCompleted")
+    assert completed["properties"]["status"] == "Error"
+    assert "AzureWebJobsStorage" in completed["properties"]["error"]
+    [exception] = exceptions(emu)
+    assert exception["properties"]["run_id"] == completed["properties"]["run_id"]
+    assert [r for r in emu.requests if r.listener == "manage"] == []
