@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -236,6 +237,7 @@ def parse_client_ip(value: str) -> ClientAddress:
     return _address(raw, text, port if port is not None and port <= 65535 else None)
 
 
+@functools.lru_cache(maxsize=65536)  # a tenant's records repeat a few thousand addresses; ipaddress is slow
 def _address(raw: str, text: str, port: int | None) -> ClientAddress:
     try:
         ip: IPAddress = ipaddress.ip_address(text.strip())
