@@ -26,6 +26,7 @@ from shared.config.settings import (
     check_base_url,
     flag,
     is_loopback_host,
+    number,
     parse_app,
     parse_exchange,
     parse_policy,
@@ -299,29 +300,15 @@ def parse_feed(env: Env, problems: dict[str, str], exchange: Settings | None) ->
     )
 
 
-def _count(raw: str | None, default: float, low: float, high: float, name: str, problems: dict[str, str]) -> float:
-    """A number within [low, high] (days, items, km/h); a bad value is recorded under its variable's name."""
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        problems[name] = f"must be a number between {low:g} and {high:g}"
-        return default
-    return value
-
-
 def parse_watch(env: Env, problems: dict[str, str]) -> WatchPolicy:
     """The detections' settings; problems are recorded under their variable's name (defaults stand in)."""
     bad: dict[str, str] = {}
-    learning = _count(env.get("WATCH_LEARNING_DAYS"), 7, 0, 90, "WATCH_LEARNING_DAYS", bad)
-    baseline = _count(env.get("WATCH_BASELINE_DAYS"), 14, 1, 180, "WATCH_BASELINE_DAYS", bad)
-    per_hour = _count(env.get("WATCH_MASS_DELETE_PER_HOUR"), 100, 1, 1_000_000, "WATCH_MASS_DELETE_PER_HOUR", bad)
+    learning = number(env.get("WATCH_LEARNING_DAYS"), 7, 0, 90, "WATCH_LEARNING_DAYS", bad)
+    baseline = number(env.get("WATCH_BASELINE_DAYS"), 14, 1, 180, "WATCH_BASELINE_DAYS", bad)
+    per_hour = number(env.get("WATCH_MASS_DELETE_PER_HOUR"), 100, 1, 1_000_000, "WATCH_MASS_DELETE_PER_HOUR", bad)
     if per_hour != int(per_hour):
         bad["WATCH_MASS_DELETE_PER_HOUR"] = "must be a whole number between 1 and 1000000"
-    kmh = _count(env.get("WATCH_TRAVEL_KMH"), 900, 100, 20_000, "WATCH_TRAVEL_KMH", bad)
+    kmh = number(env.get("WATCH_TRAVEL_KMH"), 900, 100, 20_000, "WATCH_TRAVEL_KMH", bad)
     geoip_db = None
     if (raw_db := env.get("WATCH_GEOIP_DB")) is not None:
         geoip_db = Path(raw_db)

@@ -164,11 +164,15 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
         bad["EXO_AUTHORITY"] = problem
 
-    deadline = _number(get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS", bad)
+    deadline = number(
+        get("EXO_OPERATION_DEADLINE_SECONDS"), 60.0, 1, 900, "EXO_OPERATION_DEADLINE_SECONDS", bad, unit="seconds"
+    )
 
-    backoff = _number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", bad)
+    backoff = number(get("EXO_RETRY_BACKOFF_SECONDS"), 2.0, 0.01, 60, "EXO_RETRY_BACKOFF_SECONDS", bad, unit="seconds")
     # 25 minutes: below the Flex Consumption default function timeout of 30 minutes (host.json).
-    run_deadline = _number(get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS", bad)
+    run_deadline = number(
+        get("AUDIT_RUN_DEADLINE_SECONDS"), 1500.0, 5, 86400, "AUDIT_RUN_DEADLINE_SECONDS", bad, unit="seconds"
+    )
 
     if bad:
         problems.update(bad)
@@ -203,8 +207,10 @@ def flag(env: Mapping[str, str] | Env, name: str, problems: dict[str, str]) -> b
     return raw in TRUE_WORDS
 
 
-def _number(raw: str | None, default: float, low: float, high: float, name: str, problems: dict[str, str]) -> float:
-    """A number of seconds within [low, high]; a bad value is recorded under its variable's name."""
+def number(
+    raw: str | None, default: float, low: float, high: float, name: str, problems: dict[str, str], *, unit: str = ""
+) -> float:
+    """A number within [low, high] (of `unit`, said in the message); a bad one is recorded under its variable's name."""
     if raw is None:
         return default
     try:
@@ -212,7 +218,7 @@ def _number(raw: str | None, default: float, low: float, high: float, name: str,
     except ValueError:
         value = float("nan")
     if not low <= value <= high:
-        problems[name] = f"must be a number of seconds between {low:g} and {high:g}"
+        problems[name] = f"must be a number{f' of {unit}' if unit else ''} between {low:g} and {high:g}"
         return default
     return value
 
@@ -249,13 +255,23 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
     baseline = (env.get("MAILBOX_AUDIT_BASELINE") or "cis").lower()
     if baseline not in BASELINES:
         bad["MAILBOX_AUDIT_BASELINE"] = f"must be one of {', '.join(BASELINES)}"
-    days = _number(env.get("MAILBOX_AUDIT_MIN_RETENTION_DAYS"), 90, 1, 3650, "MAILBOX_AUDIT_MIN_RETENTION_DAYS", bad)
+    days = number(
+        env.get("MAILBOX_AUDIT_MIN_RETENTION_DAYS"), 90, 1, 3650, "MAILBOX_AUDIT_MIN_RETENTION_DAYS", bad, unit="days"
+    )
     if days != int(days):
         bad["MAILBOX_AUDIT_MIN_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
-    pace = _number(
-        env.get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"), 2.0, 0.1, 50, "MAILBOX_REMEDIATION_WRITES_PER_SECOND", bad
+    pace = number(
+        env.get("MAILBOX_REMEDIATION_WRITES_PER_SECOND"),
+        2.0,
+        0.1,
+        50,
+        "MAILBOX_REMEDIATION_WRITES_PER_SECOND",
+        bad,
+        unit="writes per second",
     )
-    verify = _number(env.get("REMEDIATION_VERIFY_SECONDS"), 120.0, 0, 900, "REMEDIATION_VERIFY_SECONDS", bad)
+    verify = number(
+        env.get("REMEDIATION_VERIFY_SECONDS"), 120.0, 0, 900, "REMEDIATION_VERIFY_SECONDS", bad, unit="seconds"
+    )
     flags = {
         name: flag(env, name, bad) for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")
     }
