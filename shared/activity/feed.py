@@ -45,7 +45,14 @@ from shared.activity.errors import (
 from shared.config.loader import CONTENT_TYPES, FeedSettings
 from shared.config.settings import Settings, check_base_url, origin
 from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
-from shared.exchange.client import RetryPolicy, new_session, read_body, retry_after_or_backoff, retry_after_seconds
+from shared.exchange.client import (
+    DeadlineStop,
+    RetryPolicy,
+    new_session,
+    read_body,
+    retry_after_or_backoff,
+    retry_after_seconds,
+)
 from shared.exchange.errors import ExchangeProtocolError, ExchangeTransportError
 
 log = logging.getLogger("mailbox_audit_guard.activity")
@@ -358,14 +365,7 @@ class FeedClient:
                 state.upcoming_sleep,
             )
 
-        out_of_time = False
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            nonlocal out_of_time
-            if state.attempt_number >= policy.max_attempts or self.requests_left <= 0:
-                return True
-            out_of_time = (state.seconds_since_start or 0.0) + (state.upcoming_sleep or 0.0) >= allowed
-            return out_of_time
+        stop = DeadlineStop(policy.max_attempts, allowed, exhausted=lambda: self.requests_left <= 0)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(retryable),
@@ -378,7 +378,7 @@ class FeedClient:
         try:
             return retrying(self._attempt, operation, method, url, deadline)
         except (FeedThrottled, FeedServerError, FeedTransportError) as exc:
-            if out_of_time:
+            if stop.out_of_time:
                 raise FeedBudgetExceeded(
                     f"gave up after {time.monotonic() - started:.1f} s of {allowed:.0f} s allowed; the last "
                     f"attempt said: {exc.summary}",

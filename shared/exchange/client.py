@@ -80,6 +80,24 @@ def retry_after_or_backoff(
     return wait
 
 
+class DeadlineStop:
+    """When to stop retrying: after the policy's attempts, when `exhausted()` says so (a request budget), or when
+    the next wait would end past `allowed` seconds: a Retry-After or backoff that would outlast the deadline fails
+    now instead of sleeping, and `out_of_time` says so, for a message about the deadline rather than the error."""
+
+    def __init__(self, max_attempts: int, allowed: float, exhausted: Callable[[], bool] = lambda: False) -> None:
+        self.max_attempts = max_attempts
+        self.allowed = allowed
+        self.exhausted = exhausted
+        self.out_of_time = False
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.max_attempts or self.exhausted():
+            return True
+        self.out_of_time = (state.seconds_since_start or 0.0) + (state.upcoming_sleep or 0.0) >= self.allowed
+        return self.out_of_time
+
+
 def system_anchor(mailbox_guid: str, tenant_id: str) -> str:
     """The X-AnchorMailbox value that routes an app-only call to a tenant system mailbox."""
     return f"APP:SystemMailbox{{{mailbox_guid}}}@{tenant_id}"
@@ -296,15 +314,7 @@ class ExchangeClient:
                 state.upcoming_sleep,
             )
 
-        out_of_time = False
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            nonlocal out_of_time
-            if state.attempt_number >= policy.max_attempts:
-                return True
-            # A Retry-After or backoff that would end past the deadline fails now instead of sleeping.
-            out_of_time = (state.seconds_since_start or 0.0) + (state.upcoming_sleep or 0.0) >= allowed
-            return out_of_time
+        stop = DeadlineStop(policy.max_attempts, allowed)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(retryable),
@@ -317,7 +327,7 @@ class ExchangeClient:
         try:
             return retrying(self._attempt, url, body, headers, cmdlet, deadline)
         except ExchangeError as exc:
-            if not out_of_time:
+            if not stop.out_of_time:
                 raise
             raise ExchangeDeadlineExceeded(
                 f"gave up after {time.monotonic() - started:.1f} s of {allowed:.0f} s allowed; "
