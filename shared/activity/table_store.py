@@ -52,6 +52,7 @@ from shared.activity.state import (
     error_text,
 )
 from shared.config.loader import DEFAULT_WATCH_TABLE, StorageSettings
+from shared.storage_errors import storage_reason
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -460,27 +461,10 @@ def _failed(content_id: str, row: Mapping[str, Any]) -> FailedBlob:
     )
 
 
-def _reason(exc: Exception) -> str:
-    """What went wrong, from the exception's safe parts only (never the message: it may quote the request)."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
-
-    status = getattr(exc, "status_code", None)
-    code = getattr(exc, "error_code", None)
-    code = getattr(code, "value", code)
-    if isinstance(exc, HttpResponseError) and status:
-        hint = {
-            401: " (authentication failed)",
-            403: " (refused: a wrong account key or SAS, an identity without the Storage Table Data Contributor "
-            "role, or network rules that exclude this caller)",
-        }.get(status, "")
-        return f"HTTP {status}{f' {code}' if code else ''}{hint}"
-    if isinstance(exc, ClientAuthenticationError):
-        return "could not get a token for the storage account"
-    if isinstance(exc, ServiceRequestError):
-        return "storage endpoint unreachable; is the storage account (or Azurite) running?"
-    return type(exc).__name__
-
-
 def _conforms(store: TableStateStore) -> StateStore:
     """Never called: mypy checks here that the backend implements the whole interface, exactly."""
     return store
+
+
+def _reason(exc: Exception) -> str:
+    return storage_reason(exc, role="the Storage Table Data Contributor role")

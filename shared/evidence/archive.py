@@ -31,6 +31,7 @@ from shared.config.loader import (
 )
 from shared.evidence.html import render_html
 from shared.evidence.markdown import render_markdown
+from shared.storage_errors import storage_reason
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -42,7 +43,6 @@ CONTENT_TYPES = {
     "md": "text/markdown; charset=utf-8",
 }
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SECRETISH = re.compile(r"(?i)(accountkey|sharedaccesssignature|sig|signature)=[^;&\s'\"]+")
 
 
 class ArchiveError(Exception):
@@ -207,45 +207,10 @@ def _endpoint(blob_service: Any) -> str:
         return "the storage account"
 
 
-def _reason(exc: Exception) -> str:
-    """What went wrong, from the exception's safe parts only."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
-
-    status = getattr(exc, "status_code", None)
-    code = getattr(exc, "error_code", None)
-    code = getattr(code, "value", code)  # StorageErrorCode members carry the service's own text
-    if isinstance(exc, HttpResponseError) and status:
-        hint = {
-            401: " (authentication failed)",
-            403: " (refused: a wrong account key or SAS, an identity without a "
-            "Storage Blob Data role, or network rules that exclude this caller)",
-        }.get(status, "")
-        return f"HTTP {status}{f' {code}' if code else ''}{hint}"
-    if isinstance(exc, ClientAuthenticationError):
-        return f"could not get a token for the storage account ({_scrub(getattr(exc, 'message', '') or '')})"
-    if isinstance(exc, ServiceRequestError):
-        cause = _root_cause(exc)
-        detail = getattr(cause, "strerror", None) or type(cause).__name__
-        return f"storage endpoint unreachable ({detail}); is the storage account (or Azurite) running?"
-    return type(exc).__name__
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = getattr(exc, "inner_exception", None) or exc.__cause__ or exc.__context__
-        if inner is None:
-            break
-        exc = inner
-    return exc
-
-
-def _scrub(text: str) -> str:
-    text = re.sub(r"\?\S*", "?[redacted]", text)
-    return _SECRETISH.sub(lambda m: f"{m.group(1)}=[redacted]", text)[:300]
-
-
 def _ascii(value: Any) -> str:
     """A metadata value: printable ASCII only (it travels as an HTTP header)."""
     return "".join(char if " " <= char <= "~" else "?" for char in str(value))[:256]
+
+
+def _reason(exc: Exception) -> str:
+    return storage_reason(exc, role="a Storage Blob Data role")
