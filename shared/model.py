@@ -107,6 +107,7 @@ class RunReport:
     remediation: list[RemediationResult] = field(default_factory=list)
     requests_sent: int = 0
     tool_version: str = __version__
+    activity: dict[str, Any] | None = None  # the activity watch's health and recent alerts, when a state exists
 
     @property
     def status(self) -> Status:

@@ -89,7 +89,26 @@ class TableStateStore:
             with contextlib.suppress(_exists_error()):
                 client.create_table()
         except AzureError as exc:
+            client.close()
             raise StateError(f"cannot create the watch table {table_name}: {_reason(exc)}") from None
+        return cls(client)
+
+    @classmethod
+    def open_existing(
+        cls, storage: StorageSettings, table_name: str = DEFAULT_WATCH_TABLE, *, retry_total: int = 3
+    ) -> TableStateStore | None:
+        """The store when its table exists (the watch has run), else None; nothing is created."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        client = table_client(storage, table_name, retry_total=retry_total)
+        try:
+            next(iter(client.query_entities("PartitionKey eq '-'", select=["PartitionKey"])), None)
+        except ResourceNotFoundError:
+            client.close()
+            return None
+        except AzureError as exc:
+            client.close()
+            raise StateError(f"cannot read the watch table {table_name}: {_reason(exc)}") from None
         return cls(client)
 
     # -- plumbing

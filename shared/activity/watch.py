@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from shared.activity import shards
+from shared.activity import history, shards
 from shared.activity.detections.audit_tampering import AUDIT_LISTS
 from shared.activity.detections.audit_tampering import ID as TAMPERING
 from shared.activity.detections.base import Alert, Context
@@ -190,6 +190,7 @@ class _Batches:
         new = [alert for alert in evaluation.alerts if alert.id in claimed]
         if not new:
             return
+        history.record_alerts(self.store, self.tenant, new, self.now)  # for the evidence report's activity section
         by_id = {record.id: record for record in records}
         for alert in new:
             if alert.detection == TAMPERING:

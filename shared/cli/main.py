@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--format", choices=("json", "md", "html"), default="html")
     report.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-' for stdout)")
+    report.add_argument(
+        "--state",
+        metavar="PATH",
+        help="the activity watch's state file, for the report's activity section (default as for `watch`; "
+        "the section is left out when no state exists)",
+    )
     add_grant_permissions_parser(commands)
     add_diagnose_parser(commands)
     add_watch_parser(commands)
@@ -123,6 +129,8 @@ def _main(args: argparse.Namespace) -> int:
         control_ids=control_ids,
         dry_run=getattr(args, "dry_run", False),
         caller=_local_caller() if command != "check" else None,
+        with_activity=args.command == "report",
+        state_path=getattr(args, "state", None),
     )
     code = exit_code(report)
     if args.command == "report":

@@ -76,6 +76,8 @@ def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
         document["dry_run"] = report.dry_run
         document["caller"] = report.caller
         document["remediation"] = [remediation_document(result) for result in report.remediation]
+    if report.activity is not None:
+        document["activity"] = report.activity
     return document
 
 

@@ -595,7 +595,132 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
         )
     if controls or others:
         blocks.append(details)
+    if isinstance(activity := doc.get("activity"), Mapping):
+        blocks.append(_activity_section(activity))
     return title, blocks
+
+
+# ------------------------------------------------------------------------------------------------ activity watch
+
+HEALTH_TONES = {"OK": "ok", "Attention": "bad", "Error": "err", "Unknown": "err"}
+SEVERITY_TONES = {"high": "err", "medium": "bad", "low": "info"}
+
+
+def _activity_section(activity: Mapping[str, Any]) -> Section:
+    """The activity watch's feed health and the alerts it raised in the report's window (shared.activity.history)."""
+    health = _text(activity.get("health"))
+    section = Section(
+        2, "Activity watch", "activity", badge=Badge(f"Feed health: {health}", HEALTH_TONES.get(health, "neutral"))
+    )
+    if activity.get("error"):
+        section.blocks.append(Paragraph(_text(activity.get("error")), kind="note"))
+        return section
+    days = _text(activity.get("window_days"), "7")
+    section.blocks.append(
+        Paragraph(
+            "What the activity watch (the Office 365 Management Activity feed, read every few minutes) saw, from its "
+            f"state ({_text(activity.get('source'))}) as of {format_timestamp(activity.get('generated_at'))}: whether "
+            f"the feed is read without gaps, and the alerts raised in the last {days} days."
+        )
+    )
+    if reasons := [_text(reason) for reason in activity.get("health_reasons") or []]:
+        section.blocks.append(
+            Bullets("Why the feed needs attention" if health != "Unknown" else "Feed health", reasons)
+        )
+    last: Mapping[str, Any] = activity["last_pass"] if isinstance(activity.get("last_pass"), Mapping) else {}
+    section.blocks.append(
+        Facts(
+            "Feed health",
+            [
+                ("Last pass", format_timestamp(last.get("finished_at")) if last else "none recorded"),
+                ("Last pass status", _status_word(last.get("status")) if last else "none recorded"),
+                ("Last pass without error", format_timestamp(activity.get("last_ok_pass_at"))),
+                ("Records in the last pass", _text(last.get("records_processed"))),
+                ("Feed lag (minutes)", _text(last.get("feed_lag_minutes"), "unknown (no record seen yet)")),
+                ("Blobs waiting for a retry", str(len(_dicts(activity.get("failed_blobs"))))),
+                (f"Gaps in the last {days} days", str(len(_dicts(activity.get("gaps"))))),
+            ],
+        )
+    )
+    feeds: list[Column] = [
+        ("Content type", lambda row: Code(_text(row.get("content_type")))),
+        (
+            "Read completely up to",
+            lambda row: format_timestamp(row.get("listed_until")) if row.get("listed_until") else "not read yet",
+        ),
+        (
+            "Subscription started",
+            lambda row: (
+                format_timestamp(row.get("subscription_started")) if row.get("subscription_started") else "not recorded"
+            ),
+        ),
+    ]
+    section.blocks.append(_table("Checkpoint per content type", feeds, _dicts(activity.get("feeds"))))
+    if gaps := _dicts(activity.get("gaps")):
+        section.blocks.append(
+            Bullets("Gaps: content that could not be read and is lost", [_text(g.get("message")) for g in gaps])
+        )
+    if failed := _dicts(activity.get("failed_blobs")):
+        blob_columns: list[Column] = [
+            ("Content type", _get("content_type")),
+            ("Blob", _get("content_id")),
+            ("Attempts", _get("attempts")),
+            ("Last error", _get("last_error")),
+        ]
+        section.blocks.append(_table("Blobs retried by the next pass", blob_columns, failed))
+    total = activity.get("alerts_total")
+    by_detection = activity.get("alerts_by_detection")
+    if not total:
+        section.blocks.append(Paragraph(f"No alert was raised in the last {days} days."))
+        return section
+    section.blocks.append(
+        Facts(
+            f"Alert counts, last {days} days",
+            [
+                ("Alerts", _text(total)),
+                ("By detection", _text(by_detection)),
+                ("By severity", _text(activity.get("alerts_by_severity"))),
+            ],
+        )
+    )
+    columns: list[Column] = [
+        ("Time (event)", lambda row: format_timestamp(row.get("time"))),
+        (
+            "Severity",
+            lambda row: Badge(_text(row.get("severity")), SEVERITY_TONES.get(str(row.get("severity")), "neutral")),
+        ),
+        ("Detection", lambda row: Code(_text(row.get("detection")))),
+        (
+            "Actor and mailbox",
+            lambda row: Pairs((("Actor", _text(row.get("actor"))), ("Mailbox", _text(row.get("mailbox"), "none")))),
+        ),
+        (
+            "Operation and origin",
+            lambda row: Pairs((("Operation", _text(row.get("operation"))), ("From", _origin(row)))),
+        ),
+        (
+            "Why it fired",
+            lambda row: (
+                _text(row.get("message"), ""),
+                Note(f"alert {_text(row.get('id'))}; {_text(row.get('record_count'), '?')} record(s)"),
+            ),
+        ),
+    ]
+    alerts = _dicts(activity.get("alerts"))
+    table = _table(f"Alerts raised in the last {days} days, newest event first", columns, alerts, row_header=False)
+    table.total = max(table.total, int(total) if isinstance(total, int) else 0)
+    section.blocks.append(table)
+    return section
+
+
+def _status_word(value: Any) -> Cell:
+    text = _text(value)
+    return Badge(text, {"Clear": "ok", "Alerts": "bad", "Error": "err"}.get(text, "neutral"))
+
+
+def _origin(row: Mapping[str, Any]) -> str:
+    address = _text(row.get("client_ip"), "no client address")
+    return f"{address} ({row['country']})" if row.get("country") else address
 
 
 # Bidirectional controls (e.g. U+202E) in a mailbox name could make a report show one address as another;

@@ -22,6 +22,7 @@ from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
 from shared.exchange.client import ExchangeClient, RetryPolicy
 from shared.model import RunReport, Status
 from shared.runtime import telemetry
+from shared.runtime.state import activity_section
 from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
@@ -65,6 +66,8 @@ def execute(
     caller: str | None = None,
     also_check: Sequence[str] = (),
     config: RunSettings | ConfigError | None = None,
+    with_activity: bool = False,
+    state_path: str | None = None,
 ) -> RunReport:
     """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
 
@@ -72,6 +75,8 @@ def execute(
     and a local log line. Telemetry trouble never changes the result. `also_check` controls are only checked
     (after the remediation), so an unattended run still reports every control. `config`: the run's settings (or
     their refusal) when the caller has loaded them already; otherwise they are loaded from `env` here.
+    `with_activity`: add the activity watch's health and recent alerts from its state (`state_path` for the CLI)
+    to the evidence, when the watch has left a state.
     """
     env = os.environ if env is None else env
     config = loader.try_load(env, exchange=settings) if config is None else config
@@ -137,6 +142,8 @@ def execute(
         raise
     finally:
         client.close()
+    if with_activity:
+        report.activity = activity_section(config, trigger, state_path)
     return _publish(report, telemetry_settings, storage)
 
 
@@ -158,8 +165,9 @@ def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
             caller="timer:daily_audit_check",
             also_check=rest,
             config=config,
+            with_activity=True,
         )
-    return execute("check", trigger="timer", env=env, config=config)
+    return execute("check", trigger="timer", env=env, config=config, with_activity=True)
 
 
 def archive_run(report: RunReport, storage: StorageSettings) -> list[str]:

@@ -18,13 +18,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from shared.activity import history
 from shared.activity.detections.base import Alert, Context
 from shared.activity.feed import DEFAULT_REQUEST_BUDGET, feed_client_for
 from shared.activity.geo import Geolocator, open_geolocator
 from shared.activity.ingest import RunBudget
-from shared.activity.sqlite_store import SqliteStateStore
 from shared.activity.state import StateError, StateStore
-from shared.activity.table_store import TableStateStore
 from shared.activity.watch import Recheck, WatchReport, accepted_domain_names, own_app_ids, watch_pass
 from shared.config import loader
 from shared.config.loader import RunSettings, TelemetrySettings
@@ -34,6 +33,7 @@ from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
 from shared.exchange.client import RetryPolicy
 from shared.exchange.errors import ExchangeError
 from shared.runtime import service, telemetry
+from shared.runtime.state import open_store
 
 log = logging.getLogger("mailbox_audit_guard.watch")
 
@@ -78,17 +78,20 @@ def run_watch(
         return _publish(report, telemetry_settings)
     limit = config.exchange.run_deadline_seconds
     seconds = min(limit, pass_seconds or (TIMER_PASS_SECONDS if trigger == "timer" else limit))
-    try:
-        with contextlib.closing(store):
+    with contextlib.closing(store):
+        try:
             _watch(report, config, store, seconds, telemetry_settings)
-    except StateError as exc:
-        report.fail(f"the watch state could not be read or written: {exc}")
-        log.error("Watch %s: %s", report.run_id, exc)
-        _record_failure(report, "state failed")
-    except Exception as exc:  # any other failure is still an Error pass, reported with what it had done
-        report.fail(f"the watch failed unexpectedly ({type(exc).__name__}); the next pass resumes from the checkpoint")
-        log.exception("Watch %s failed unexpectedly", report.run_id)
-        _record_failure(report, "failed unexpectedly")
+        except StateError as exc:
+            report.fail(f"the watch state could not be read or written: {exc}")
+            log.error("Watch %s: %s", report.run_id, exc)
+            _record_failure(report, "state failed")
+        except Exception as exc:  # any other failure is still an Error pass, reported with what it had done
+            report.fail(
+                f"the watch failed unexpectedly ({type(exc).__name__}); the next pass resumes from the checkpoint"
+            )
+            log.exception("Watch %s failed unexpectedly", report.run_id)
+            _record_failure(report, "failed unexpectedly")
+        _remember(report, store)  # after the error is known, so the evidence shows the pass as it ended
     if report.affected:
         remaining = limit - (time.monotonic() - started)
         try:
@@ -97,13 +100,6 @@ def run_watch(
             report.fail(f"the re-check of {', '.join(report.affected)} failed ({type(exc).__name__})")
             log.exception("Watch %s: the re-check failed", report.run_id)
     return _publish(report, telemetry_settings)
-
-
-def open_store(config: RunSettings, trigger: str, state_path: str | None = None) -> StateStore:
-    """The Function App's table in its storage account; a SQLite file for the command line (`--state PATH`)."""
-    if trigger == "timer":
-        return TableStateStore.open(config.storage, config.watch_state.table_name, retry_total=1)
-    return SqliteStateStore(config.watch_state.sqlite_path(state_path))
 
 
 def _watch(
@@ -160,6 +156,27 @@ def _watch(
             on_alerts=on_alerts,
             now=datetime.now(UTC),
         )
+
+
+def _remember(report: WatchReport, store: StateStore) -> None:
+    """Leave the pass's outcome in the state for the evidence report (its failure only costs the report that)."""
+    outcome = {
+        "run_id": report.run_id,
+        "trigger": report.trigger,
+        "status": report.status,
+        "records_processed": report.records_processed,
+        "records_duplicate": report.records_duplicate,
+        "records_unparsed": report.records_unparsed,
+        "content_blobs": report.content_blobs,
+        "alerts": len(report.alerts),
+        "gaps": len(report.gaps),
+        "feed_lag_minutes": report.feed_lag_minutes,
+        "error": report.error,
+    }
+    try:
+        history.record_pass(store, report.tenant_id, outcome, datetime.now(UTC))
+    except StateError as exc:
+        log.warning("Watch %s: its outcome could not be kept for the evidence report: %s", report.run_id, exc)
 
 
 def _own_ids(report: WatchReport, client_id: str | None, tokens: TokenProvider) -> frozenset[str]:

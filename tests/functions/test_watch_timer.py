@@ -3,10 +3,12 @@ posting its events to the emulated ingestion endpoint, one child process per inv
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from tests.emulator.support import Exo
 from tests.functions.harness import events, exceptions, run_timer
@@ -52,6 +54,32 @@ def test_the_timer_catches_tampering_fixes_it_and_resumes_from_its_checkpoint(st
     last = events(emu, "MailboxActivityWatchCompleted")[-1]
     assert last["properties"]["status"] == "Clear"
     assert last["measurements"]["records_processed"] == 1  # the fix's own record, recorded, not alerted
+
+
+def test_the_daily_checks_archived_evidence_shows_the_watchs_health_and_alerts(start_emulator, table_storage):
+    emu = start_emulator(TENANT)
+    storage = {**table_storage, "EVIDENCE_CONTAINER": f"ev{uuid.uuid4().hex[:10]}"}
+    assert run_timer(emu, function="watch", **storage).returncode == 0
+    Exo(emu).ok("Set-Mailbox", {"Identity": "ann@contoso.com", "AuditEnabled": False})
+    time.sleep(1.1)
+    assert run_timer(emu, function="watch", **storage).returncode == 0
+    [alert] = events(emu, "MailboxActivityAlert")
+
+    result = run_timer(emu, **storage)  # the daily check, in the same storage account
+    assert result.returncode == 0, result.stderr
+    blobs = BlobServiceClient.from_connection_string(storage["AzureWebJobsStorage"]).get_container_client(
+        storage["EVIDENCE_CONTAINER"]
+    )
+    run_id = events(emu, "MailboxAuditCheckCompleted")[-1]["properties"]["run_id"]  # (the re-check archived too)
+    [name] = [blob.name for blob in blobs.list_blobs() if blob.name.endswith(f"{run_id}.json")]
+    activity = json.loads(blobs.download_blob(name).readall())["activity"]
+    assert activity["source"] == f"table {storage['WATCH_TABLE_NAME']}"
+    assert activity["health"] == "OK" and activity["last_pass"]["status"] == "Alerts"
+    assert [(a["id"], a["detection"]) for a in activity["alerts"]] == [
+        (alert["properties"]["alert_id"], "audit-tampering")
+    ]
+    html = blobs.download_blob(name.replace(".json", ".html")).readall().decode()
+    assert 'id="activity"' in html and "audit-tampering" in html
 
 
 def test_without_storage_the_timer_is_an_error_pass_with_an_exception(start_emulator):

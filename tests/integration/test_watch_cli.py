@@ -385,3 +385,32 @@ def test_a_failed_watch_sends_an_exception_with_its_run_id(start_emulator, tmp_p
     assert completed["properties"]["status"] == "Error" and "SQLite" in completed["properties"]["error"]
     [exception] = exceptions(emu)
     assert exception["properties"]["run_id"] == completed["properties"]["run_id"]
+
+
+def test_the_evidence_report_shows_the_watchs_health_and_the_alert_it_raised(start_emulator, tmp_path):
+    emu = start_emulator(tenant())
+    state, out = tmp_path / "watch.sqlite3", tmp_path / "evidence.json"
+    watch(emu, state)
+    Exo(emu).ok("Set-OrganizationConfig", {"AuditDisabled": True})
+    settle()
+    [raised] = cli_json(watch(emu, state))["alerts"]
+
+    result = run_cli(emu, "report", "--format", "json", "--out", str(out), "--state", str(state), auth_mode=AS_PRODUCT)
+    assert result.returncode == 1, result.stderr  # the check's verdict: org auditing is off
+    activity = json.loads(out.read_text(encoding="utf-8"))["activity"]
+    assert activity["source"] == str(state)
+    assert (activity["health"], activity["health_reasons"]) == ("OK", [])
+    assert (activity["last_pass"]["status"], activity["last_pass"]["alerts"]) == ("Alerts", 1)
+    [reported] = activity["alerts"]
+    assert {key: reported[key] for key in raised} == raised  # what the watch printed, kept for the evidence
+    assert [feed["content_type"] for feed in activity["feeds"]] == ["Audit.Exchange", "Audit.AzureActiveDirectory"]
+    assert all(feed["listed_until"] for feed in activity["feeds"])
+
+
+def test_a_report_without_a_watch_state_has_no_activity_section_and_creates_none(start_emulator, tmp_path):
+    emu = start_emulator(tenant())
+    state, out = tmp_path / "never-watched.sqlite3", tmp_path / "evidence.json"
+    result = run_cli(emu, "report", "--format", "json", "--out", str(out), "--state", str(state))
+    assert result.returncode == 1, result.stderr  # the check's verdict (the scenario's mailbox lacks actions)
+    assert "activity" not in json.loads(out.read_text(encoding="utf-8"))
+    assert not state.exists()

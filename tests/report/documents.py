@@ -299,3 +299,71 @@ def remediate_document() -> dict[str, Any]:
         "mailboxes_failed": [{"identity": HOSTILE, "reason": LICENCE_ERROR}],
     }
     return _complete(document)
+
+
+def activity_document() -> dict[str, Any]:
+    """The daily check with the activity watch's section, built by the real summary over a real SQLite state:
+    a pass with an error, a gap, a blob waiting for a retry, hostile text in alerts."""
+    import tempfile
+    from pathlib import Path
+
+    from shared.activity import history
+    from shared.activity.detections.base import Alert
+    from shared.activity.sqlite_store import SqliteStateStore
+    from shared.activity.state import Gap
+
+    now = STARTED
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteStateStore(Path(folder) / "watch.sqlite3")
+        try:
+            alerts = [
+                Alert(
+                    id=f"mail-forwarding:{index:024x}",
+                    detection="mail-forwarding" if index % 2 else "audit-tampering",
+                    severity="high" if index % 2 else "medium",
+                    time=now - timedelta(hours=index),
+                    actor=HOSTILE_UPN if index == 3 else f"user{index}@contoso.com",
+                    mailbox=None if index == 4 else "ann@contoso.com",
+                    operation="Set-Mailbox",
+                    client_ip="[2a01:111:f400::1]:443" if index == 2 else "81.2.69.142",
+                    country=None if index == 2 else "GB",
+                    record_ids=(f"rec-{index}",),
+                    message=HOSTILE if index == 3 else f"Forwarding to outside the tenant ({index})",
+                )
+                for index in range(8)
+            ]
+            history.record_alerts(store, TENANT_ID, alerts, now - timedelta(hours=1))
+            history.record_pass(
+                store,
+                TENANT_ID,
+                {"status": "Error", "error": "the feed answered 503", "records_processed": 12, "feed_lag_minutes": 31},
+                now - timedelta(minutes=4),
+            )
+            store.set_checkpoint(TENANT_ID, "Audit.Exchange", now - timedelta(minutes=20))
+            store.record_failure(
+                TENANT_ID,
+                "Audit.Exchange",
+                "blob$1",
+                now - timedelta(hours=2),
+                "HTTP 500 <b>",
+                now - timedelta(hours=1),
+            )
+            store.add_gap(
+                TENANT_ID,
+                Gap(
+                    "Audit.Exchange",
+                    "outage-beyond-retention",
+                    now - timedelta(days=9),
+                    now - timedelta(days=8),
+                    "",
+                    now,
+                ),
+            )
+            section = history.summary(
+                store, TENANT_ID, ("Audit.Exchange", "Audit.AzureActiveDirectory"), now, source="watch.sqlite3"
+            )
+        finally:
+            store.close()
+    document = check_document()
+    document["activity"] = section
+    return document

@@ -12,10 +12,18 @@ import pytest
 from shared.evidence.html import render_html
 from shared.evidence.layout import MAX_ROWS, exit_meaning
 from shared.evidence.markdown import render_markdown
-from tests.report.documents import LICENCE_ERROR, MANY, STARTED, check_document, remediate_document
+from tests.report.documents import (
+    HOSTILE,
+    LICENCE_ERROR,
+    MANY,
+    STARTED,
+    activity_document,
+    check_document,
+    remediate_document,
+)
 from tests.report.htmlcheck import parse, table
 
-DOCUMENTS = {"check": check_document, "remediate": remediate_document}
+DOCUMENTS = {"check": check_document, "remediate": remediate_document, "activity": activity_document}
 CONTROL_IDS = (
     "org-audit-enabled",
     "audit-log-search",
@@ -415,3 +423,60 @@ def test_pending_outcomes_have_their_own_badge_note_and_recorded_times():
     assert dict(map(tuple, table(page, f"Unverified: {unverified['control_id']}").rows))["Read-backs"] == "5"
     markdown = render_markdown(document)
     assert "**◐ Deferred**" in markdown and "the next run reads again" in markdown
+
+
+# ------------------------------------------------------------------------------------------------ activity watch
+
+
+def activity_html() -> Any:
+    return parse(render_html(activity_document()))
+
+
+def test_the_activity_section_shows_feed_health_with_its_reasons():
+    document = activity_document()
+    markdown = render_markdown(document)
+    section = markdown[markdown.index("## Activity watch") :]
+    assert section.startswith("## Activity watch (**✗ Feed health: Attention**)")  # symbol and word, not colour
+    assert "- the last watch pass failed: the feed answered 503" in section
+    assert "1 content blob(s) could not be read yet" in section
+    assert "| Last pass status | **⚠ Error** |" in section
+    assert "| Feed lag (minutes) | 31 |" in section
+    assert "| `Audit.AzureActiveDirectory` | not read yet | not recorded |" in section
+    assert "the watch did not run for more than 7 days" in section
+    assert "| Audit.Exchange | blob$1 | 1 | HTTP 500 \\<b\\> |" in section
+
+
+def test_the_activity_section_lists_every_recent_alert_newest_event_first():
+    document = activity_document()
+    page = activity_html()
+    [alerts] = [t for t in page.tables if t.caption.startswith("Alerts raised in the last 7 days")]
+    assert len(alerts.rows) == len(document["activity"]["alerts"]) == 8
+    times = [row[0] for row in alerts.rows]
+    assert times == sorted(times, reverse=True)
+    assert all("mail-forwarding:" in row[-1] for row in alerts.rows)  # the alert id, to find it in telemetry
+    assert any(row[3].endswith("Mailbox none") for row in alerts.rows)
+    assert any(row[4].endswith("From [2a01:111:f400::1]:443") for row in alerts.rows)  # no country: none made up
+    assert "<script>" not in render_html(document).split('id="activity"')[1]  # hostile alert text is escaped
+    assert HOSTILE.splitlines()[0] in "\n".join(row[-1] for row in alerts.rows)  # ... and shown as text
+
+
+@pytest.mark.parametrize(
+    ("activity", "expected"),
+    [
+        ({"error": "the activity watch's state could not be read: HTTP 403", "health": "Error"}, "HTTP 403"),
+        (
+            {"health": "Unknown", "health_reasons": ["no watch pass is recorded"], "alerts_total": 0, "alerts": []},
+            "No alert was raised in the last 7 days.",
+        ),
+    ],
+)
+def test_an_unreadable_or_empty_state_says_so(activity, expected):
+    document = check_document()
+    document["activity"] = activity
+    for text in (render_markdown(document), render_html(document)):
+        assert f"Feed health: {activity['health']}" in text
+        assert expected in text
+
+
+def test_a_report_without_a_watch_state_has_no_activity_section():
+    assert "Activity watch" not in render_markdown(check_document())
