@@ -12,11 +12,16 @@ each document stay flat in the size of the tenant:
   mailboxes forward to one destination").
 
 Every document is a version-1 `Baseline.to_json()` holding only its own part. Pure: the store is passed in.
+
+A pass keeps the documents it has read or written in a `ShardCache` (write-through, bounded), so an actor who appears
+in every blob of a pass is read from the store once, not once per blob: the store stays the truth (every change is
+written before the blob counts as processed), the cache only spares the re-reading and re-parsing.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +29,7 @@ from typing import Any
 from shared.activity.baseline import Baseline
 from shared.activity.detections.mail_forwarding import forwarding_addresses
 from shared.activity.records import AuditRecord
-from shared.activity.state import KEY_MAX_CHARS, StateError, StateStore, baseline_json
+from shared.activity.state import KEY_MAX_CHARS, BaselineTooLarge, StateError, StateStore
 
 TENANT_KEY = "~tenant"
 USER_PREFIX = "user:"
@@ -67,19 +72,48 @@ class Loaded:
     documents: Mapping[str, dict[str, Any] | None]
 
 
-def load(store: StateStore, tenant: str, keys: Iterable[str]) -> Loaded:
+Entry = tuple[dict[str, Any] | None, Baseline | None]  # the document as stored (None: none yet) and its parse
+
+
+class ShardCache:
+    """The documents one pass has read or written, by key, the least recently used dropped beyond `max_entries`
+    (memory stays bounded in a tenant of any size). Parsed baselines are shared, never changed in place: the
+    detections and `split` build new dictionaries for what they change."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+
+    def get(self, key: str) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def load(store: StateStore, tenant: str, keys: Iterable[str], cache: ShardCache | None = None) -> Loaded:
     """The documents for `keys` merged into one Baseline; StateError when one is damaged (refused, not half-read)."""
     documents: dict[str, dict[str, Any] | None] = {}
     parts: list[Baseline] = []
     for key in sorted(set(keys)):
-        document = store.baseline(tenant, key)
-        documents[key] = document
-        if document is None:
-            continue
-        try:
-            parts.append(Baseline.from_json(document))
-        except ValueError as exc:
-            raise StateError(f"the stored baseline {key!r} is damaged ({exc}); remove it to relearn") from None
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            document = store.baseline(tenant, key)
+            try:
+                entry = (document, Baseline.from_json(document) if document is not None else None)
+            except ValueError as exc:
+                raise StateError(f"the stored baseline {key!r} is damaged ({exc}); remove it to relearn") from None
+            if cache is not None:
+                cache.put(key, entry)
+        documents[key] = entry[0]
+        if entry[1] is not None:
+            parts.append(entry[1])
     return Loaded(merge(parts), documents)
 
 
@@ -125,28 +159,26 @@ def split(baseline: Baseline, keys: Iterable[str]) -> dict[str, Baseline]:
     return shards
 
 
-def save(store: StateStore, tenant: str, loaded: Loaded, learned: Baseline) -> int:
+def save(store: StateStore, tenant: str, loaded: Loaded, learned: Baseline, cache: ShardCache | None = None) -> int:
     """Write back the documents the batch changed; the number written. A user's document that outgrew the store's
     limit keeps its newest sign-ins (the oldest go first) rather than failing the pass."""
     written = 0
-    for key, shard in split(learned, loaded.documents).items():
-        document = _fitted(shard)
-        if document == (loaded.documents.get(key) or Baseline().to_json()):
+    empty = Baseline().to_json()
+    for key, learned_shard in split(learned, loaded.documents).items():
+        shard, document = learned_shard, learned_shard.to_json()
+        if document == (loaded.documents.get(key) or empty):
             continue
-        store.put_baseline(tenant, key, document)
+        while True:
+            try:
+                store.put_baseline(tenant, key, document)  # the store checks the size as it encodes (once)
+                break
+            except BaselineTooLarge:
+                logins = {user: seen[len(seen) // 2 :] for user, seen in shard.logins.items() if len(seen) > 1}
+                if not logins:
+                    raise
+                shard = replace(shard, logins={**shard.logins, **logins})
+                document = shard.to_json()
+        if cache is not None:
+            cache.put(key, (document, shard))
         written += 1
     return written
-
-
-def _fitted(shard: Baseline) -> dict[str, Any]:
-    document = shard.to_json()
-    while True:
-        try:
-            baseline_json(document)
-            return document
-        except StateError:
-            logins = {user: seen[len(seen) // 2 :] for user, seen in shard.logins.items() if len(seen) > 1}
-            if not logins:
-                raise
-            shard = replace(shard, logins={**shard.logins, **logins})
-            document = shard.to_json()

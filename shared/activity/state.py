@@ -44,6 +44,10 @@ class StateError(Exception):
     """The watch state could not be read or written; the message says why, without secrets."""
 
 
+class BaselineTooLarge(StateError):
+    """A baseline document above BASELINE_MAX_BYTES: refused before anything is written (the caller may shrink it)."""
+
+
 @dataclass(frozen=True)
 class FailedBlob:
     """A blob that could not be fetched or parsed: retried on the next pass, reported until read or given up."""
@@ -200,7 +204,7 @@ def baseline_json(document: Mapping[str, Any]) -> str:
     if not isinstance(document, Mapping):
         raise StateError("a baseline must be a JSON object")
     if len(text.encode("utf-8", errors="backslashreplace")) > BASELINE_MAX_BYTES:
-        raise StateError(f"a baseline must be at most {BASELINE_MAX_BYTES} bytes as JSON; keep it small")
+        raise BaselineTooLarge(f"a baseline must be at most {BASELINE_MAX_BYTES} bytes as JSON; keep it small")
     return text
 
 

@@ -170,6 +170,7 @@ class _Batches:
     ) -> None:
         self.tenant, self.store, self.context, self.report = tenant, store, context, report
         self.on_alerts, self.now = on_alerts, now
+        self.shards = shards.ShardCache()  # this pass's baseline documents: each actor read once, not per blob
 
     def __call__(self, raw: Sequence[Mapping[str, Any]]) -> None:
         records: list[AuditRecord] = []
@@ -181,9 +182,9 @@ class _Batches:
                 records.append(parsed)
         if not records:
             return
-        loaded = shards.load(self.store, self.tenant, shards.keys_for(records))
+        loaded = shards.load(self.store, self.tenant, shards.keys_for(records), self.shards)
         evaluation = evaluate_batch(records, loaded.baseline, self.context)
-        shards.save(self.store, self.tenant, loaded, evaluation.baseline)
+        shards.save(self.store, self.tenant, loaded, evaluation.baseline, self.shards)
         if not evaluation.alerts:
             return
         claimed = self.store.claim_alerts(self.tenant, [alert.id for alert in evaluation.alerts], self.now)

@@ -190,6 +190,35 @@ def test_a_document_that_outgrows_the_store_keeps_the_newest_sign_ins(store):
     assert len(baseline_json(store.baseline(TENANT, key) or {}).encode()) <= BASELINE_MAX_BYTES
 
 
+def test_the_pass_cache_reads_each_document_once_and_the_store_stays_the_truth(store):
+    reads: list[str] = []
+    real = store.baseline
+
+    def counted(tenant: str, key: str) -> Any:
+        reads.append(key)
+        return real(tenant, key)
+
+    store.baseline = counted
+    cache = shards.ShardCache()
+    keys = {shards.TENANT_KEY, shards.user_key("bob@contoso.com")}
+    first = shards.load(store, TENANT, keys, cache)
+    assert shards.save(store, TENANT, first, rich_baseline(), cache) == 2
+    second = shards.load(store, TENANT, keys, cache)  # the next batch of the same pass
+    assert sorted(reads) == sorted(keys)  # read once, by the first batch
+    fresh = shards.load(store, TENANT, keys)  # another pass (no cache): the store holds what was learned
+    assert second.baseline == fresh.baseline
+    assert second.baseline.countries == {"bob@contoso.com": rich_baseline().countries["bob@contoso.com"]}
+
+
+def test_the_pass_cache_is_bounded():
+    cache = shards.ShardCache(max_entries=2)
+    for key in ("a", "b", "c"):
+        cache.put(key, (None, None))
+    cache.get("b")
+    cache.put("d", (None, None))
+    assert [key for key in "abcd" if cache.get(key) is not None] == ["b", "d"]
+
+
 def test_a_damaged_baseline_document_is_refused_not_half_read(store):
     key = shards.user_key("ann@contoso.com")
     store.put_baseline(TENANT, key, {"version": 99})

@@ -3,6 +3,7 @@ never raises, and says why when it cannot use a record."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from datetime import UTC, datetime, timedelta
@@ -229,3 +230,23 @@ def test_service_actors():
     assert actor("S-1-5-18", 2)
     assert actor("someone@contoso.com", 3) and actor("someone@contoso.com", "4")
     assert not actor("it-admin@contoso.com", 2)
+
+
+def test_the_fast_constructor_builds_the_same_frozen_record_as_the_dataclass():
+    raw = {
+        "Id": "r-1",
+        "CreationTime": "2026-11-28T11:00:00",
+        "RecordType": "2",
+        "Operation": "HardDelete",
+        "UserId": "Ann@Contoso.com ",
+        "ClientIP": "[::ffff:81.2.69.142]:51044",
+        "Parameters": '-Identity "ann" -AuditEnabled $false',
+        "AffectedItems": [{}, {}],
+    }
+    parsed = parse_record(raw)
+    assert isinstance(parsed, AuditRecord)
+    values = {item.name: getattr(parsed, item.name) for item in dataclasses.fields(AuditRecord)}
+    assert parsed == AuditRecord(**values)
+    assert (parsed.mailbox_owner_upn, parsed.flags, parsed.affected_items) == ("", (), 2)  # defaults and values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.operation = "Send"  # type: ignore[misc]
