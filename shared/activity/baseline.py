@@ -7,6 +7,7 @@ period, and records that arrive late or out of order land where they belong. Ent
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,12 @@ class Login:
     longitude: float | None = None
 
     def as_json(self) -> list[Any]:
+        """The sign-in as a JSON list (computed once: a user's sign-ins are re-saved with every batch that names
+        the user, up to MAX_LOGINS_PER_USER of them; do not change the list)."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> list[Any]:
         return [_iso(self.time), self.record_id, self.ip, self.country, self.latitude, self.longitude]
 
     @classmethod

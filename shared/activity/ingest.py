@@ -188,7 +188,7 @@ def run_pass[RefT: ContentRefLike](
     now = utc(now or datetime.now(UTC))
     lookback = min(max(first_lookback, timedelta(0)), MAX_FIRST_LOOKBACK)
     tally = _Tally()
-    for content_type in content_types:
+    for content_type in _most_behind_first(tenant, store, content_types):
         if budget.exhausted:
             break
         _content_type_pass(
@@ -220,6 +220,15 @@ def run_pass[RefT: ContentRefLike](
         checkpoints=checkpoints,
         subscriptions_started=tuple(tally.started),
     )
+
+
+def _most_behind_first(tenant: str, store: StateStore, content_types: Sequence[str]) -> list[str]:
+    """The content types in the order their budget is spent: never read first, then the oldest checkpoint, so a
+    pass that stops at its budget cannot starve the same content type pass after pass (ties keep the setting's
+    order)."""
+    checkpoints = {content_type: store.checkpoint(tenant, content_type) for content_type in content_types}
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(dict.fromkeys(content_types), key=lambda content_type: checkpoints[content_type] or oldest)
 
 
 def windows(start: datetime, end: datetime, size: timedelta = WINDOW) -> Iterator[tuple[datetime, datetime]]:

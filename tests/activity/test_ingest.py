@@ -381,6 +381,23 @@ def test_random_failures_late_listings_and_budgets_lose_nothing_and_repeat_nothi
     assert Counter(sink.ids) == Counter(expected)
 
 
+def test_a_budget_too_small_for_every_content_type_does_not_starve_the_later_one(state):
+    feed, sink = StubFeed(), Sink()
+    for index in range(6):
+        blob_of(feed, f"ex{index}", T0 - (index + 1) * H, 1)
+        blob_of(feed, f"aad{index}", T0 - (index + 1) * H, 1, content_type=AAD)
+    first = run(feed, state, sink, content_types=(EXCHANGE, AAD), requests=4)
+    assert first.budget_exhausted
+    assert state.checkpoint(TENANT, AAD) is None  # the first pass spent its budget on Audit.Exchange
+    feed.listings.clear()
+    run(feed, state, sink, content_types=(EXCHANGE, AAD), requests=4)
+    assert feed.listings and feed.listings[0][0] == AAD  # never read: it goes first now
+    for _ in range(10):
+        if run(feed, state, sink, content_types=(EXCHANGE, AAD)).complete:
+            break
+    assert sorted(sink.ids) == sorted([f"ex{i}-r0" for i in range(6)] + [f"aad{i}-r0" for i in range(6)])
+
+
 # ---------------------------------------------------------------------------------------------------- errors
 
 
