@@ -129,6 +129,21 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """Where and how `python -m shared search` queries the audit log through Microsoft Graph (activity-feed.md §4)."""
+
+    graph_url: str  # scheme://host[:port]: the cloud's Graph host, or GRAPH_ENDPOINT
+    scope: str  # the cloud's Graph token scope
+    cloud_name: str
+    api_available: bool  # False: the cloud has no audit log query API (national clouds)
+    api_version: str = "beta"
+    max_days: float = 180.0
+    min_slice_minutes: float = 1.0
+    query_timeout_minutes: float = 30.0
+    poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class WatchPolicy:
     """What the activity watch's detections judge by (docs/detections.md)."""
 
@@ -366,6 +381,53 @@ def feed_settings(env: Mapping[str, str], exchange: Settings) -> FeedSettings:
     if problems:
         raise ConfigError(problems)
     return feed
+
+
+def search_settings(env: Mapping[str, str], exchange: Settings) -> SearchSettings:
+    """The search's settings for a caller that holds the connection settings (their cloud); ConfigError when bad."""
+    reader = Env(env)
+    problems: dict[str, str] = {}
+    cloud = exchange.cloud
+    graph_url = (reader.get("GRAPH_ENDPOINT") or cloud.graph_url).rstrip("/")
+    if (problem := check_base_url(graph_url, allow_loopback_http=True)) is not None:
+        problems["GRAPH_ENDPOINT"] = problem
+    version = (reader.get("GRAPH_AUDIT_API_VERSION") or "beta").lower()
+    if version not in ("beta", "v1.0"):
+        problems["GRAPH_AUDIT_API_VERSION"] = "must be beta or v1.0"
+    search = SearchSettings(
+        graph_url=graph_url,
+        scope=cloud.graph_scope,
+        cloud_name=cloud.name,
+        api_available=cloud.audit_query_api,
+        api_version=version,
+        max_days=number(
+            reader.get("AUDIT_SEARCH_MAX_DAYS"), 180, 1, 3650, "AUDIT_SEARCH_MAX_DAYS", problems, unit="days"
+        ),
+        min_slice_minutes=number(
+            reader.get("GRAPH_AUDIT_MIN_SLICE_MINUTES"),
+            1,
+            0.1,
+            1440,
+            "GRAPH_AUDIT_MIN_SLICE_MINUTES",
+            problems,
+            unit="minutes",
+        ),
+        query_timeout_minutes=number(
+            reader.get("GRAPH_AUDIT_QUERY_TIMEOUT_MINUTES"),
+            30,
+            1,
+            1440,
+            "GRAPH_AUDIT_QUERY_TIMEOUT_MINUTES",
+            problems,
+            unit="minutes",
+        ),
+        poll_seconds=number(
+            reader.get("GRAPH_AUDIT_POLL_SECONDS"), 5, 0, 300, "GRAPH_AUDIT_POLL_SECONDS", problems, unit="seconds"
+        ),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return search
 
 
 def watch_state_for(env: Mapping[str, str]) -> WatchStateSettings:
