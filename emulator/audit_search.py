@@ -202,7 +202,9 @@ class AuditSearch:
             raise AuditSearchError(
                 400, "BadRequest", "filterStartDateTime and filterEndDateTime are required, start before end."
             )
-        if not self.emu.scenario["admin_audit_log_config"].get("UnifiedAuditLogIngestionEnabled", True):
+        with self.emu.lock:  # the live tenant: a Set-AdminAuditLogConfig through the emulator counts
+            ingesting = self.emu.tenant.admin_audit_log_config.get("UnifiedAuditLogIngestionEnabled", True)
+        if not ingesting:
             raise AuditSearchError(
                 400, "BadRequest", "AuditingDisabledTenant: auditing is not enabled for this tenant."
             )

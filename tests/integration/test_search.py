@@ -316,3 +316,12 @@ def test_ctrl_c_leaves_a_manifest_that_says_the_export_was_interrupted(tmp_path)
     assert manifest["files"][0]["sha256"] == hashlib.sha256((out / "records.jsonl").read_bytes()).hexdigest()
     assert "Interrupted" in stderr
     assert os.path.getsize(out / "records.jsonl") > 0
+
+
+def test_a_tenant_whose_audit_log_is_off_is_told_so(tmp_path):
+    out = tmp_path / "off"
+    with Emulator(tenant(admin_audit_log_config={"UnifiedAuditLogIngestionEnabled": False})) as emu:
+        result = search(emu, out)
+    assert result.returncode == 2
+    assert "unified audit log is off" in result.stderr and "audit-log-search" in result.stderr
+    assert manifest_of(out)["status"] == "error"
