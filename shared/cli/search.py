@@ -24,7 +24,7 @@ from shared.exchange.auth import token_provider_for
 from shared.exchange.client import RetryPolicy
 from shared.graph.client import GraphClient
 from shared.investigation.client import PERMISSION, AuditQueryClient
-from shared.investigation.export import RECORD_FILES, Exporter, existing_outputs, new_state
+from shared.investigation.export import MANIFEST, RECORD_FILES, Exporter, existing_outputs, new_state, sha256_of
 from shared.investigation.manifest import summary_lines
 from shared.investigation.request import parse_request
 
@@ -136,7 +136,9 @@ def run_search_command(args: argparse.Namespace, settings: Settings) -> int:
         progress=(lambda _line: None) if args.json else _progress_printer(),
     )
     manifest = exporter.run()
-    text = "\n".join([*summary_lines(manifest), f"  manifest {out_dir / 'manifest.json'}"])
+    manifest_path = out_dir / MANIFEST
+    seal = f"sha256 {sha256_of(manifest_path)}" if manifest_path.is_file() else "NOT WRITTEN"
+    text = "\n".join([*summary_lines(manifest), f"  manifest {manifest_path}: {seal} (note it in the case file)"])
     print_result(args.json, manifest, None if args.json else text, error=manifest["error"])
     return int(manifest["exit_code"])
 

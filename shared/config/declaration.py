@@ -40,7 +40,7 @@ GROUPS: dict[Group, str] = {
     "search": "`python -m shared search`: the audit log investigation search through Microsoft Graph "
     "(activity-feed.md §4)",
     "host": "read by the Functions host, its worker or azure-identity; never parsed by this code",
-    "tools": "read by `python -m shared grant-permissions` only (never by the functions)",
+    "tools": "read by the command-line tools `grant-permissions` and `search` only (never by the functions)",
 }
 
 

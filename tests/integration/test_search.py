@@ -274,6 +274,7 @@ def test_csv_has_the_common_columns_the_raw_record_last_and_mailbox_matches_the_
     manifest = manifest_of(out)
     assert manifest["records"]["not_matching_mailbox"] == 1
     assert manifest["files"][0]["sha256"] == hashlib.sha256((out / "records.csv").read_bytes()).hexdigest()
+    assert hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest() in result.stdout  # the seal to note
 
 
 @pytest.mark.e2e
