@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .activity import ActivityApi, ActivityFeed
 from .activity import operation_of as activity_operation
+from .audit_search import AuditSearch
 from .certs import TestPKI
 from .exchange import INVOKE_PATH, ExchangeApi, is_write
 from .faults import Fault, FaultSet, FiredFault
@@ -108,6 +109,7 @@ class Emulator:
             ],
         )  # Microsoft Graph's directory objects; guarded by self.lock like self.tenant
         self._graph = GraphApi(self)
+        self.audit_search = AuditSearch(self)  # the audit log query API's queries; its own lock
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 

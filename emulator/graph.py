@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .activity import DEFAULT_ACTIVITY_ROLES
+from .audit_search import AuditSearchError
 from .faults import RESPONSE_KINDS, respond
 from .tokens import TokenError
 from .wire import Request, Response, json_response
@@ -49,6 +50,15 @@ MANAGEMENT_APP_ROLES = (
         "Read service health information for your organization",
     ),
 )
+# Microsoft Graph itself as a resource: the application permissions `grant-permissions --search` assigns.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+AUDIT_QUERY_ROLE = "AuditLogsQuery.Read.All"
+AUDIT_QUERY_ROLE_ID = "5e1e9171-754d-478c-812c-f1755a9a4c2d"
+GRAPH_APP_ROLES = ((AUDIT_QUERY_ROLE_ID, AUDIT_QUERY_ROLE, "Read audit logs data from all services"),)
+# The app's own Graph application permissions unless the scenario's principal lists them (`graph_roles`): none,
+# as in a fresh deployment (`grant-permissions --search` adds AuditLogsQuery.Read.All).
+DEFAULT_GRAPH_ROLES: tuple[str, ...] = ()
+_AUDIT_QUERY = frozenset({AUDIT_QUERY_ROLE, "AuditLogsQuery-Exchange.Read.All"})
 # Built-in Entra roles: display name -> template id (the roleDefinitionId of a built-in role in every tenant).
 DIRECTORY_ROLES = {
     "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
@@ -88,7 +98,11 @@ REQUIRED = {
     "rbacApplication-post-roleAssignments": frozenset({"RoleManagement.ReadWrite.Directory"}),
     "rbacApplication-list-roleDefinitions": _READ_ROLES,
     "unifiedRoleDefinition-get": _READ_ROLES,
+    "security-auditCoreRoot-post-auditLogQueries": _AUDIT_QUERY,
+    "security-auditLogQuery-get": _AUDIT_QUERY,
+    "security-auditLogQuery-list-records": _AUDIT_QUERY,
 }
+_AUDIT = r"^/(?P<version>v1\.0|beta)/security/auditLog/queries"
 _ROUTES = (
     ("GET", re.compile(r"^/v1\.0/servicePrincipals\(appId='(?P<app_id>[^']*)'\)/?$", re.I), "servicePrincipal-get"),
     ("GET", re.compile(r"^/v1\.0/servicePrincipals/(?P<id>[^/]+)/?$", re.I), "servicePrincipal-get"),
@@ -123,6 +137,9 @@ _ROUTES = (
         re.compile(r"^/v1\.0/roleManagement/directory/roleDefinitions/(?P<id>[^/]+)/?$", re.I),
         "unifiedRoleDefinition-get",
     ),
+    ("POST", re.compile(_AUDIT + r"/?$", re.I), "security-auditCoreRoot-post-auditLogQueries"),
+    ("GET", re.compile(_AUDIT + r"/(?P<id>[^/]+)/?$", re.I), "security-auditLogQuery-get"),
+    ("GET", re.compile(_AUDIT + r"/(?P<id>[^/]+)/records/?$", re.I), "security-auditLogQuery-list-records"),
 )
 _CLAUSE = re.compile(r"^\s*(?P<name>[A-Za-z]+)\s+eq\s+'(?P<value>[^']*)'\s*$")
 GRAPH_FAULT_KINDS = frozenset(RESPONSE_KINDS - {"garbage_token", "expire_cursor"})
@@ -255,9 +272,11 @@ class GraphState:
         self.caller_permissions: list[str] = list(settings.get("caller_permissions", DEFAULT_CALLER_PERMISSIONS))
         self.exchange_sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/servicePrincipal/{EXCHANGE_APP_ID}"))
         self.management_sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/servicePrincipal/{MANAGEMENT_APP_ID}"))
+        self.graph_sp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant_id}/servicePrincipal/{GRAPH_APP_ID}"))
         self.service_principals: list[dict[str, Any]] = [
             _resource_sp(self.exchange_sp_id, EXCHANGE_APP_ID, "Office 365 Exchange Online", EXCHANGE_APP_ROLES),
             _resource_sp(self.management_sp_id, MANAGEMENT_APP_ID, "Office 365 Management APIs", MANAGEMENT_APP_ROLES),
+            _resource_sp(self.graph_sp_id, GRAPH_APP_ID, "Microsoft Graph", GRAPH_APP_ROLES),
         ]
         self.service_principals += [{**identity, "accountEnabled": True, "appRoles": []} for identity in identities]
         self.own_identity_ids = {identity["id"] for identity in identities}
@@ -279,6 +298,8 @@ class GraphState:
                 self._add_app_role_assignment(identity_id, self.exchange_sp_id, MANAGE_AS_APP_ROLE_ID)
             if "ActivityFeed.Read" in principal.get("activity_roles", DEFAULT_ACTIVITY_ROLES):
                 self._add_app_role_assignment(identity_id, self.management_sp_id, ACTIVITY_FEED_READ_ROLE_ID)
+            if AUDIT_QUERY_ROLE in principal.get("graph_roles", DEFAULT_GRAPH_ROLES):
+                self._add_app_role_assignment(identity_id, self.graph_sp_id, AUDIT_QUERY_ROLE_ID)
             for name in principal.get("directory_roles") or []:
                 if name in DIRECTORY_ROLES:
                     self._add_role_assignment(identity_id, DIRECTORY_ROLES[name], "/")
@@ -340,10 +361,13 @@ class GraphState:
         assignment = self._add_app_role_assignment(client["id"], resource["id"], body["appRoleId"])
         if client["id"] in self.own_identity_ids:
             value = next(r["value"] for r in resource["appRoles"] if r["id"].lower() == body["appRoleId"].lower())
-            # Tokens are per resource: a Management APIs role goes into the feed's tokens (`activity_roles`), an
-            # Exchange role into Exchange's (`roles`).
-            key = "activity_roles" if resource["id"] == self.management_sp_id else "roles"
-            roles = list(self.principal.get(key, DEFAULT_ACTIVITY_ROLES if key == "activity_roles" else []) or [])
+            # Tokens are per resource: a Management APIs role goes into the feed's tokens (`activity_roles`), a
+            # Graph role into the app's Graph tokens (`graph_roles`), an Exchange role into Exchange's (`roles`).
+            key = {self.management_sp_id: "activity_roles", self.graph_sp_id: "graph_roles"}.get(
+                resource["id"], "roles"
+            )
+            default = {"activity_roles": DEFAULT_ACTIVITY_ROLES, "graph_roles": DEFAULT_GRAPH_ROLES}.get(key, ())
+            roles = list(self.principal.get(key, default) or [])
             if value not in roles:  # a new list: the scenario's own lists stay untouched
                 self.principal[key] = [*roles, value]
         return assignment
@@ -423,6 +447,8 @@ class GraphApi:
         denied = self._authorize(req, operation)
         if denied is not None:
             return denied
+        if operation.startswith("security-"):
+            return self._audit(req, operation, params)
         graph = self.emu.graph
         base = f"{self.emu.graph_url}/v1.0"
         try:
@@ -468,6 +494,27 @@ class GraphApi:
                 definition = graph.role_definition(params["id"])
                 return self._ok(f"{base}/$metadata#roleManagement/directory/roleDefinitions/$entity", definition)
         except GraphFailure as failure:
+            return json_response(failure.status, graph_envelope(failure.code, failure.message))
+
+    def _audit(self, req: Request, operation: str, params: dict[str, str]) -> Response:
+        """The audit log query API (emulator/audit_search.py)."""
+        search = self.emu.audit_search
+        base = f"{self.emu.graph_url}/{params['version']}"
+        try:
+            if operation == "security-auditCoreRoot-post-auditLogQueries":
+                created = search.create(params["version"], req.json())
+                return self._ok(f"{base}/$metadata#security/auditLog/queries/$entity", created, status=201)
+            if operation == "security-auditLogQuery-get":
+                return self._ok(f"{base}/$metadata#security/auditLog/queries/$entity", search.get(params["id"]))
+            rows, next_link = search.records(params["id"], req.query.get("$skiptoken"))
+            body: dict[str, Any] = {
+                "@odata.context": f"{base}/$metadata#security/auditLog/queries('{params['id']}')/records",
+                "value": rows,
+            }
+            if next_link:
+                body["@odata.nextLink"] = next_link
+            return json_response(200, body)
+        except AuditSearchError as failure:
             return json_response(failure.status, graph_envelope(failure.code, failure.message))
 
     def _authorize(self, req: Request, operation: str) -> Response | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .activity import DEFAULT_ACTIVITY_ROLES, MANAGE_AUDIENCES
 from .faults import RESPONSE_KINDS, respond
-from .graph import GRAPH_AUDIENCE
+from .graph import DEFAULT_GRAPH_ROLES, GRAPH_AUDIENCE
 from .tokens import ASSERTION_TYPE, TokenError, audience_from_scope
 from .wire import Request, Response, json_response
 
@@ -177,7 +177,12 @@ class IdentityApi:
         roles and directory roles."""
         with self.emu.lock:
             if audience == GRAPH_AUDIENCE:
-                roles, wids = list(self.emu.graph.caller_permissions), []
+                # The caller's Graph permissions (grant-permissions' administrator), plus the app's own Graph
+                # application permissions (`graph_roles`, default none) for the search.
+                own = list(self.emu.tenant.principal.get("graph_roles", DEFAULT_GRAPH_ROLES))
+                roles = list(self.emu.graph.caller_permissions)
+                roles += [r for r in own if r not in roles]
+                wids = []
             elif audience in MANAGE_AUDIENCES:
                 principal = self.emu.tenant.principal
                 roles = list(principal.get("activity_roles", DEFAULT_ACTIVITY_ROLES))

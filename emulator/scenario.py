@@ -11,6 +11,7 @@ from typing import Any
 
 from .activity import activity_settings, audit_records
 from .audit_actions import LOGON_TYPES, V7_DEFAULTS
+from .audit_search import audit_search_settings
 
 DEFAULT_TENANT_ID = "0b5c1c1e-1111-2222-3333-444455556666"
 DEFAULT_ORGANIZATION = "contoso.onmicrosoft.com"
@@ -63,6 +64,7 @@ KNOWN_KEYS = frozenset(
         "audit_records",
         "activity_feed",
         "accepted_domains",
+        "audit_search",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -132,6 +134,8 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         # The Management Activity API (emulator/activity.py): records to publish and the feed's switches.
         "audit_records": audit_records(raw.get("audit_records")),
         "activity_feed": activity_settings(raw.get("activity_feed")),
+        # Microsoft Graph's audit log query API (emulator/audit_search.py): its knobs.
+        "audit_search": audit_search_settings(raw.get("audit_search")),
     }
     scenario["accepted_domains"] = _accepted_domains(raw.get("accepted_domains"), organization, scenario["mailboxes"])
     if "description" in raw:

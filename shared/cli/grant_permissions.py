@@ -1,7 +1,7 @@
 """`python -m shared grant-permissions`: give the managed identity what Exchange Online needs, through Graph.
 
 The arguments, the sign-in and the output; the work is shared/graph/grant.py, the plan shared/graph/grant_plan.py.
-Exit 0 when all three assignments are in place, 2 on any error. Needs no EXO_* setting.
+Exit 0 when all assignments (three, four with --search) are in place, 2 on any error. Needs no EXO_* setting.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ Assigns, on the identity's service principal, only what is missing:
   2. the Entra role Exchange Administrator (needed to remediate) or, with --read-only, Global Reader (checks only),
      directory-wide;
   3. the app role ActivityFeed.Read (application permission) of "Office 365 Management APIs" (appId
-     c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only).
+     c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only);
+  4. with --search, the app role AuditLogsQuery.Read.All (application permission) of Microsoft Graph (appId
+     00000003-0000-0000-c000-000000000000): `python -m shared search` queries the unified audit log with it.
 Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant. Credentials: the
 Azure CLI login (`az login --tenant <tenant id>`; for national clouds `az cloud set` first), then the
 DefaultAzureCredential chain (environment, workload identity, managed identity, ...). An app needs the Graph
@@ -69,6 +71,11 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="assign Global Reader (checks only) instead of Exchange Administrator (remediation)",
     )
     parser.add_argument(
+        "--search",
+        action="store_true",
+        help="also assign Microsoft Graph's AuditLogsQuery.Read.All, for `python -m shared search`",
+    )
+    parser.add_argument(
         "--cloud",
         choices=tuple(CLOUDS),
         default=None,
@@ -93,7 +100,7 @@ def run_grant_permissions(
     session: requests.Session | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """The `grant-permissions` command: exit 0 when all three assignments are in place, 2 otherwise.
+    """The `grant-permissions` command: exit 0 when all assignments are in place, 2 otherwise.
 
     `credential`, `session` and `environ` are for tests; by default the Azure CLI / DefaultAzureCredential chain,
     a new requests session and os.environ."""
@@ -123,7 +130,7 @@ def _grant(
     reference = args.principal_id.strip().lower()
     target = graph_target(environ, args.cloud)
     cloud, graph_url = CLOUDS.get(target.cloud_name), target.graph_url
-    report = GrantReport(requested_id=reference, read_only=args.read_only, graph_url=graph_url)
+    report = GrantReport(requested_id=reference, read_only=args.read_only, graph_url=graph_url, search=args.search)
     if target.problem is not None or cloud is None:
         report.error = target.problem
     elif not is_guid(reference):
@@ -133,5 +140,5 @@ def _grant(
         )
     else:
         client = GraphClient(graph_url, credential or default_credential(cloud), cloud.graph_scope, session=session)
-        report = grant_permissions(client, reference, read_only=args.read_only)
+        report = grant_permissions(client, reference, read_only=args.read_only, search=args.search)
     return report

@@ -1,7 +1,7 @@
-"""The command line: `python -m shared check | remediate | revert | watch`, the same code path as the functions.
+"""The command line: `python -m shared check | remediate | revert | watch | search | ...`, the functions' code path.
 
 Exit codes as the original script: 0 compliant, 1 non-compliant, 2 error (configuration errors included).
-`revert` exits 0 when the revert was applied and verified, 2 when it was not.
+`revert` exits 0 when the revert was applied and verified, 2 when it was not; `search` 0 for a complete export, else 2.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from shared import __version__
 from shared.cli.diagnose import add_diagnose_parser, run_diagnose
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.cli.output import add_output_options, log_to_stderr, print_result
+from shared.cli.search import add_search_parser, run_search_command
 from shared.cli.watch import add_watch_parser, run_watch_command
 from shared.config.settings import ConfigError, Settings
 from shared.controls.registry import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_grant_permissions_parser(commands)
     add_diagnose_parser(commands)
     add_watch_parser(commands)
+    add_search_parser(commands)
     return parser
 
 
@@ -100,6 +102,8 @@ def _main(args: argparse.Namespace) -> int:
         return run_watch_command(args)
     if args.command == "diagnose":
         return run_diagnose(args, settings)
+    if args.command == "search":
+        return run_search_command(args, settings)
 
     control_ids = tuple(dict.fromkeys(args.control)) if args.control else None
     if args.command == "revert":

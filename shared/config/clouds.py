@@ -15,6 +15,9 @@ class Cloud:
     authority: str
     graph_host: str = "graph.microsoft.com"
     management_host: str = "manage.office.com"  # the Office 365 Management Activity API (= its token audience)
+    # Microsoft Graph's audit log query API (`search`): "Global service" only in every auditLogQuery page's national
+    # cloud table (activity-feed.md §4.2; not US Government L4/L5, not 21Vianet). GCC uses the global service.
+    audit_query_api: bool = False
 
     @property
     def exchange_url(self) -> str:
@@ -70,6 +73,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.microsoftonline.com",
         "graph.microsoft.com",
         "manage.office.com",
+        audit_query_api=True,
     ),
     "gcchigh": Cloud(
         "gcchigh",

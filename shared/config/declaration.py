@@ -28,7 +28,7 @@ Kind = Literal[
     "table name",
     "platform",
 ]
-Group = Literal["exchange", "app", "telemetry", "policy", "storage", "watch", "host", "tools"]
+Group = Literal["exchange", "app", "telemetry", "policy", "storage", "watch", "search", "host", "tools"]
 
 GROUPS: dict[Group, str] = {
     "exchange": "Exchange connection",
@@ -37,8 +37,10 @@ GROUPS: dict[Group, str] = {
     "policy": "mailbox controls",
     "storage": "host storage and evidence archive",
     "watch": "the activity watch: the Office 365 Management Activity API feed and the detections (docs/detections.md)",
+    "search": "`python -m shared search`: the audit log investigation search through Microsoft Graph "
+    "(activity-feed.md §4)",
     "host": "read by the Functions host, its worker or azure-identity; never parsed by this code",
-    "tools": "read by `python -m shared grant-permissions` only (never by the functions)",
+    "tools": "read by the command-line tools `grant-permissions` and `search` only (never by the functions)",
 }
 
 
@@ -470,9 +472,55 @@ SETTINGS: tuple[Setting, ...] = (
         "GRAPH_ENDPOINT",
         "tools",
         "url",
-        "override of the Microsoft Graph base URL for `grant-permissions` "
+        "override of the Microsoft Graph base URL for `grant-permissions` and `search` "
         "(emulator, tests); plain http only for loopback",
         "the cloud's",
+        example=None,
+    ),
+    Setting(
+        "GRAPH_AUDIT_API_VERSION",
+        "search",
+        "choice",
+        "Graph version of the audit log query API: `beta` (Microsoft moved it back there, MC1052169) or `v1.0`",
+        "`beta`",
+        example=None,
+        choices=("beta", "v1.0"),
+    ),
+    Setting(
+        "AUDIT_SEARCH_MAX_DAYS",
+        "search",
+        "number",
+        "how far back `search` may start, in days (1 to 3650): the tenant's audit retention (180 days for most "
+        "licences; 365 or more with Audit Premium or an audit retention policy). A window starting earlier is "
+        "refused before anything is sent",
+        "`180`",
+        example=None,
+    ),
+    Setting(
+        "GRAPH_AUDIT_MIN_SLICE_MINUTES",
+        "search",
+        "number",
+        "the smallest time slice `search` halves a window down to when a query exceeds its record limit, in "
+        "minutes (0.1 to 1440); a slice this small that still exceeds the limit makes the export incomplete",
+        "`1`",
+        example=None,
+    ),
+    Setting(
+        "GRAPH_AUDIT_QUERY_TIMEOUT_MINUTES",
+        "search",
+        "number",
+        "how long `search` waits for one audit log query to finish, in minutes (1 to 1440), polling with growing "
+        "pauses; past it the query's slice is reported missing",
+        "`30`",
+        example=None,
+    ),
+    Setting(
+        "GRAPH_AUDIT_POLL_SECONDS",
+        "search",
+        "number",
+        "the first pause between two status polls of a query, in seconds (0 to 300); each later pause is 1.5 "
+        "times longer, at most 60 s (or this, if larger)",
+        "`5`",
         example=None,
     ),
 )

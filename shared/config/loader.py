@@ -11,7 +11,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -129,6 +129,21 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """Where and how `python -m shared search` queries the audit log through Microsoft Graph (activity-feed.md §4)."""
+
+    graph_url: str  # scheme://host[:port]: the cloud's Graph host, or GRAPH_ENDPOINT
+    scope: str  # the cloud's Graph token scope
+    cloud_name: str
+    api_available: bool  # False: the cloud has no audit log query API (national clouds)
+    api_version: str = "beta"
+    max_days: float = 180.0
+    min_slice_minutes: float = 1.0
+    query_timeout_minutes: float = 30.0
+    poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class WatchPolicy:
     """What the activity watch's detections judge by (docs/detections.md)."""
 
@@ -152,6 +167,7 @@ class RunSettings:
     feed: FeedSettings
     watch: WatchPolicy = field(default_factory=WatchPolicy)
     watch_state: WatchStateSettings = field(default_factory=WatchStateSettings)
+    search: SearchSettings | None = None  # the command line's `search` (parsed here so a bad value is refused early)
 
 
 def parse_telemetry(env: Env, problems: dict[str, str]) -> TelemetrySettings:
@@ -345,6 +361,7 @@ def load(
     feed = parse_feed(reader, problems, parsed_exchange)
     watch = parse_watch(reader, problems)
     watch_state = parse_watch_state(reader, problems)
+    search = parse_search(reader, problems, parsed_exchange)
     if problems or parsed_exchange is None:
         raise ConfigError(problems)
     return RunSettings(
@@ -356,6 +373,7 @@ def load(
         feed=feed,
         watch=watch,
         watch_state=watch_state,
+        search=search,
     )
 
 
@@ -366,6 +384,57 @@ def feed_settings(env: Mapping[str, str], exchange: Settings) -> FeedSettings:
     if problems:
         raise ConfigError(problems)
     return feed
+
+
+def parse_search(env: Env, problems: dict[str, str], exchange: Settings | None) -> SearchSettings:
+    """The search's settings (the Graph host and scope from the connection settings' cloud); problems by name.
+
+    GRAPH_ENDPOINT is checked by `search_settings` only: the functions never call Graph."""
+    bad: dict[str, str] = {}
+    cloud = exchange.cloud if exchange is not None else CLOUDS["global"]
+    version = (env.get("GRAPH_AUDIT_API_VERSION") or "beta").lower()
+    if version not in ("beta", "v1.0"):
+        bad["GRAPH_AUDIT_API_VERSION"] = "must be beta or v1.0"
+        version = "beta"
+    search = SearchSettings(
+        graph_url=cloud.graph_url,
+        scope=cloud.graph_scope,
+        cloud_name=cloud.name,
+        api_available=cloud.audit_query_api,
+        api_version=version,
+        max_days=number(env.get("AUDIT_SEARCH_MAX_DAYS"), 180, 1, 3650, "AUDIT_SEARCH_MAX_DAYS", bad, unit="days"),
+        min_slice_minutes=number(
+            env.get("GRAPH_AUDIT_MIN_SLICE_MINUTES"), 1, 0.1, 1440, "GRAPH_AUDIT_MIN_SLICE_MINUTES", bad, unit="minutes"
+        ),
+        query_timeout_minutes=number(
+            env.get("GRAPH_AUDIT_QUERY_TIMEOUT_MINUTES"),
+            30,
+            1,
+            1440,
+            "GRAPH_AUDIT_QUERY_TIMEOUT_MINUTES",
+            bad,
+            unit="minutes",
+        ),
+        poll_seconds=number(
+            env.get("GRAPH_AUDIT_POLL_SECONDS"), 5, 0, 300, "GRAPH_AUDIT_POLL_SECONDS", bad, unit="seconds"
+        ),
+    )
+    problems.update(bad)
+    return search
+
+
+def search_settings(env: Mapping[str, str], exchange: Settings) -> SearchSettings:
+    """The search's settings for a caller that holds the connection settings, GRAPH_ENDPOINT applied; ConfigError
+    names every bad one."""
+    reader = Env(env)
+    problems: dict[str, str] = {}
+    search = parse_search(reader, problems, exchange)
+    graph_url = (reader.get("GRAPH_ENDPOINT") or search.graph_url).rstrip("/")
+    if (problem := check_base_url(graph_url, allow_loopback_http=True)) is not None:
+        problems["GRAPH_ENDPOINT"] = problem
+    if problems:
+        raise ConfigError(problems)
+    return replace(search, graph_url=graph_url)
 
 
 def watch_state_for(env: Mapping[str, str]) -> WatchStateSettings:

@@ -15,9 +15,11 @@ class GraphError(Exception):
         method: str = "",
         path: str = "",
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status, self.code, self.message = status, code, message
         self.method, self.path, self.request_id = method, path, request_id
+        self.retry_after = retry_after  # seconds, from a 429/503's Retry-After
         where = f"{method} {path}".strip()
         answered = f"answered {status}" if status is not None else "failed"
         super().__init__(f"Graph {where} {answered} {code}: {message}".replace("  ", " "))

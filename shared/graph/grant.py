@@ -1,6 +1,6 @@
 """grant-permissions against Microsoft Graph: read what the principal holds, plan, POST only what is missing.
 
-A second run finds all three assignments and sends no POST. Graph's errors become administrator messages
+A second run finds every assignment and sends no POST. Graph's errors become administrator messages
 (`grant_plan.explain`); nothing here prints or parses arguments (shared/cli/grant_permissions.py does).
 """
 
@@ -13,6 +13,8 @@ from shared.graph.errors import GraphAuthError, GraphError
 from shared.graph.grant_plan import (
     EXCHANGE_APP_ID,
     EXCHANGE_DISPLAY_NAME,
+    GRAPH_APP_ID,
+    GRAPH_DISPLAY_NAME,
     MANAGEMENT_APP_ID,
     MANAGEMENT_DISPLAY_NAME,
     Grant,
@@ -23,6 +25,7 @@ from shared.graph.grant_plan import (
     Principal,
     Step,
     activity_feed_read_role_id,
+    audit_logs_query_role_id,
     explain,
     is_duplicate,
     manage_as_app_role_id,
@@ -93,13 +96,30 @@ def find_management(client: GraphClient) -> tuple[str, str]:
     return str(management.get("id", "")).lower(), activity_feed_read_role_id(management)
 
 
-def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -> GrantReport:
-    """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`."""
-    report = GrantReport(requested_id=reference, read_only=read_only, graph_url=client.base_url)
+def find_graph(client: GraphClient) -> tuple[str, str]:
+    """(object id, AuditLogsQuery.Read.All role id) of the Microsoft Graph service principal (for --search)."""
+    try:
+        graph = client.get(f"/servicePrincipals(appId='{GRAPH_APP_ID}')", {"$select": "id,appId,appRoles"})
+    except GraphError as exc:
+        if exc.status == 404:
+            raise GrantError(
+                f"The {GRAPH_DISPLAY_NAME} service principal ({GRAPH_APP_ID}) was not found: you signed in to "
+                "another tenant? Nothing was assigned."
+            ) from None
+        raise GrantError(explain(Step.FIND_GRAPH, exc)) from None
+    return str(graph.get("id", "")).lower(), audit_logs_query_role_id(graph)
+
+
+def grant_permissions(client: GraphClient, reference: str, *, read_only: bool, search: bool = False) -> GrantReport:
+    """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`.
+
+    `search`: also the Microsoft Graph application permission the investigation search needs."""
+    report = GrantReport(requested_id=reference, read_only=read_only, graph_url=client.base_url, search=search)
     try:
         principal = report.principal = find_principal(client, reference, report.notes)
         exchange_id, role_id = find_exchange(client)
         management_id, activity_role_id = find_management(client)
+        graph_id, audit_role_id = find_graph(client) if search else (None, None)
         app_roles = _read(
             Step.READ_APP_ROLES, lambda: client.get_all(f"/servicePrincipals/{principal.id}/appRoleAssignments")
         )
@@ -121,6 +141,8 @@ def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -
         app_role_assignments=app_roles,
         role_assignments=directory_roles,
         read_only=read_only,
+        graph_sp_id=graph_id,
+        audit_query_role_id=audit_role_id,
     )
     report.notes.extend(plan.notes)
     for grant in plan.grants:

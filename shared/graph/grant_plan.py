@@ -4,7 +4,9 @@ Three assignments (exchange-admin-api.md §4.1, azure-functions.md §12), all on
 1. the app role `Exchange.ManageAsApp` of the Office 365 Exchange Online service principal;
 2. the Entra role Exchange Administrator (remediation) or, with --read-only, Global Reader, directory-wide;
 3. the app role `ActivityFeed.Read` (application permission) of the Office 365 Management APIs service principal:
-   the activity watch reads the audit feed with it (read-only, so --read-only grants it too).
+   the activity watch reads the audit feed with it (read-only, so --read-only grants it too);
+4. with --search, the app role `AuditLogsQuery.Read.All` (application permission) of Microsoft Graph: the
+   investigation search (`python -m shared search`) queries the audit log with it (activity-feed.md §4.2).
 
 No I/O here: shared/graph/grant.py reads Graph and posts what `plan_grants` finds missing.
 """
@@ -27,6 +29,10 @@ MANAGEMENT_APP_ID = "c5393580-f805-4401-95e8-94b7a6ef2fc2"
 MANAGEMENT_DISPLAY_NAME = "Office 365 Management APIs"
 ACTIVITY_FEED_READ = "ActivityFeed.Read"
 ACTIVITY_FEED_READ_ROLE_ID = "594c1fb6-4f81-4475-ae41-0c394909246c"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_DISPLAY_NAME = "Microsoft Graph"
+AUDIT_LOGS_QUERY = "AuditLogsQuery.Read.All"
+AUDIT_LOGS_QUERY_ROLE_ID = "5e1e9171-754d-478c-812c-f1755a9a4c2d"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
@@ -55,6 +61,7 @@ class Step(StrEnum):
     FIND_PRINCIPAL = "look up the principal"
     FIND_EXCHANGE = f"look up the {EXCHANGE_DISPLAY_NAME} service principal"
     FIND_MANAGEMENT = f"look up the {MANAGEMENT_DISPLAY_NAME} service principal"
+    FIND_GRAPH = f"look up the {GRAPH_DISPLAY_NAME} service principal"
     READ_APP_ROLES = "read the principal's app role assignments"
     READ_DIRECTORY_ROLES = "read the principal's directory role assignments"
     ASSIGN_APP_ROLE = "assign an app role"
@@ -65,6 +72,7 @@ NEEDED_PERMISSION = {
     Step.FIND_PRINCIPAL: "the Graph permission Application.Read.All",
     Step.FIND_EXCHANGE: "the Graph permission Application.Read.All",
     Step.FIND_MANAGEMENT: "the Graph permission Application.Read.All",
+    Step.FIND_GRAPH: "the Graph permission Application.Read.All",
     Step.READ_APP_ROLES: "the Graph permission Application.Read.All",
     Step.READ_DIRECTORY_ROLES: "the Graph permission RoleManagement.Read.Directory (or RoleManagement.ReadWrite."
     "Directory)",
@@ -165,6 +173,11 @@ def activity_feed_read_role_id(management_sp: Mapping[str, Any]) -> str:
     return app_role_id(management_sp, ACTIVITY_FEED_READ, ACTIVITY_FEED_READ_ROLE_ID, MANAGEMENT_DISPLAY_NAME)
 
 
+def audit_logs_query_role_id(graph_sp: Mapping[str, Any]) -> str:
+    """The id of AuditLogsQuery.Read.All among the Microsoft Graph service principal's app roles."""
+    return app_role_id(graph_sp, AUDIT_LOGS_QUERY, AUDIT_LOGS_QUERY_ROLE_ID, GRAPH_DISPLAY_NAME)
+
+
 def _holds_app_role(
     assignments: Sequence[Mapping[str, Any]], principal_id: str, resource_id: str, role_id: str
 ) -> bool:
@@ -186,6 +199,8 @@ def plan_grants(
     app_role_assignments: Sequence[Mapping[str, Any]],
     role_assignments: Sequence[Mapping[str, Any]],
     read_only: bool,
+    graph_sp_id: str | None = None,
+    audit_query_role_id: str | None = None,
 ) -> GrantPlan:
     """What to assign, from what the principal already holds."""
     has_app_role = _holds_app_role(app_role_assignments, principal_id, exchange_sp_id, app_role_id)
@@ -217,7 +232,7 @@ def plan_grants(
         )
     if GLOBAL_ADMINISTRATOR in wide:
         notes.append("The principal holds Global Administrator, far more than this app needs; remove it.")
-    grants = (
+    grants: tuple[Grant, ...] = (
         Grant(
             "appRole",
             MANAGE_AS_APP,
@@ -249,6 +264,18 @@ def plan_grants(
             MANAGEMENT_DISPLAY_NAME,
         ),
     )
+    if graph_sp_id is not None and audit_query_role_id is not None:  # --search
+        grants += (
+            Grant(
+                "appRole",
+                AUDIT_LOGS_QUERY,
+                Step.ASSIGN_APP_ROLE,
+                f"/servicePrincipals/{principal_id}/appRoleAssignments",
+                {"principalId": principal_id, "resourceId": graph_sp_id, "appRoleId": audit_query_role_id},
+                _holds_app_role(app_role_assignments, principal_id, graph_sp_id, audit_query_role_id),
+                GRAPH_DISPLAY_NAME,
+            ),
+        )
     return GrantPlan(grants, tuple(notes))
 
 
@@ -304,6 +331,7 @@ class GrantReport:
     read_only: bool
     graph_url: str
     principal: Principal | None = None
+    search: bool = False  # --search: AuditLogsQuery.Read.All on Microsoft Graph too
     results: list[GrantResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None

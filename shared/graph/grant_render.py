@@ -13,6 +13,9 @@ LEAST_PRIVILEGE_HINT = (
 )
 
 
+_WORDS = {3: "three", 4: "four", 5: "five"}
+
+
 def render_text(report: GrantReport) -> str:
     principal = report.principal
     who = (
@@ -26,9 +29,10 @@ def render_text(report: GrantReport) -> str:
     lines += [f"  {r.grant.label}: {'FAILED' if r.outcome is Outcome.FAILED else r.message}" for r in report.results]
     lines += [f"Note: {note}" for note in report.notes]
     if report.exit_code == 0:
+        count = _WORDS.get(len(report.results), str(len(report.results)))
         lines.append(
-            "All three assignments are in place (exit code 0). New assignments can take a while to reach "
-            "Exchange Online and the audit feed; run `python -m shared check` to confirm."
+            f"All {count} assignments are in place (exit code 0). New assignments can take a while "
+            "to reach Exchange Online and the audit feed; run `python -m shared check` to confirm."
         )
         lines.append(LEAST_PRIVILEGE_HINT)
     else:
@@ -46,6 +50,7 @@ def report_document(report: GrantReport) -> dict[str, Any]:
         "graph_endpoint": report.graph_url,
         "requested_id": report.requested_id,
         "read_only": report.read_only,
+        "search": report.search,
         "principal": None
         if principal is None
         else {

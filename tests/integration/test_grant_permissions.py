@@ -20,7 +20,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
-from emulator import Fault
+from emulator import Emulator, Fault
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from tests.emulator.support import Exo, secret_token
 from tests.integration.helpers import bearer_tokens
@@ -431,3 +431,49 @@ def test_cli_unknown_principal_and_help(start_emulator, cli):
     assert "No service principal" in missing.stderr
     help_text = cli(emu, "--help")
     assert help_text.returncode == 0 and "Exchange RBAC role groups" in help_text.stdout
+
+
+AUDIT_LOGS_QUERY_ROLE_ID = "5e1e9171-754d-478c-812c-f1755a9a4c2d"
+
+
+def test_search_assigns_the_graph_audit_query_permission_once_and_the_search_then_works(grant, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.cli import run_cli
+
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with Emulator(scenario()) as emu:
+        principal = emu.managed_identity_principal_id
+        first = grant(emu, "--principal-id", principal, "--search", "--json")
+        second = grant(emu, "--principal-id", principal, "--search", "--json")
+        writes_after_first = [w for w in emu.graph_writes() if w.body.get("appRoleId") == AUDIT_LOGS_QUERY_ROLE_ID]
+        search = run_cli(
+            emu,
+            "search",
+            "--start",
+            an_hour_ago,
+            "--end",
+            "now",
+            "--out",
+            str(tmp_path / "x"),
+            auth_mode="managed_identity",
+            env={"GRAPH_AUDIT_POLL_SECONDS": "0"},
+        )
+        held = [
+            a
+            for a in emu.graph.app_role_assignments
+            if a["principalId"] == principal and a["appRoleId"] == AUDIT_LOGS_QUERY_ROLE_ID
+        ]
+    assert first.code == 0, first.err
+    assert ("AuditLogsQuery.Read.All", "Assigned") in first.outcomes()
+    assert ("AuditLogsQuery.Read.All", "AlreadyAssigned") in second.outcomes()
+    assert second.document["search"] is True
+    assert len(writes_after_first) == 1 and len(held) == 1
+    assert search.returncode == 0, search.stderr  # the app's Graph token now carries the permission
+
+
+def test_without_search_the_graph_permission_is_not_assigned(grant):
+    with Emulator(scenario()) as emu:
+        run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
+    assert run.code == 0
+    assert "AuditLogsQuery.Read.All" not in {name for name, _ in run.outcomes()}

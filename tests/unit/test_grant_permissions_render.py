@@ -131,6 +131,7 @@ def test_document_of_a_success():
         "graph_endpoint": GRAPH,
         "requested_id": PRINCIPAL,
         "read_only": False,
+        "search": False,
         "principal": {"id": PRINCIPAL, "app_id": APP_ID, "display_name": "mag-identity", "type": "ManagedIdentity"},
         "directory_role": {"id": EXCHANGE_ADMINISTRATOR, "name": "Exchange Administrator"},
         "assignments": [

@@ -1,0 +1,1 @@
+"""The investigation search: query the unified audit log through Microsoft Graph and export it for forensics."""
