@@ -15,6 +15,8 @@ class Cloud:
     authority: str
     graph_host: str = "graph.microsoft.com"
     management_host: str = "manage.office.com"  # the Office 365 Management Activity API (= its token audience)
+    # The Security & Compliance (IPPS) admin API's global host (= its token audience); None: none known.
+    compliance_host: str | None = "ps.compliance.protection.outlook.com"
 
     @property
     def exchange_url(self) -> str:
@@ -49,6 +51,17 @@ class Cloud:
         """The token scope of the Management Activity API: the host is the audience (activity-feed.md §1.1)."""
         return f"https://{self.management_host}/.default"
 
+    @property
+    def compliance_url(self) -> str | None:
+        """The Security & Compliance admin API's global host; its first answer redirects to the tenant's region."""
+        return f"https://{self.compliance_host}" if self.compliance_host else None
+
+    @property
+    def compliance_scope(self) -> str | None:
+        """The token scope of Security & Compliance: the global host, also after the move to the regional one
+        (activity-feed.md §6.2)."""
+        return f"https://{self.compliance_host}/.default" if self.compliance_host else None
+
 
 # Sources: exchange-admin-api.md §1. DoD: the host and audience come from ScubaGear (outlook-dod.office365.us);
 # Microsoft's ConnectionUri names webmail.apps.mil. Override with EXO_ENDPOINT if your tenant answers elsewhere.
@@ -63,6 +76,8 @@ class Cloud:
 # Microsoft's Sentinel connector ("GallatinPlan") and other public clients, not from the API reference [S]. GCC
 # (manage-gcc.office.com) shares the global Exchange host, so it is no cloud of its own here: set
 # O365_MANAGEMENT_ENDPOINT=https://manage-gcc.office.com (a known Microsoft host also moves the token scope).
+# Security & Compliance (activity-feed.md §6.1-6.2): ps.compliance.protection.outlook.com (commercial, GCC),
+# ps.compliance.protection.office365.us (GCC High and DoD) [S]; China is not in our sources: set IPPS_ENDPOINT.
 CLOUDS: dict[str, Cloud] = {
     "global": Cloud(
         "global",
@@ -77,6 +92,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.microsoftonline.us",
         "graph.microsoft.us",
         "manage.office365.us",
+        "ps.compliance.protection.office365.us",
     ),
     "dod": Cloud(
         "dod",
@@ -84,6 +100,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.microsoftonline.us",
         "dod-graph.microsoft.us",
         "manage.protection.apps.mil",
+        "ps.compliance.protection.office365.us",
     ),
     "china": Cloud(
         "china",
@@ -91,6 +108,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.chinacloudapi.cn",
         "microsoftgraph.chinacloudapi.cn",
         "manage.office365.cn",
+        None,
     ),
 }
 # Every Management Activity API host Microsoft runs: an O365_MANAGEMENT_ENDPOINT naming one of these is that API's
