@@ -63,6 +63,7 @@ KNOWN_KEYS = frozenset(
         "audit_records",
         "activity_feed",
         "accepted_domains",
+        "compliance",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -132,6 +133,8 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         # The Management Activity API (emulator/activity.py): records to publish and the feed's switches.
         "audit_records": audit_records(raw.get("audit_records")),
         "activity_feed": activity_settings(raw.get("activity_feed")),
+        # Security & Compliance (emulator/compliance.py): audit retention policies, Audit (Premium), the region.
+        "compliance": dict(raw.get("compliance") or {}),
     }
     scenario["accepted_domains"] = _accepted_domains(raw.get("accepted_domains"), organization, scenario["mailboxes"])
     if "description" in raw:
