@@ -93,9 +93,13 @@ def find_management(client: GraphClient) -> tuple[str, str]:
     return str(management.get("id", "")).lower(), activity_feed_read_role_id(management)
 
 
-def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -> GrantReport:
+def grant_permissions(
+    client: GraphClient, reference: str, *, read_only: bool, retention_policy: bool = False
+) -> GrantReport:
     """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`."""
-    report = GrantReport(requested_id=reference, read_only=read_only, graph_url=client.base_url)
+    report = GrantReport(
+        requested_id=reference, read_only=read_only, graph_url=client.base_url, retention_policy=retention_policy
+    )
     try:
         principal = report.principal = find_principal(client, reference, report.notes)
         exchange_id, role_id = find_exchange(client)
@@ -121,6 +125,7 @@ def grant_permissions(client: GraphClient, reference: str, *, read_only: bool) -
         app_role_assignments=app_roles,
         role_assignments=directory_roles,
         read_only=read_only,
+        retention_policy=retention_policy,
     )
     report.notes.extend(plan.notes)
     for grant in plan.grants:

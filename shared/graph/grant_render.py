@@ -27,8 +27,9 @@ def render_text(report: GrantReport) -> str:
     lines += [f"Note: {note}" for note in report.notes]
     if report.exit_code == 0:
         lines.append(
-            "All three assignments are in place (exit code 0). New assignments can take a while to reach "
-            "Exchange Online and the audit feed; run `python -m shared check` to confirm."
+            f"All {'four' if report.retention_policy else 'three'} assignments are in place (exit code 0). New "
+            "assignments can take a while to reach Exchange Online and the audit feed; run `python -m shared check` "
+            "to confirm."
         )
         lines.append(LEAST_PRIVILEGE_HINT)
     else:
@@ -55,6 +56,7 @@ def report_document(report: GrantReport) -> dict[str, Any]:
             "type": principal.type,
         },
         "directory_role": {"id": role_id, "name": role_name},
+        "retention_policy": report.retention_policy,
         "assignments": [
             {"kind": r.grant.kind, "name": r.grant.name, "outcome": str(r.outcome), "message": r.message}
             for r in report.results

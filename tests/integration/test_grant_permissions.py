@@ -431,3 +431,21 @@ def test_cli_unknown_principal_and_help(start_emulator, cli):
     assert "No service principal" in missing.stderr
     help_text = cli(emu, "--help")
     assert help_text.returncode == 0 and "Exchange RBAC role groups" in help_text.stdout
+
+
+def test_retention_policy_also_assigns_compliance_data_administrator_once_and_warns(start_emulator, grant):
+    emu = start_emulator(scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": ["Global Reader"]}))
+    principal = emu.managed_identity_principal_id
+    first = grant(emu, "--principal-id", principal, "--read-only", "--retention-policy", "--json")
+    assert first.code == 0, first.err
+    assert ("Compliance Data Administrator", "Assigned") in first.outcomes()
+    assert any("can also create, change and delete audit retention policies" in n for n in first.document["notes"])
+    posted = [w.body["roleDefinitionId"] for w in emu.graph_writes() if "roleDefinitionId" in w.body]
+    assert posted == ["e6d1a23a-da11-4be4-9570-befc86d067a7"]
+    with emu.lock:
+        assert "Compliance Data Administrator" in emu.tenant.principal["directory_roles"]
+    second = grant(emu, "--principal-id", principal, "--read-only", "--retention-policy", "--json")
+    assert ("Compliance Data Administrator", "AlreadyAssigned") in second.outcomes()
+    assert len(emu.graph_writes()) == 1  # the app roles were in place; the second run posts nothing
+    plain = grant(emu, "--principal-id", principal, "--read-only", "--json")
+    assert "Compliance Data Administrator" not in [name for name, _ in plain.outcomes()]
