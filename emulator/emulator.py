@@ -16,6 +16,7 @@ from .activity import ActivityApi, ActivityFeed
 from .activity import operation_of as activity_operation
 from .audit_search import AuditSearch
 from .certs import TestPKI
+from .compliance import ComplianceApi, compliance_settings
 from .exchange import INVOKE_PATH, ExchangeApi, is_write
 from .faults import Fault, FaultSet, FiredFault
 from .graph import GraphApi, GraphState, operation_for
@@ -110,6 +111,9 @@ class Emulator:
         )  # Microsoft Graph's directory objects; guarded by self.lock like self.tenant
         self._graph = GraphApi(self)
         self.audit_search = AuditSearch(self)  # the audit log query API's queries; its own lock
+        # Security & Compliance (emulator/compliance.py): audit retention policies and the licence; under self.lock.
+        self.compliance: dict[str, Any] = compliance_settings(self.scenario["compliance"])
+        self._compliance = ComplianceApi(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -124,7 +128,7 @@ class Emulator:
             self._pki = TestPKI(self._tmpdir)
             self.app_certificate = AppCertificate(self._pki.app_certificate_pem)
             tls = self._pki.server_context()
-            for name in ("exchange", "foreign", "msi", "ingestion", "graph", "manage"):
+            for name in ("exchange", "foreign", "msi", "ingestion", "graph", "manage", "compliance"):
                 listener = Listener(name, self._dispatcher(name), self.wait, None if name in PLAIN_HTTP else tls)
                 self._listeners[name] = listener
                 listener.start()
@@ -199,7 +203,7 @@ class Emulator:
 
         Requests to any other URL, e.g. the token endpoints msal and azure-identity use, still go over sockets."""
         adapter = self.transport()
-        for name in listeners or ("exchange", "graph", "manage"):
+        for name in listeners or ("exchange", "graph", "manage", "compliance"):
             session.mount(f"{'http' if name in PLAIN_HTTP else 'https'}://127.0.0.1:{self._port(name)}/", adapter)
         for host in self._served_hosts:
             session.mount(f"https://{host}/", adapter)
@@ -222,6 +226,12 @@ class Emulator:
     def manage_url(self) -> str:
         """The Management Activity API's base URL (own TLS listener "manage") -> O365_MANAGEMENT_ENDPOINT."""
         return f"https://127.0.0.1:{self._port('manage')}"
+
+    @property
+    def compliance_url(self) -> str:
+        """The Security & Compliance admin API's base URL (own TLS listener "compliance") -> IPPS_ENDPOINT. Its
+        global host name (`serve_host("ps.compliance.protection.outlook.com", "compliance")`) redirects."""
+        return f"https://127.0.0.1:{self._port('compliance')}"
 
     @property
     def managed_identity_principal_id(self) -> str:
@@ -289,6 +299,7 @@ class Emulator:
             "EXO_AUTHORITY": self.authority_url,
             "GRAPH_ENDPOINT": self.graph_url,
             "O365_MANAGEMENT_ENDPOINT": self.manage_url,
+            "IPPS_ENDPOINT": self.compliance_url,
             "REQUESTS_CA_BUNDLE": self.ca_bundle,
             "APPLICATIONINSIGHTS_CONNECTION_STRING": self.connection_string,
         }
@@ -358,6 +369,14 @@ class Emulator:
             if r.listener == "exchange"
             and INVOKE_PATH.match(r.path)
             and (cmdlet is None or (r.cmdlet or "").lower() == cmdlet.lower())
+        ]
+
+    def compliance_invocations(self, cmdlet: str | None = None) -> list[RecordedRequest]:
+        """InvokeCommand requests on the Security & Compliance listener, optionally of one cmdlet."""
+        return [
+            r
+            for r in self.requests
+            if r.listener == "compliance" and (cmdlet is None or (r.cmdlet or "").lower() == cmdlet.lower())
         ]
 
     def writes(self) -> list[RecordedRequest]:
@@ -437,6 +456,8 @@ class Emulator:
             answer = self._graph.handle(request)
         elif listener == "manage":
             answer = self._activity.handle(request)
+        elif listener == "compliance":
+            answer = self._compliance.handle(request)
         else:  # foreign: a host that must never be contacted; answer like a lenient server would
             answer = json_response(200, {"value": [], "@adminapi.warnings": []})
         return answer or json_response(

@@ -34,7 +34,7 @@ KINDS = frozenset(
         "foreign_content_uri",
     }
 )
-LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph", "manage"})
+LISTENERS = frozenset({"exchange", "token", "msi", "ingestion", "graph", "manage", "compliance"})
 # Kinds that replace (or delay) the whole answer; checked when a request arrives. The others modify a normal
 # answer and are checked where they apply (nextLink built, write about to happen, token about to be issued).
 RESPONSE_KINDS = frozenset({"status", "delay", "reset", "hang", "garbage_token", "expire_cursor"})

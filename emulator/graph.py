@@ -68,6 +68,7 @@ DIRECTORY_ROLES = {
     "Security Reader": "5d6b6bb7-de71-4623-b4af-96380a352509",
     "Security Administrator": "194ae4cb-b126-40b2-bd5b-6091b380977d",
     "Compliance Administrator": "17315797-102d-40b4-93e0-432062caca18",
+    "Compliance Data Administrator": "e6d1a23a-da11-4be4-9570-befc86d067a7",
     "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
 }
 # What the caller's Graph token carries unless the scenario says otherwise: enough for grant-permissions.

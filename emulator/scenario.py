@@ -65,6 +65,7 @@ KNOWN_KEYS = frozenset(
         "activity_feed",
         "accepted_domains",
         "audit_search",
+        "compliance",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -136,6 +137,8 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "activity_feed": activity_settings(raw.get("activity_feed")),
         # Microsoft Graph's audit log query API (emulator/audit_search.py): its knobs.
         "audit_search": audit_search_settings(raw.get("audit_search")),
+        # Security & Compliance (emulator/compliance.py): audit retention policies, Audit (Premium), the region.
+        "compliance": dict(raw.get("compliance") or {}),
     }
     scenario["accepted_domains"] = _accepted_domains(raw.get("accepted_domains"), organization, scenario["mailboxes"])
     if "description" in raw:

@@ -105,6 +105,7 @@ class RunReport:
     caller: str | None = None
     controls: list[ControlResult] = field(default_factory=list)
     remediation: list[RemediationResult] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)  # opt-in controls left out: control id -> why
     requests_sent: int = 0
     tool_version: str = __version__
     activity: dict[str, Any] | None = None  # the activity watch's health and recent alerts, when a state exists

@@ -10,6 +10,7 @@ locations.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -97,6 +98,7 @@ class Geolocator(Protocol):
     def locate(self, ip: IPAddress | None) -> Location | None: ...
 
 
+@functools.lru_cache(maxsize=65_536)  # called for every located record; a tenant repeats a few thousand addresses
 def never_a_location(ip: IPAddress) -> bool:
     """Private, loopback (`::1` is common in system records), link-local, reserved, multicast, documentation and
     shared ranges, and Microsoft's own service addresses."""

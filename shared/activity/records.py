@@ -104,8 +104,9 @@ class AuditRecord:
     def has_parameter(self, name: str) -> bool:
         return name.lower() in self._lower_parameters
 
-    @property
+    @functools.cached_property
     def actor(self) -> str:
+        """UserId trimmed and lower-cased (computed once: every detection asks)."""
         return self.user_id.strip().lower()
 
     @property

@@ -34,6 +34,9 @@ Assigns, on the identity's service principal, only what is missing:
      c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only);
   4. with --search, the app role AuditLogsQuery.Read.All (application permission) of Microsoft Graph (appId
      00000003-0000-0000-c000-000000000000): `python -m shared search` queries the unified audit log with it.
+  5. with --retention-policy: the Entra role Compliance Data Administrator, directory-wide, for the opt-in
+     audit-retention-policy check (AUDIT_RETENTION_POLICY_CHECK=true). It is broad: its Purview Organization
+     Configuration role can also delete audit retention policies; no narrower role reads them.
 Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant. Credentials: the
 Azure CLI login (`az login --tenant <tenant id>`; for national clouds `az cloud set` first), then the
 DefaultAzureCredential chain (environment, workload identity, managed identity, ...). An app needs the Graph
@@ -74,6 +77,12 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--search",
         action="store_true",
         help="also assign Microsoft Graph's AuditLogsQuery.Read.All, for `python -m shared search`",
+    )
+    parser.add_argument(
+        "--retention-policy",
+        action="store_true",
+        help="also assign Compliance Data Administrator, which audit-retention-policy needs to read (and fix) "
+        "Purview audit retention policies (broad: it can delete them too)",
     )
     parser.add_argument(
         "--cloud",
@@ -130,7 +139,14 @@ def _grant(
     reference = args.principal_id.strip().lower()
     target = graph_target(environ, args.cloud)
     cloud, graph_url = CLOUDS.get(target.cloud_name), target.graph_url
-    report = GrantReport(requested_id=reference, read_only=args.read_only, graph_url=graph_url, search=args.search)
+    retention = bool(getattr(args, "retention_policy", False))
+    report = GrantReport(
+        requested_id=reference,
+        read_only=args.read_only,
+        graph_url=graph_url,
+        search=args.search,
+        retention_policy=retention,
+    )
     if target.problem is not None or cloud is None:
         report.error = target.problem
     elif not is_guid(reference):
@@ -140,5 +156,7 @@ def _grant(
         )
     else:
         client = GraphClient(graph_url, credential or default_credential(cloud), cloud.graph_scope, session=session)
-        report = grant_permissions(client, reference, read_only=args.read_only, search=args.search)
+        report = grant_permissions(
+            client, reference, read_only=args.read_only, search=args.search, retention_policy=retention
+        )
     return report

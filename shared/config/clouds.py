@@ -18,6 +18,8 @@ class Cloud:
     # Microsoft Graph's audit log query API (`search`): "Global service" only in every auditLogQuery page's national
     # cloud table (activity-feed.md §4.2; not US Government L4/L5, not 21Vianet). GCC uses the global service.
     audit_query_api: bool = False
+    # The Security & Compliance (IPPS) admin API's global host (= its token audience); None: none known.
+    compliance_host: str | None = "ps.compliance.protection.outlook.com"
 
     @property
     def exchange_url(self) -> str:
@@ -52,6 +54,17 @@ class Cloud:
         """The token scope of the Management Activity API: the host is the audience (activity-feed.md §1.1)."""
         return f"https://{self.management_host}/.default"
 
+    @property
+    def compliance_url(self) -> str | None:
+        """The Security & Compliance admin API's global host; its first answer redirects to the tenant's region."""
+        return f"https://{self.compliance_host}" if self.compliance_host else None
+
+    @property
+    def compliance_scope(self) -> str | None:
+        """The token scope of Security & Compliance: the global host, also after the move to the regional one
+        (activity-feed.md §6.2)."""
+        return f"https://{self.compliance_host}/.default" if self.compliance_host else None
+
 
 # Sources: exchange-admin-api.md §1. DoD: the host and audience come from ScubaGear (outlook-dod.office365.us);
 # Microsoft's ConnectionUri names webmail.apps.mil. Override with EXO_ENDPOINT if your tenant answers elsewhere.
@@ -66,6 +79,8 @@ class Cloud:
 # Microsoft's Sentinel connector ("GallatinPlan") and other public clients, not from the API reference [S]. GCC
 # (manage-gcc.office.com) shares the global Exchange host, so it is no cloud of its own here: set
 # O365_MANAGEMENT_ENDPOINT=https://manage-gcc.office.com (a known Microsoft host also moves the token scope).
+# Security & Compliance (activity-feed.md §6.1-6.2): ps.compliance.protection.outlook.com (commercial, GCC),
+# ps.compliance.protection.office365.us (GCC High and DoD) [S]; China is not in our sources: set IPPS_ENDPOINT.
 CLOUDS: dict[str, Cloud] = {
     "global": Cloud(
         "global",
@@ -81,6 +96,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.microsoftonline.us",
         "graph.microsoft.us",
         "manage.office365.us",
+        compliance_host="ps.compliance.protection.office365.us",
     ),
     "dod": Cloud(
         "dod",
@@ -88,6 +104,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.microsoftonline.us",
         "dod-graph.microsoft.us",
         "manage.protection.apps.mil",
+        compliance_host="ps.compliance.protection.office365.us",
     ),
     "china": Cloud(
         "china",
@@ -95,6 +112,7 @@ CLOUDS: dict[str, Cloud] = {
         "https://login.chinacloudapi.cn",
         "microsoftgraph.chinacloudapi.cn",
         "manage.office365.cn",
+        compliance_host=None,
     ),
 }
 # Every Management Activity API host Microsoft runs: an O365_MANAGEMENT_ENDPOINT naming one of these is that API's

@@ -122,6 +122,15 @@ SETTINGS: tuple[Setting, ...] = (
         "override of the Exchange base URL (emulator, tests); plain http only for loopback",
         "the cloud's",
     ),
+    Setting(
+        "IPPS_ENDPOINT",
+        "exchange",
+        "url",
+        "override of the Security & Compliance admin API base URL (`audit-retention-policy`; emulator, tests); plain "
+        "http only for loopback. The token audience stays the cloud's",
+        "the cloud's (`https://ps.compliance.protection.outlook.com`; GCC High/DoD `…office365.us`; none for `china`)",
+        example=None,
+    ),
     Setting("EXO_AUTHORITY", "exchange", "url", "override of the login authority (https only)", "the cloud's"),
     Setting(
         "EXO_OPERATION_DEADLINE_SECONDS",
@@ -309,6 +318,25 @@ SETTINGS: tuple[Setting, ...] = (
         "`Unverified` and the next run verifies (0 to 900)",
         "`120`",
         example="120",
+    ),
+    Setting(
+        "AUDIT_RETENTION_POLICY_CHECK",
+        "policy",
+        "flag",
+        "`true`: also run `audit-retention-policy` (Purview audit retention policies on the Security & Compliance "
+        "endpoint). Off by default: reading them needs Compliance Data Administrator or Compliance Administrator, "
+        "more than Global Reader (see Permissions)",
+        "`false`",
+        example="false",
+    ),
+    Setting(
+        "AUDIT_MIN_SEARCH_RETENTION_DAYS",
+        "policy",
+        "number",
+        "`audit-retention-policy`: minimum effective retention in days of the Exchange audit records in audit search "
+        "(1 to 3650; CISA MS.SECURITYSUITE.5.2v1: 12 months; Audit Standard keeps 180 days without a policy)",
+        "`365`",
+        example="365",
     ),
     Setting("AUDIT_EXCEPTIONS_FILE", "policy", "path", "the written-exception register (JSON, see above)"),
     Setting(

@@ -93,6 +93,8 @@ class Settings:
     operation_deadline_seconds: float = 60.0
     retry_backoff_seconds: float = 2.0
     run_deadline_seconds: float = 1500.0
+    # The Security & Compliance admin API (audit-retention-policy): IPPS_ENDPOINT or the cloud's; None: none known.
+    compliance_url: str | None = None
 
     @property
     def token_scope(self) -> str:
@@ -160,6 +162,10 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     if (problem := check_base_url(exchange_url, allow_loopback_http=True)) is not None:
         bad["EXO_ENDPOINT"] = problem
 
+    compliance_url = get("IPPS_ENDPOINT") or cloud.compliance_url
+    if compliance_url is not None and (problem := check_base_url(compliance_url, allow_loopback_http=True)):
+        bad["IPPS_ENDPOINT"] = problem.replace("outlook.office365.com", "ps.compliance.protection.outlook.com")
+
     authority = get("EXO_AUTHORITY") or cloud.authority
     if (problem := check_base_url(authority, allow_loopback_http=False)) is not None:
         bad["EXO_AUTHORITY"] = problem
@@ -192,6 +198,7 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
         operation_deadline_seconds=deadline,
         retry_backoff_seconds=backoff,
         run_deadline_seconds=run_deadline,
+        compliance_url=compliance_url.rstrip("/") if compliance_url else None,
     )
 
 
@@ -237,6 +244,8 @@ class AuditPolicy:
     exceptions: ExceptionRegister = field(default_factory=ExceptionRegister)
     writes_per_second: float = 2.0
     verify_seconds: float = 120.0  # how long a remediation polls a read-back that does not show the write yet
+    retention_policy_check: bool = False  # audit-retention-policy is opt-in: its read needs a write-capable role
+    min_search_retention_days: int = 365  # CISA MS.SECURITYSUITE.5.2v1: audit records retrievable for 12 months
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, today: date | None = None) -> AuditPolicy:
@@ -272,8 +281,18 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
     verify = number(
         env.get("REMEDIATION_VERIFY_SECONDS"), 120.0, 0, 900, "REMEDIATION_VERIFY_SECONDS", bad, unit="seconds"
     )
+    search_days = number(
+        env.get("AUDIT_MIN_SEARCH_RETENTION_DAYS"), 365, 1, 3650, "AUDIT_MIN_SEARCH_RETENTION_DAYS", bad, unit="days"
+    )
+    if search_days != int(search_days):
+        bad["AUDIT_MIN_SEARCH_RETENTION_DAYS"] = "must be a whole number of days between 1 and 3650"
     flags = {
-        name: flag(env, name, bad) for name in ("MAILBOX_AUDIT_INCLUDE_SHARED", "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE")
+        name: flag(env, name, bad)
+        for name in (
+            "MAILBOX_AUDIT_INCLUDE_SHARED",
+            "MAILBOX_AUDIT_CHECK_EXPLICIT_ENABLE",
+            "AUDIT_RETENTION_POLICY_CHECK",
+        )
     }
     register = ExceptionRegister()
     if (path := env.get("AUDIT_EXCEPTIONS_FILE")) is not None:
@@ -290,6 +309,8 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
         exceptions=register,
         writes_per_second=pace,
         verify_seconds=verify,
+        retention_policy_check=flags["AUDIT_RETENTION_POLICY_CHECK"],
+        min_search_retention_days=int(search_days),
     )
 
 

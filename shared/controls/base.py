@@ -87,6 +87,11 @@ class Control:
     wording: ReportWording = field(default_factory=ReportWording)
     # The control's counts on MailboxAuditCheckCompleted (docs/telemetry.md), from its result's details.
     measurements: Callable[[Mapping[str, Any]], dict[str, float]] = no_measurements
+    # Which admin API it reads and writes: "exchange" (Exchange Online) or "compliance" (Security & Compliance).
+    endpoint: Literal["exchange", "compliance"] = "exchange"
+    # An opt-in control: why it is not run under this policy (None: it runs). A control not run has no verdict
+    # (never Compliant); the run's report lists it with this reason.
+    not_run: Callable[[AuditPolicy], str | None] | None = None
 
     @property
     def frameworks_compact(self) -> str:

@@ -10,6 +10,12 @@ from shared.model import Action
 AUDIT_LOG_ANCHOR = "audit-log-anchor"
 HASHTABLE = "#Exchange.GenericHashTable"
 
+
+class PlanRefused(Exception):
+    """A planner that sees the fix cannot be made safely (e.g. no free priority); nothing is written, and the
+    message (for the administrator) says why."""
+
+
 CUSTOMISE = Action("Enable-OrganizationCustomization", {}, "Enable-OrganizationCustomization (dehydrated tenant)")
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config.settings import AuditPolicy
-from shared.exchange.errors import ExchangeIncompleteRead, ExchangeProtocolError
+from shared.exchange.errors import ComplianceUnavailable, ExchangeIncompleteRead, ExchangeProtocolError
 
 if TYPE_CHECKING:  # the client is handed in; reads never build one
     from shared.exchange.client import ExchangeClient, Page
+    from shared.exchange.compliance import ComplianceConnection
 
 MISSING = object()  # a property the answer did not carry, as opposed to a null value
 TRUNCATION_MARKER = "more results available"
@@ -28,6 +29,15 @@ class RunContext:
     client: ExchangeClient
     policy: AuditPolicy
     cache: dict[str, Any] = field(default_factory=dict)
+    compliance: ComplianceConnection | None = None  # Security & Compliance, opened on first use
+
+    def client_for(self, endpoint: str) -> ExchangeClient:
+        """The client of a control's endpoint: "exchange", or "compliance" (Security & Compliance)."""
+        if endpoint == "exchange":
+            return self.client
+        if self.compliance is None:
+            raise ComplianceUnavailable("no Security & Compliance endpoint is configured for this run")
+        return self.compliance.client()
 
     def cached(self, key: str, read: Callable[[], Any]) -> Any:
         if key not in self.cache:

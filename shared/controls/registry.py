@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.controls import (
     audit_bypass,
     audit_log_search,
+    audit_retention_policy,
     mailbox_audit_actions,
     mailbox_audit_retention,
     org_audit_enabled,
@@ -18,12 +19,14 @@ CONTROLS: tuple[Control, ...] = (
     audit_bypass.CONTROL,
     mailbox_audit_actions.CONTROL,
     mailbox_audit_retention.CONTROL,
+    audit_retention_policy.CONTROL,
 )
 
 BY_ID: dict[str, Control] = {control.id: control for control in CONTROLS}
 IMPLEMENTED_CONTROLS: tuple[str, ...] = tuple(BY_ID)
 REVERTIBLE_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.plan_revert)
 UNATTENDED_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.safe_unattended)
+OPT_IN_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.not_run)
 
 
 def error_result(control_id: str, reason: str) -> ControlResult:

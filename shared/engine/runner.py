@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.config.settings import AuditPolicy
+from shared.controls.plans import PlanRefused
 from shared.controls.reading import RunContext
 from shared.controls.registry import BY_ID
 from shared.engine.apply import apply_plan
 from shared.exchange.client import ExchangeClient
+from shared.exchange.compliance import ComplianceConnection
 from shared.exchange.errors import ExchangeError, ExchangeNotFound
-from shared.model import ControlResult, RunReport, Status
+from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 
 log = logging.getLogger("mailbox_audit_guard.engine")
 
@@ -39,6 +41,19 @@ def _read_and_evaluate(context: RunContext, control_id: str, *, lag: bool = Fals
         return None, control.error(f"unexpected {type(exc).__name__} while reading the value")
 
 
+def runnable(control_ids: Sequence[str], policy: AuditPolicy, report: RunReport) -> list[str]:
+    """The controls this policy runs; each opt-in control it leaves out goes into `report.not_run`, with why."""
+    chosen = []
+    for control_id in control_ids:
+        opt_in = BY_ID[control_id].not_run
+        reason = opt_in(policy) if opt_in is not None else None
+        if reason is None:
+            chosen.append(control_id)
+        else:
+            report.not_run[control_id] = reason
+    return chosen
+
+
 def run_check(
     client: ExchangeClient,
     tenant_id: str,
@@ -47,15 +62,17 @@ def run_check(
     policy: AuditPolicy,
     trigger: str = "cli",
     report: RunReport | None = None,
+    compliance: ComplianceConnection | None = None,
 ) -> RunReport:
-    """Check each control; the overall status is the worst of them."""
+    """Check each control; the overall status is the worst of them. `compliance`: the run's Security &
+    Compliance connection, for the controls that read there."""
     report = report or RunReport(command="check", tenant_id=tenant_id, trigger=trigger)
-    context = RunContext(client, policy)
-    for control_id in control_ids:
+    context = RunContext(client, policy, compliance=compliance)
+    for control_id in runnable(control_ids, policy, report):
         snapshot, result = _read_and_evaluate(context, control_id)
         report.organization = report.organization or getattr(snapshot, "name", None)
         report.controls.append(result)
-    return _finish(report, client)
+    return _finish(report, client, compliance)
 
 
 def run_remediation(
@@ -70,6 +87,7 @@ def run_remediation(
     revert: bool = False,
     report: RunReport | None = None,
     abort: Callable[[], bool] = lambda: False,
+    compliance: ComplianceConnection | None = None,
 ) -> RunReport:
     """Fix (or, with revert=True, switch off) each control: plan, write unless dry run, read back.
 
@@ -77,22 +95,31 @@ def run_remediation(
     """
     command = "revert" if revert else "remediate"
     report = report or RunReport(command=command, tenant_id=tenant_id, trigger=trigger, dry_run=dry_run, caller=caller)
-    context = RunContext(client, policy)
+    context = RunContext(client, policy, compliance=compliance)
     customised_at: datetime | None = None  # Enable-OrganizationCustomization succeeded in this run
-    for control_id in control_ids:
+    for control_id in runnable(control_ids, policy, report):
         control = BY_ID[control_id]
         snapshot, before = _read_and_evaluate(context, control_id)
         report.organization = report.organization or getattr(snapshot, "name", None)
         planner = control.plan_revert if revert else control.plan_fix
         assert planner is not None, f"{control_id} has no revert"
-        plan = planner(snapshot, policy) if before.status is not Status.ERROR else []
+        try:
+            plan = planner(snapshot, policy) if before.status is not Status.ERROR else []
+        except PlanRefused as exc:  # the planner saw no safe write: nothing is sent, and it says why
+            report.remediation.append(
+                RemediationResult(control_id, "none", Outcome.FAILED, before, before, f"Nothing was written: {exc}")
+            )
+            report.controls.append(before)
+            continue
+        # The read succeeded unless it is an Error, so the control's client is open; an Error writes nothing.
+        writer = context.client_for(control.endpoint) if before.status is not Status.ERROR else client
 
         def read_back(cid: str = control_id) -> ControlResult:
             context.cache.clear()  # the writes changed the tenant: read it afresh
             return _read_and_evaluate(context, cid, lag=True)[1]
 
         outcome = apply_plan(
-            client,
+            writer,
             before,
             plan,
             dry_run=dry_run,
@@ -112,7 +139,7 @@ def run_remediation(
         log.log(log_level, "%s %s: %s (%d writes)", command, control_id, outcome.outcome, len(outcome.writes))
         report.remediation.append(outcome)
         report.controls.append(outcome.after or before)
-    return _finish(report, client)
+    return _finish(report, client, compliance)
 
 
 def _compliant(result: ControlResult) -> bool:
@@ -123,7 +150,7 @@ def _reverted(result: ControlResult) -> bool:
     return result.status is Status.NON_COMPLIANT
 
 
-def _finish(report: RunReport, client: ExchangeClient) -> RunReport:
+def _finish(report: RunReport, client: ExchangeClient, compliance: ComplianceConnection | None = None) -> RunReport:
     report.finished_at = datetime.now(UTC)
-    report.requests_sent = client.requests_sent
+    report.requests_sent = client.requests_sent + (compliance.requests_sent if compliance is not None else 0)
     return report

@@ -70,6 +70,8 @@ def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
         "exit_code": exit_code,
         "failed_controls": report.failed_controls,
         "controls": [control_document(result) for result in report.controls],
+        # Opt-in controls this run left out: no verdict, so never counted Compliant.
+        "not_run": [{"id": control_id, "reason": reason} for control_id, reason in report.not_run.items()],
         "requests_sent": report.requests_sent,
     }
     if report.command != "check":
@@ -99,6 +101,8 @@ def render_text(report: RunReport, exit_code: int) -> str:
     lines.append("")
     for result in report.controls:
         lines.append(f"- {result.control_id}: {result.message}")
+    for control_id, reason in report.not_run.items():
+        lines.append(f"- {control_id}: not run: {reason}")
     if report.remediation:
         lines.append("")
         for step in report.remediation:

@@ -564,9 +564,15 @@ def build(doc: Mapping[str, Any]) -> tuple[str, list[Block]]:
                 _frameworks(control.get("frameworks")),
             ]
         )
-    blocks.append(
-        Section(2, "Summary", "summary", [summary] if controls else [Paragraph("This run has no control results.")])
-    )
+    summary_blocks: list[Block] = [summary] if controls else [Paragraph("This run has no control results.")]
+    if not_run := _dicts(doc.get("not_run")):
+        summary_blocks.append(
+            Bullets(
+                "Not run (opt-in; no verdict, so never counted Compliant)",
+                [f"{_text(item.get('id'))}: {_text(item.get('reason'), '')}" for item in not_run],
+            )
+        )
+    blocks.append(Section(2, "Summary", "summary", summary_blocks))
 
     details = Section(2, "Details per control", "details")
     for control, anchor in zip(controls, anchors, strict=True):

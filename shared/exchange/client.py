@@ -163,10 +163,21 @@ class ExchangeClient:
         run_deadline: float | None = None,
         page_size: int = MAX_PAGE_SIZE,
         on_payload: Callable[[str, int, Mapping[str, Any]], None] | None = None,
+        default_anchor: str | None = None,
+        cmdlets: frozenset[str] | None = None,
+        endpoint_setting: str = "EXO_ENDPOINT",
+        redirect_host: Callable[[str, int | None], tuple[str, int | None]] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.tenant_id = tenant_id
-        self.default_anchor = system_anchor(ORGANIZATION_ANCHOR_GUID, tenant_id)
+        self.default_anchor = default_anchor or system_anchor(ORGANIZATION_ANCHOR_GUID, tenant_id)
+        # The only cmdlets this client sends (lower-case); None: any. The Security & Compliance client is limited
+        # to its own cmdlets, so a value that must be read on Exchange can never be read there (controls.md §4).
+        self.cmdlets = frozenset(name.lower() for name in cmdlets) if cmdlets is not None else None
+        self.endpoint_setting = endpoint_setting  # named in the messages that say how to point the client elsewhere
+        # Maps a redirect's (host, port) to the one to use (Security & Compliance names its region on another
+        # host, activity-feed.md §6.1); the domain and pinning rules then apply to the result.
+        self.redirect_host = redirect_host
         self.invoke_url = f"{self.endpoint}/adminapi/beta/{tenant_id}/InvokeCommand"
         self.policy = policy or RetryPolicy()
         self.requests_sent = 0
@@ -205,6 +216,12 @@ class ExchangeClient:
         An expired cursor restarts the query once (the restarted first page says so); a nextLink to another
         host, or one seen before, stops with ExchangeProtocolError.
         """
+        if self.cmdlets is not None and cmdlet.lower() not in self.cmdlets:
+            raise ExchangeProtocolError(
+                f"this client does not send {cmdlet} to {self.endpoint}: it is read or written on another endpoint",
+                cmdlet=cmdlet,
+                hint="Nothing was sent.",
+            )
         body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
         query = f"?$select={','.join(select)}" if select else ""
         # The same anchor on every page: a cursor may be bound to the back end the anchor routes to (§10.2).
@@ -439,6 +456,8 @@ class ExchangeClient:
         _, home_host, home_port = self._home
         if port in (None, 446):
             port = 443
+        if self.redirect_host is not None and host:
+            host, port = self.redirect_host(host, port)
         problem = None
         if hops > MAX_REDIRECTS:
             problem = f"more than {MAX_REDIRECTS} redirects in a row"
@@ -456,6 +475,7 @@ class ExchangeClient:
                 cmdlet=cmdlet,
                 status=status,
                 location_host=host or None,
+                hint=ExchangeRedirect.hint.replace("EXO_ENDPOINT", self.endpoint_setting),
             )
         netloc = host if port == 443 else f"{host}:{port}"
         target = urlunsplit(("https", netloc, parts.path, parts.query, ""))

@@ -13,6 +13,20 @@ from typing import Any
 from shared.text import shorten
 
 WRITE_ROLES_HINT = "Exchange Administrator (to remediate) or Global Reader (to check only)"
+# Purview audit retention policies (activity-feed.md §6.4): reading them, too, needs the Purview Organization
+# Configuration role, which both of these Entra roles carry; Global Reader and Security Reader answer 403.
+RETENTION_ROLES_HINT = (
+    "The app has no role that allows {cmdlet} on the Security & Compliance endpoint: it needs the Purview "
+    "Organization Configuration role, which the Entra roles Compliance Data Administrator and Compliance "
+    "Administrator carry ({purpose}; Global Reader is not enough). Assign one to its service principal "
+    "(`python -m shared grant-permissions --retention-policy`), or switch the check off "
+    "(AUDIT_RETENTION_POLICY_CHECK=false)."
+)
+RETENTION_LICENCE_HINT = (
+    "Audit records kept longer than 180 days need Audit (Premium): Office 365 / Microsoft 365 E5, or the E5 "
+    "Compliance or E5 eDiscovery and Audit add-on (TenYears also the 10-Year Audit Log Retention add-on). Nothing was "
+    "changed; this is not retried. Buy or assign the licence, or lower AUDIT_MIN_SEARCH_RETENTION_DAYS to 180."
+)
 
 
 class ExchangeError(Exception):
@@ -129,6 +143,12 @@ class ExchangeRedirect(ExchangeError):
     def __init__(self, summary: str, *, location_host: str | None = None, **kwargs: Any) -> None:
         self.location_host = location_host
         super().__init__(summary, **kwargs)
+
+
+class ComplianceUnavailable(ExchangeError):
+    """No Security & Compliance client can be opened for this run (no known host for the cloud, or none wired in)."""
+
+    hint = "Set IPPS_ENDPOINT to the tenant's Security & Compliance host (https://<host>), or switch the check off."
 
 
 class ExchangeDeadlineExceeded(ExchangeError):
@@ -260,8 +280,17 @@ def classify_error(
         return ExchangeTransportError("the server timed out waiting for the request", **kwargs)
     if status == 401:
         return ExchangeAuthError("the token was not accepted", **kwargs)
+    retention = "unifiedauditlogretentionpolicy" in cmdlet.lower()
     if status == 403:
         detail = "" if info.readable else " (the answer had no readable body, as Exchange does for missing roles)"
+        if retention:
+            purpose = "to read the policies" if cmdlet.lower().startswith("get-") else "to create or change a policy"
+            kwargs["hint"] = RETENTION_ROLES_HINT.format(cmdlet=cmdlet, purpose=purpose)
+            return ExchangePermissionError(
+                f"access denied to {cmdlet}: the role Compliance Data Administrator or Compliance Administrator is "
+                f"missing{detail}",
+                **kwargs,
+            )
         return ExchangePermissionError(f"access denied to {cmdlet}{detail}", **kwargs)
     if status == 404:
         return ExchangeNotFound("object not found", **kwargs)
@@ -271,6 +300,10 @@ def classify_error(
         return ExchangeProxyRequired("the cmdlet needs the audit-log anchor mailbox", **kwargs)
     if "InvalidOperationInDehydratedContext" in exception_type or "enable-organizationcustomization" in lowered:
         return TenantDehydrated("the tenant must be customised first", **kwargs)
+    if retention and ("licens" in lowered or "licenc" in lowered):
+        return ExchangeLicenceError(
+            "Audit (Premium) licence required for this retention policy", hint=RETENTION_LICENCE_HINT, **kwargs
+        )
     if "appropriate license" in lowered:
         return ExchangeLicenceError("licence required for an audit action", **kwargs)
     if 400 <= status < 500:

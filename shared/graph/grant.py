@@ -110,11 +110,20 @@ def find_graph(client: GraphClient) -> tuple[str, str]:
     return str(graph.get("id", "")).lower(), audit_logs_query_role_id(graph)
 
 
-def grant_permissions(client: GraphClient, reference: str, *, read_only: bool, search: bool = False) -> GrantReport:
+def grant_permissions(
+    client: GraphClient, reference: str, *, read_only: bool, search: bool = False, retention_policy: bool = False
+) -> GrantReport:
     """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`.
 
-    `search`: also the Microsoft Graph application permission the investigation search needs."""
-    report = GrantReport(requested_id=reference, read_only=read_only, graph_url=client.base_url, search=search)
+    `search`: also the Microsoft Graph application permission the investigation search needs; `retention_policy`:
+    also the compliance role the opt-in audit-retention-policy control needs."""
+    report = GrantReport(
+        requested_id=reference,
+        read_only=read_only,
+        graph_url=client.base_url,
+        search=search,
+        retention_policy=retention_policy,
+    )
     try:
         principal = report.principal = find_principal(client, reference, report.notes)
         exchange_id, role_id = find_exchange(client)
@@ -143,6 +152,7 @@ def grant_permissions(client: GraphClient, reference: str, *, read_only: bool, s
         read_only=read_only,
         graph_sp_id=graph_id,
         audit_query_role_id=audit_role_id,
+        retention_policy=retention_policy,
     )
     report.notes.extend(plan.notes)
     for grant in plan.grants:

@@ -1,12 +1,18 @@
 """grant-permissions, the pure part: what the identity needs, what to assign, what a run found, what errors mean.
 
-Three assignments (exchange-admin-api.md §4.1, azure-functions.md §12), all on the identity's service principal:
+Three assignments and two optional ones (exchange-admin-api.md §4.1, azure-functions.md §12), all on the
+identity's service principal:
 1. the app role `Exchange.ManageAsApp` of the Office 365 Exchange Online service principal;
 2. the Entra role Exchange Administrator (remediation) or, with --read-only, Global Reader, directory-wide;
 3. the app role `ActivityFeed.Read` (application permission) of the Office 365 Management APIs service principal:
    the activity watch reads the audit feed with it (read-only, so --read-only grants it too);
 4. with --search, the app role `AuditLogsQuery.Read.All` (application permission) of Microsoft Graph: the
    investigation search (`python -m shared search`) queries the audit log with it (activity-feed.md §4.2).
+5. with --retention-policy only: the Entra role Compliance Data Administrator, directory-wide, for the opt-in
+   audit-retention-policy control (activity-feed.md §6.4). Reading audit retention policies needs the Purview
+   Organization Configuration role, which also creates, changes and deletes them; Compliance Data Administrator
+   carries it with less besides than Compliance Administrator, so it serves checks and remediation alike
+   (Compliance Administrator, if already held, counts as in place).
 
 No I/O here: shared/graph/grant.py reads Graph and posts what `plan_grants` finds missing.
 """
@@ -36,7 +42,16 @@ AUDIT_LOGS_QUERY_ROLE_ID = "5e1e9171-754d-478c-812c-f1755a9a4c2d"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+COMPLIANCE_DATA_ADMINISTRATOR = "e6d1a23a-da11-4be4-9570-befc86d067a7"
+COMPLIANCE_ADMINISTRATOR = "17315797-102d-40b4-93e0-432062caca18"
+RETENTION_ROLE_WARNING = (
+    "Compliance Data Administrator (for audit-retention-policy) is broad: its Purview Organization Configuration role "
+    "can also create, change and delete audit retention policies (Purview offers no read-only role for them). Give "
+    "it only if you run that check (AUDIT_RETENTION_POLICY_CHECK=true)."
+)
 ROLE_NAMES = {
+    COMPLIANCE_DATA_ADMINISTRATOR: "Compliance Data Administrator",
+    COMPLIANCE_ADMINISTRATOR: "Compliance Administrator",
     EXCHANGE_ADMINISTRATOR: "Exchange Administrator",
     GLOBAL_READER: "Global Reader",
     GLOBAL_ADMINISTRATOR: "Global Administrator",
@@ -201,8 +216,9 @@ def plan_grants(
     read_only: bool,
     graph_sp_id: str | None = None,
     audit_query_role_id: str | None = None,
+    retention_policy: bool = False,
 ) -> GrantPlan:
-    """What to assign, from what the principal already holds."""
+    """What to assign, from what the principal already holds (`retention_policy`: also the compliance role)."""
     has_app_role = _holds_app_role(app_role_assignments, principal_id, exchange_sp_id, app_role_id)
     has_activity_role = _holds_app_role(app_role_assignments, principal_id, management_sp_id, activity_role_id)
     role_id, role_name = wanted_directory_role(read_only)
@@ -276,6 +292,23 @@ def plan_grants(
                 GRAPH_DISPLAY_NAME,
             ),
         )
+    if retention_policy:
+        notes.append(RETENTION_ROLE_WARNING)
+        grants += (
+            Grant(
+                "directoryRole",
+                ROLE_NAMES[COMPLIANCE_DATA_ADMINISTRATOR],
+                Step.ASSIGN_DIRECTORY_ROLE,
+                "/roleManagement/directory/roleAssignments",
+                {
+                    "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+                    "principalId": principal_id,
+                    "roleDefinitionId": COMPLIANCE_DATA_ADMINISTRATOR,
+                    "directoryScopeId": DIRECTORY_SCOPE,
+                },
+                bool(wide & {COMPLIANCE_DATA_ADMINISTRATOR, COMPLIANCE_ADMINISTRATOR}),
+            ),
+        )
     return GrantPlan(grants, tuple(notes))
 
 
@@ -330,6 +363,7 @@ class GrantReport:
     requested_id: str
     read_only: bool
     graph_url: str
+    retention_policy: bool = False
     principal: Principal | None = None
     search: bool = False  # --search: AuditLogsQuery.Read.All on Microsoft Graph too
     results: list[GrantResult] = field(default_factory=list)

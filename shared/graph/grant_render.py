@@ -60,6 +60,7 @@ def report_document(report: GrantReport) -> dict[str, Any]:
             "type": principal.type,
         },
         "directory_role": {"id": role_id, "name": role_name},
+        "retention_policy": report.retention_policy,
         "assignments": [
             {"kind": r.grant.kind, "name": r.grant.name, "outcome": str(r.outcome), "message": r.message}
             for r in report.results

@@ -210,8 +210,10 @@ def handle(
         log.warning("Remediation request refused (%d): %s", problem.status, problem.message)
         return problem.status, {"error": problem.message}, problem.headers
     report = run(request, caller)
-    # No remediation step at all means the run could not start (settings, credentials): the service is unusable.
-    return (200 if report.remediation else 503), response_document(report), {}
+    # No remediation step at all means the run could not start (settings, credentials): the service is unusable,
+    # unless every control asked for is an opt-in one switched off (then `not_run` says why).
+    started = bool(report.remediation) or (bool(report.not_run) and not report.controls)
+    return (200 if started else 503), response_document(report), {}
 
 
 def response_document(report: RunReport) -> dict[str, Any]:
@@ -226,7 +228,8 @@ def response_document(report: RunReport) -> dict[str, Any]:
         "status": str(report.status),
         "completed": completed,
         "controls": steps,
+        "not_run": [{"id": control_id, "reason": reason} for control_id, reason in report.not_run.items()],
     }
-    if not steps:  # the run could not start: say why, per control
+    if not steps and report.controls:  # the run could not start: say why, per control
         document["error"] = "; ".join(sorted({result.message for result in report.controls}))
     return document

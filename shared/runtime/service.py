@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from shared.config import loader
 from shared.config.loader import RunSettings, StorageSettings, TelemetrySettings
@@ -20,6 +21,14 @@ from shared.evidence import archive
 from shared.evidence.document import exit_code, run_document
 from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
 from shared.exchange.client import ExchangeClient, RetryPolicy
+from shared.exchange.compliance import (
+    COMPLIANCE_CMDLETS,
+    ENDPOINT_SETTING,
+    ComplianceConnection,
+    compliance_anchor,
+    regional_host,
+)
+from shared.exchange.errors import ComplianceUnavailable
 from shared.model import RunReport, Status
 from shared.runtime import telemetry
 from shared.runtime.state import activity_section
@@ -36,15 +45,41 @@ LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually 
 HTTP_RUN_DEADLINE_SECONDS = 200.0
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        deadline_seconds=settings.operation_deadline_seconds, backoff_base_seconds=settings.retry_backoff_seconds
+    )
+
+
+def open_compliance_client(settings: Settings, run_deadline: float | None) -> ExchangeClient:
+    """The Security & Compliance client: the Exchange client on the IPPS host, with its own token scope (the
+    global host's audience, also after the regional redirect), anchor and cmdlets; the run's deadline."""
+    url = settings.compliance_url
+    if url is None:
+        raise ComplianceUnavailable(
+            f"no Security & Compliance host is known for the {settings.cloud.name} cloud", cmdlet=None
+        )
+    scope = settings.cloud.compliance_scope or f"{url}/.default"
+    return ExchangeClient(
+        url,
+        settings.tenant_id,
+        token_provider_for(settings, scope),
+        policy=retry_policy(settings),
+        run_deadline=run_deadline,
+        default_anchor=compliance_anchor(settings.organization, settings.tenant_id),
+        cmdlets=COMPLIANCE_CMDLETS,
+        endpoint_setting=ENDPOINT_SETTING,
+        redirect_host=regional_host((urlsplit(url).hostname or "").lower()),
+    )
+
+
 def open_client(
     settings: Settings, run_seconds: float | None = None, *, tokens: TokenProvider | None = None
 ) -> ExchangeClient:
     """An Exchange client for the configured tenant (may raise TokenError for an unreadable certificate).
 
     `tokens`: a provider the caller holds (the watch reads its own app id from the token); else one is made."""
-    policy = RetryPolicy(
-        deadline_seconds=settings.operation_deadline_seconds, backoff_base_seconds=settings.retry_backoff_seconds
-    )
+    policy = retry_policy(settings)
     budget = min(settings.run_deadline_seconds, run_seconds or settings.run_deadline_seconds)
     return ExchangeClient(
         settings.exchange_url,
@@ -104,9 +139,19 @@ def execute(
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
         return _publish(report, telemetry_settings, storage)
+    exchange = client
+    compliance = ComplianceConnection(lambda: open_compliance_client(settings, exchange.run_deadline))
     try:
         if command == "check":
-            report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
+            report = run_check(
+                client,
+                settings.tenant_id,
+                controls,
+                policy=policy,
+                trigger=trigger,
+                report=report,
+                compliance=compliance,
+            )
         else:
             blob_service = archive.blob_service(config.storage, retry_total=1) if trigger != "cli" else None
             try:
@@ -122,13 +167,20 @@ def execute(
                         revert=command == "revert",
                         report=report,
                         abort=lock.lost.is_set,
+                        compliance=compliance,
                     )
             finally:
                 if blob_service is not None:
                     blob_service.close()
             if checked_only:
                 report = run_check(
-                    client, settings.tenant_id, checked_only, policy=policy, trigger=trigger, report=report
+                    client,
+                    settings.tenant_id,
+                    checked_only,
+                    policy=policy,
+                    trigger=trigger,
+                    report=report,
+                    compliance=compliance,
                 )
     except (TenantLockError, archive.ArchiveError) as exc:
         report.controls = [
@@ -142,6 +194,7 @@ def execute(
         raise
     finally:
         client.close()
+        compliance.close()
     if with_activity:
         report.activity = activity_section(config, trigger, state_path)
     return _publish(report, telemetry_settings, storage)

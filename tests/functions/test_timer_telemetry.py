@@ -8,7 +8,7 @@ import pytest
 
 from emulator import Fault
 from shared import __version__
-from shared.controls.registry import IMPLEMENTED_CONTROLS
+from shared.controls.registry import IMPLEMENTED_CONTROLS, OPT_IN_CONTROLS
 from tests.functions.harness import events, exceptions, run_timer
 from tests.support.tenant import TENANT_ID, scenario
 
@@ -30,7 +30,9 @@ REMEDIATION_DIMENSIONS = {
 }
 
 
-ALL_CONTROLS = ",".join(IMPLEMENTED_CONTROLS)
+# What a timer run checks with the default settings: every control but the opt-in ones (audit-retention-policy).
+DEFAULT_CONTROLS = tuple(cid for cid in IMPLEMENTED_CONTROLS if cid not in OPT_IN_CONTROLS)
+ALL_CONTROLS = ",".join(DEFAULT_CONTROLS)
 
 
 def only(found, control_id):
@@ -62,7 +64,7 @@ def test_every_run_sends_the_contract_events(start_emulator, tenant, status, fai
         "check",
     )
     assert props["tenant_id"] == TENANT_ID and props["tool_version"] == __version__
-    assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
+    assert completed["measurements"]["controls_checked"] == len(DEFAULT_CONTROLS)
     assert completed["measurements"]["duration_seconds"] >= 0
 
     control = only(events(emu, "MailboxAuditControlResult"), "org-audit-enabled")
@@ -159,9 +161,28 @@ def test_remediate_mode_still_checks_and_reports_every_control(start_emulator):
     emu = start_emulator("emulator/scenarios/noncompliant.json")
     assert run_timer(emu, AUDIT_MODE="remediate", MAILBOX_REMEDIATION_WRITES_PER_SECOND="50").returncode == 0
     [completed] = events(emu, "MailboxAuditCheckCompleted")
-    assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
+    assert completed["measurements"]["controls_checked"] == len(DEFAULT_CONTROLS)
     # Fixed unattended: org, audit log search, retention. Only checked (a person decides): bypass and actions.
     assert completed["properties"]["status"] == "NonCompliant"
     assert set(completed["properties"]["failed_controls"].split(",")) == {"audit-bypass", "mailbox-audit-actions"}
     fixed = {e["properties"]["control_id"] for e in events(emu, "MailboxAuditRemediation")}
     assert fixed == {"org-audit-enabled", "audit-log-search", "mailbox-audit-retention"}
+
+
+def test_the_opt_in_retention_policy_control_reaches_telemetry_when_switched_on(start_emulator):
+    emu = start_emulator(
+        scenario(
+            principal={
+                "roles": ["Exchange.ManageAsApp"],
+                "directory_roles": ["Global Reader", "Compliance Administrator"],
+            }
+        )
+    )
+    assert run_timer(emu, AUDIT_RETENTION_POLICY_CHECK="true").returncode == 0
+    [completed] = events(emu, "MailboxAuditCheckCompleted")
+    assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
+    assert "audit-retention-policy" in completed["properties"]["failed_controls"]  # no policy: 180 < 365 days
+    control = only(events(emu, "MailboxAuditControlResult"), "audit-retention-policy")
+    assert control["properties"]["status"] == "NonCompliant"
+    assert "CISA:MS.SECURITYSUITE.5.2v1" in control["properties"]["frameworks"]
+    assert events(emu, "MailboxAuditRemediation") == []

@@ -477,3 +477,21 @@ def test_without_search_the_graph_permission_is_not_assigned(grant):
         run = grant(emu, "--principal-id", emu.managed_identity_principal_id, "--json")
     assert run.code == 0
     assert "AuditLogsQuery.Read.All" not in {name for name, _ in run.outcomes()}
+
+
+def test_retention_policy_also_assigns_compliance_data_administrator_once_and_warns(start_emulator, grant):
+    emu = start_emulator(scenario(principal={"roles": ["Exchange.ManageAsApp"], "directory_roles": ["Global Reader"]}))
+    principal = emu.managed_identity_principal_id
+    first = grant(emu, "--principal-id", principal, "--read-only", "--retention-policy", "--json")
+    assert first.code == 0, first.err
+    assert ("Compliance Data Administrator", "Assigned") in first.outcomes()
+    assert any("can also create, change and delete audit retention policies" in n for n in first.document["notes"])
+    posted = [w.body["roleDefinitionId"] for w in emu.graph_writes() if "roleDefinitionId" in w.body]
+    assert posted == ["e6d1a23a-da11-4be4-9570-befc86d067a7"]
+    with emu.lock:
+        assert "Compliance Data Administrator" in emu.tenant.principal["directory_roles"]
+    second = grant(emu, "--principal-id", principal, "--read-only", "--retention-policy", "--json")
+    assert ("Compliance Data Administrator", "AlreadyAssigned") in second.outcomes()
+    assert len(emu.graph_writes()) == 1  # the app roles were in place; the second run posts nothing
+    plain = grant(emu, "--principal-id", principal, "--read-only", "--json")
+    assert "Compliance Data Administrator" not in [name for name, _ in plain.outcomes()]

@@ -134,6 +134,7 @@ def test_document_of_a_success():
         "search": False,
         "principal": {"id": PRINCIPAL, "app_id": APP_ID, "display_name": "mag-identity", "type": "ManagedIdentity"},
         "directory_role": {"id": EXCHANGE_ADMINISTRATOR, "name": "Exchange Administrator"},
+        "retention_policy": False,
         "assignments": [
             {"kind": "appRole", "name": "Exchange.ManageAsApp", "outcome": "Assigned", "message": "assigned"},
             {
