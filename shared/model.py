@@ -107,6 +107,7 @@ class RunReport:
     remediation: list[RemediationResult] = field(default_factory=list)
     requests_sent: int = 0
     tool_version: str = __version__
+    not_run: dict[str, str] = field(default_factory=dict)  # control id -> why a default run left it out
 
     @property
     def status(self) -> Status:

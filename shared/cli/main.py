@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help=f"limit the run to this control (repeatable): {', '.join(IMPLEMENTED_CONTROLS)}",
     )
+    common.add_argument(
+        "--state",
+        metavar="PATH",
+        help="the activity watch's SQLite state, where the audit-pipeline canary is recorded (default "
+        "WATCH_STATE_PATH; the same file `watch --state` uses)",
+    )
     add_output_options(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("check", parents=[common], help="read and judge the controls (the original -Monitoring)")
@@ -123,6 +129,7 @@ def _main(args: argparse.Namespace) -> int:
         control_ids=control_ids,
         dry_run=getattr(args, "dry_run", False),
         caller=_local_caller() if command != "check" else None,
+        state_path=args.state,
     )
     code = exit_code(report)
     if args.command == "report":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.controls import (
     audit_bypass,
     audit_log_search,
+    audit_pipeline,
     mailbox_audit_actions,
     mailbox_audit_retention,
     org_audit_enabled,
@@ -18,12 +19,22 @@ CONTROLS: tuple[Control, ...] = (
     audit_bypass.CONTROL,
     mailbox_audit_actions.CONTROL,
     mailbox_audit_retention.CONTROL,
+    audit_pipeline.CONTROL,
 )
 
 BY_ID: dict[str, Control] = {control.id: control for control in CONTROLS}
 IMPLEMENTED_CONTROLS: tuple[str, ...] = tuple(BY_ID)
 REVERTIBLE_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.plan_revert)
-UNATTENDED_CONTROLS: tuple[str, ...] = tuple(control.id for control in CONTROLS if control.safe_unattended)
+UNATTENDED_CONTROLS: tuple[str, ...] = tuple(
+    control.id for control in CONTROLS if control.safe_unattended and control.remediable
+)
+NOT_REMEDIABLE: tuple[str, ...] = tuple(control.id for control in CONTROLS if not control.remediable)
+CANARY_CONTROL = "audit-pipeline"  # runs only where AUDIT_CANARY_MAILBOX names a canary mailbox
+
+
+def default_controls(canary_configured: bool) -> tuple[str, ...]:
+    """The controls a run covers when none are named: every one, less the canary while no canary mailbox is set."""
+    return tuple(cid for cid in IMPLEMENTED_CONTROLS if canary_configured or cid != CANARY_CONTROL)
 
 
 def error_result(control_id: str, reason: str) -> ControlResult:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.config.settings import AuditPolicy
-from shared.controls.reading import RunContext
+from shared.controls.reading import RunContext, WatchState
 from shared.controls.registry import BY_ID
 from shared.engine.apply import apply_plan
 from shared.exchange.client import ExchangeClient
@@ -47,10 +47,13 @@ def run_check(
     policy: AuditPolicy,
     trigger: str = "cli",
     report: RunReport | None = None,
+    state: WatchState | None = None,
+    state_problem: str | None = None,
 ) -> RunReport:
-    """Check each control; the overall status is the worst of them."""
+    """Check each control; the overall status is the worst of them. `state`: the activity watch's store, for the
+    controls that need it (audit-pipeline); `state_problem` says why there is none."""
     report = report or RunReport(command="check", tenant_id=tenant_id, trigger=trigger)
-    context = RunContext(client, policy)
+    context = RunContext(client, policy, tenant_id=tenant_id, state=state, state_problem=state_problem)
     for control_id in control_ids:
         snapshot, result = _read_and_evaluate(context, control_id)
         report.organization = report.organization or getattr(snapshot, "name", None)

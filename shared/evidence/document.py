@@ -71,6 +71,7 @@ def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
         "failed_controls": report.failed_controls,
         "controls": [control_document(result) for result in report.controls],
         "requests_sent": report.requests_sent,
+        "not_run": dict(report.not_run),
     }
     if report.command != "check":
         document["dry_run"] = report.dry_run
@@ -97,6 +98,8 @@ def render_text(report: RunReport, exit_code: int) -> str:
     lines.append("")
     for result in report.controls:
         lines.append(f"- {result.control_id}: {result.message}")
+    for control_id, why in report.not_run.items():
+        lines.append(f"- {control_id}: not run: {why}")
     if report.remediation:
         lines.append("")
         for step in report.remediation:

@@ -183,7 +183,7 @@ def parse_request(body: bytes) -> RemediationRequest:
             '"dryRun": true|false}, all optional; dryRun defaults to true.',
         )
     return RemediationRequest(
-        controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
+        controls=tuple(document.get("controls") or ()),  # none named: the run's default set (service.execute)
         # A bare POST only shows what would change: writing needs an explicit "dryRun": false.
         dry_run=bool(document.get("dryRun", True)),
     )

@@ -11,10 +11,19 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from shared.activity.sqlite_store import SqliteStateStore
+from shared.activity.state import StateError, StateStore
+from shared.activity.table_store import TableStateStore
 from shared.config import loader
 from shared.config.loader import RunSettings, StorageSettings, TelemetrySettings
 from shared.config.settings import ConfigError, Settings
-from shared.controls.registry import IMPLEMENTED_CONTROLS, UNATTENDED_CONTROLS, error_result
+from shared.controls.registry import (
+    CANARY_CONTROL,
+    NOT_REMEDIABLE,
+    UNATTENDED_CONTROLS,
+    default_controls,
+    error_result,
+)
 from shared.engine.runner import run_check, run_remediation
 from shared.evidence import archive
 from shared.evidence.document import exit_code, run_document
@@ -27,6 +36,10 @@ from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 log = logging.getLogger("mailbox_audit_guard.service")
 
 ARCHIVED_TRIGGERS = ("timer", "http")  # the CLI writes its evidence where the person asks (`report --out`)
+CANARY_NOT_SET = (
+    "AUDIT_CANARY_MAILBOX is not set, so no canary is written and whether audit records arrive is not proven"
+)
+FUNCTION_TRIGGERS = ARCHIVED_TRIGGERS  # runs inside the Function App: its state lives in Table Storage
 
 LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually ends well within this
 
@@ -54,6 +67,14 @@ def open_client(
     )
 
 
+def open_state(config: RunSettings, trigger: str, state_path: str | None = None) -> StateStore:
+    """The activity watch's state: the Function App's table in its storage account; a SQLite file for the command
+    line (`--state PATH`, else WATCH_STATE_PATH). The watch and the audit-pipeline control both open it here."""
+    if trigger in FUNCTION_TRIGGERS:
+        return TableStateStore.open(config.storage, config.watch_state.table_name, retry_total=1)
+    return SqliteStateStore(config.watch_state.sqlite_path(state_path))
+
+
 def execute(
     command: str,
     *,
@@ -65,6 +86,7 @@ def execute(
     caller: str | None = None,
     also_check: Sequence[str] = (),
     config: RunSettings | ConfigError | None = None,
+    state_path: str | None = None,
 ) -> RunReport:
     """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
 
@@ -79,8 +101,12 @@ def execute(
     # A refused run is still exported, logged and archived, as far as those settings are usable themselves.
     telemetry_settings = loaded.telemetry if loaded else loader.telemetry_for(env)
     storage = loaded.storage if loaded else loader.storage_for(env)
-    controls = tuple(control_ids or IMPLEMENTED_CONTROLS)
-    checked_only = tuple(cid for cid in also_check if cid not in controls)
+    canary = loaded is not None and loaded.policy.canary.mailbox is not None
+    controls = tuple(control_ids or default_controls(canary))
+    if command != "check":  # nothing to write for a symptom: such a control is only checked
+        also_check = (*also_check, *(cid for cid in controls if cid in NOT_REMEDIABLE))
+        controls = tuple(cid for cid in controls if cid not in NOT_REMEDIABLE)
+    checked_only = tuple(dict.fromkeys(cid for cid in also_check if cid not in controls))
     telemetry.configure(telemetry_settings)
     report = RunReport(
         command=command,
@@ -89,6 +115,8 @@ def execute(
         dry_run=dry_run,
         caller=caller,
     )
+    if loaded is not None and not canary and not control_ids and CANARY_CONTROL not in also_check:
+        report.not_run[CANARY_CONTROL] = CANARY_NOT_SET
     try:
         if not isinstance(config, RunSettings):
             raise config  # any bad setting fails the run visibly, each named
@@ -99,9 +127,19 @@ def execute(
         log.error("Run %s could not start: %s", report.run_id, exc)
         _record_failure(report, "run could not start")
         return _publish(report, telemetry_settings, storage)
+    state, state_problem = _state_for(config, trigger, state_path, (*controls, *checked_only))
     try:
         if command == "check":
-            report = run_check(client, settings.tenant_id, controls, policy=policy, trigger=trigger, report=report)
+            report = run_check(
+                client,
+                settings.tenant_id,
+                controls,
+                policy=policy,
+                trigger=trigger,
+                report=report,
+                state=state,
+                state_problem=state_problem,
+            )
         else:
             blob_service = archive.blob_service(config.storage, retry_total=1) if trigger != "cli" else None
             try:
@@ -123,7 +161,14 @@ def execute(
                     blob_service.close()
             if checked_only:
                 report = run_check(
-                    client, settings.tenant_id, checked_only, policy=policy, trigger=trigger, report=report
+                    client,
+                    settings.tenant_id,
+                    checked_only,
+                    policy=policy,
+                    trigger=trigger,
+                    report=report,
+                    state=state,
+                    state_problem=state_problem,
                 )
     except (TenantLockError, archive.ArchiveError) as exc:
         report.controls = [
@@ -137,7 +182,22 @@ def execute(
         raise
     finally:
         client.close()
+        if state is not None:
+            state.close()
     return _publish(report, telemetry_settings, storage)
+
+
+def _state_for(
+    config: RunSettings, trigger: str, state_path: str | None, controls: Sequence[str]
+) -> tuple[StateStore | None, str | None]:
+    """The watch's store when the run includes the canary control (else none is opened), or why it cannot be."""
+    if CANARY_CONTROL not in controls or config.policy.canary.mailbox is None:
+        return None, None
+    try:
+        return open_state(config, trigger, state_path), None
+    except StateError as exc:
+        log.error("The activity watch's state could not be opened for %s: %s", CANARY_CONTROL, exc)
+        return None, f"the activity watch's state could not be opened: {exc}"
 
 
 def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
@@ -149,7 +209,7 @@ def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
     config = loader.try_load(env)
     if isinstance(config, RunSettings) and config.app.audit_mode == "remediate":
         safe = list(UNATTENDED_CONTROLS)
-        rest = [cid for cid in IMPLEMENTED_CONTROLS if cid not in safe]
+        rest = [cid for cid in default_controls(config.policy.canary.mailbox is not None) if cid not in safe]
         return execute(
             "remediate",
             trigger="timer",

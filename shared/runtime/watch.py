@@ -22,9 +22,7 @@ from shared.activity.detections.base import Alert, Context
 from shared.activity.feed import DEFAULT_REQUEST_BUDGET, feed_client_for
 from shared.activity.geo import Geolocator, open_geolocator
 from shared.activity.ingest import RunBudget
-from shared.activity.sqlite_store import SqliteStateStore
 from shared.activity.state import StateError, StateStore
-from shared.activity.table_store import TableStateStore
 from shared.activity.watch import Recheck, WatchReport, accepted_domain_names, own_app_ids, watch_pass
 from shared.config import loader
 from shared.config.loader import RunSettings, TelemetrySettings
@@ -99,11 +97,7 @@ def run_watch(
     return _publish(report, telemetry_settings)
 
 
-def open_store(config: RunSettings, trigger: str, state_path: str | None = None) -> StateStore:
-    """The Function App's table in its storage account; a SQLite file for the command line (`--state PATH`)."""
-    if trigger == "timer":
-        return TableStateStore.open(config.storage, config.watch_state.table_name, retry_total=1)
-    return SqliteStateStore(config.watch_state.sqlite_path(state_path))
+open_store = service.open_state  # the check run's audit-pipeline control opens the same store the same way
 
 
 def _watch(

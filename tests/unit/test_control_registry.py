@@ -42,6 +42,7 @@ def test_ids_are_unique_and_in_report_order():
         "audit-bypass",
         "mailbox-audit-actions",
         "mailbox-audit-retention",
+        "audit-pipeline",
     )
 
 
