@@ -8,7 +8,7 @@ import pytest
 
 from emulator import Fault
 from shared import __version__
-from shared.controls.registry import IMPLEMENTED_CONTROLS
+from shared.controls.registry import default_controls
 from tests.functions.harness import events, exceptions, run_timer
 from tests.support.tenant import TENANT_ID, scenario
 
@@ -30,7 +30,8 @@ REMEDIATION_DIMENSIONS = {
 }
 
 
-ALL_CONTROLS = ",".join(IMPLEMENTED_CONTROLS)
+DEFAULT_CONTROLS = default_controls(canary_configured=False)  # no AUDIT_CANARY_MAILBOX: audit-pipeline not run
+ALL_CONTROLS = ",".join(DEFAULT_CONTROLS)
 
 
 def only(found, control_id):
@@ -62,7 +63,7 @@ def test_every_run_sends_the_contract_events(start_emulator, tenant, status, fai
         "check",
     )
     assert props["tenant_id"] == TENANT_ID and props["tool_version"] == __version__
-    assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
+    assert completed["measurements"]["controls_checked"] == len(DEFAULT_CONTROLS)
     assert completed["measurements"]["duration_seconds"] >= 0
 
     control = only(events(emu, "MailboxAuditControlResult"), "org-audit-enabled")
@@ -159,7 +160,7 @@ def test_remediate_mode_still_checks_and_reports_every_control(start_emulator):
     emu = start_emulator("emulator/scenarios/noncompliant.json")
     assert run_timer(emu, AUDIT_MODE="remediate", MAILBOX_REMEDIATION_WRITES_PER_SECOND="50").returncode == 0
     [completed] = events(emu, "MailboxAuditCheckCompleted")
-    assert completed["measurements"]["controls_checked"] == len(IMPLEMENTED_CONTROLS)
+    assert completed["measurements"]["controls_checked"] == len(DEFAULT_CONTROLS)
     # Fixed unattended: org, audit log search, retention. Only checked (a person decides): bypass and actions.
     assert completed["properties"]["status"] == "NonCompliant"
     assert set(completed["properties"]["failed_controls"].split(",")) == {"audit-bypass", "mailbox-audit-actions"}
