@@ -41,6 +41,7 @@ RECIPIENT_TYPE_NAMES = (
 FILTERABLE = tuple(f for f in MAILBOX_FIELDS if f != "AuditLogAgeLimit")
 MAILBOX_KEYS = ("ExternalDirectoryObjectId", "Guid", "UserPrincipalName", "PrimarySmtpAddress", "Name")
 BYPASS_KEYS = ("Guid", "Name", "Identity")
+CUSTOM_ATTRIBUTES = tuple(f"CustomAttribute{n}" for n in range(1, 16))
 
 
 @dataclass
@@ -335,7 +336,8 @@ class TenantState:
 
     def _set_mailbox(self, parameters: dict[str, Any], anchor: str | None) -> CmdletResult:
         bound = params.bind(
-            parameters, ["Identity", "AuditEnabled", "AuditLogAgeLimit", "DefaultAuditSet", *LIST_PARAMETERS]
+            parameters,
+            ["Identity", "AuditEnabled", "AuditLogAgeLimit", "DefaultAuditSet", *LIST_PARAMETERS, *CUSTOM_ATTRIBUTES],
         )
         if bound.get("Identity") in (None, ""):
             raise errors.binding(
@@ -347,6 +349,12 @@ class TenantState:
             new["AuditEnabled"] = params.to_bool("AuditEnabled", bound["AuditEnabled"])
         if "AuditLogAgeLimit" in bound:
             new["AuditLogAgeLimit"] = params.to_timespan("AuditLogAgeLimit", bound["AuditLogAgeLimit"])
+        for name in CUSTOM_ATTRIBUTES:  # free text up to 1024 characters (the audit-pipeline canary writes one)
+            if name in bound:
+                value = "" if bound[name] is None else bound[name]
+                if not isinstance(value, str) or len(value) > 1024:
+                    raise errors.conversion(name, value, "System.String")
+                new[name] = value
         default_set = list(mailbox.get("DefaultAuditSet") or [])
         lists = {p: list(mailbox.get(p) or []) for p in LIST_PARAMETERS}
         if "DefaultAuditSet" in bound:

@@ -119,6 +119,20 @@ var content = {
         visualization: 'timechart'
       }
     }
+    {
+      type: 3
+      name: 'canary-latency'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Audit pipeline: canary latency in minutes (write to record seen in the feed)'
+        query: loadTextContent('../workbook/canary-latency.kql')
+        size: 0
+        timeContextFromParameter: timeRange
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'timechart'
+      }
+    }
   ]
   fallbackResourceIds: [
     appInsightsId

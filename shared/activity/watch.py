@@ -33,6 +33,7 @@ from shared.activity.detections.evaluate import evaluate_batch
 from shared.activity.ingest import ContentRefLike, FeedSource, PassResult, RunBudget, run_pass
 from shared.activity.records import AuditRecord, Unparsed, parse_record
 from shared.activity.state import Gap, StateStore, encode_time
+from shared.controls import audit_pipeline
 
 WatchStatus = Literal["Clear", "Alerts", "Error"]
 EXIT_CODES: dict[WatchStatus, int] = {"Clear": 0, "Alerts": 1, "Error": 2}
@@ -92,6 +93,7 @@ class WatchReport:
     error: str | None = None
     affected: dict[str, None] = field(default_factory=dict)  # controls to re-check, in the order alerts named them
     notes: list[str] = field(default_factory=list)  # for the reader of the text output (not in the JSON)
+    canaries_seen: list[str] = field(default_factory=list)  # audit-pipeline canary records recognised (record ids)
 
     @property
     def status(self) -> WatchStatus:
@@ -171,6 +173,7 @@ class _Batches:
         self.tenant, self.store, self.context, self.report = tenant, store, context, report
         self.on_alerts, self.now = on_alerts, now
         self.shards = shards.ShardCache()  # this pass's baseline documents: each actor read once, not per blob
+        self.canaries: list[audit_pipeline.Canary] | None = None  # the ledger's unseen canaries, read once per pass
 
     def __call__(self, raw: Sequence[Mapping[str, Any]]) -> None:
         records: list[AuditRecord] = []
@@ -182,6 +185,7 @@ class _Batches:
                 records.append(parsed)
         if not records:
             return
+        self._recognise_canaries(records)
         loaded = shards.load(self.store, self.tenant, shards.keys_for(records), self.shards)
         evaluation = evaluate_batch(records, loaded.baseline, self.context)
         shards.save(self.store, self.tenant, loaded, evaluation.baseline, self.shards)
@@ -200,6 +204,24 @@ class _Batches:
                         self.report.affected.update(dict.fromkeys(sorted(affected_controls(record))))
         self.report.alerts.extend(new)
         self.on_alerts(new)
+
+    def _recognise_canaries(self, records: Sequence[AuditRecord]) -> None:
+        """Record when the audit-pipeline canary's ExchangeAdmin record was seen (it still goes to the detections,
+        which leave it alone: a custom attribute is none of theirs, and the audit-property canary keeps the days)."""
+        admin = [record for record in records if record.operation.lower() == "set-mailbox" and record.succeeded]
+        if not admin:
+            return
+        if self.canaries is None:
+            ledger = audit_pipeline.ledger(self.store, self.tenant)
+            self.canaries = [canary for canary in ledger if canary.seen is None and canary.failed is None]
+        for record in admin:
+            for canary in self.canaries:
+                value = record.parameter(canary.parameter)
+                if audit_pipeline.matches(canary, record.operation, record.object_id, value):
+                    audit_pipeline.mark_seen(self.store, self.tenant, canary, self.now, record.id)
+                    self.canaries.remove(canary)
+                    self.report.canaries_seen.append(record.id)
+                    break
 
 
 def watch_pass[RefT: ContentRefLike](
@@ -242,6 +264,8 @@ def watch_pass[RefT: ContentRefLike](
             f"{len(result.failed_blobs)} content blob(s) could not be read and are retried by the next pass: "
             f"{names[:600]}; last error: {result.failed_blobs[-1].last_error}"
         )
+    if report.canaries_seen:
+        report.notes.append(f"audit-pipeline canary record(s) seen: {', '.join(report.canaries_seen)}.")
     if result.budget_exhausted:
         report.notes.append(
             f"The pass stopped at its budget ({result.requests} feed requests); the next pass resumes from the "

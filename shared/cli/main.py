@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help=f"limit the run to this control (repeatable): {', '.join(IMPLEMENTED_CONTROLS)}",
     )
+    common.add_argument(
+        "--state",
+        metavar="PATH",
+        help="the activity watch's SQLite state: where the audit-pipeline canary is recorded, and what `report` "
+        "shows in its activity section (default WATCH_STATE_PATH; the same file `watch --state` uses)",
+    )
     add_output_options(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("check", parents=[common], help="read and judge the controls (the original -Monitoring)")
@@ -61,12 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--format", choices=("json", "md", "html"), default="html")
     report.add_argument("--out", required=True, metavar="FILE", help="where to write it ('-' for stdout)")
-    report.add_argument(
-        "--state",
-        metavar="PATH",
-        help="the activity watch's state file, for the report's activity section (default as for `watch`; "
-        "the section is left out when no state exists)",
-    )
     add_grant_permissions_parser(commands)
     add_diagnose_parser(commands)
     add_watch_parser(commands)
@@ -134,7 +134,7 @@ def _main(args: argparse.Namespace) -> int:
         dry_run=getattr(args, "dry_run", False),
         caller=_local_caller() if command != "check" else None,
         with_activity=args.command == "report",
-        state_path=getattr(args, "state", None),
+        state_path=args.state,
     )
     code = exit_code(report)
     if args.command == "report":

@@ -340,6 +340,44 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("AUDIT_EXCEPTIONS_FILE", "policy", "path", "the written-exception register (JSON, see above)"),
     Setting(
+        "AUDIT_CANARY_MAILBOX",
+        "policy",
+        "text",
+        "the mailbox set aside for the `audit-pipeline` canary (e.g. a shared mailbox: UPN, SMTP address or name); "
+        "each check run that includes the control writes one canary to it, the only write a check ever makes; "
+        "unset: the control is not run (and the run says why)",
+        example=None,
+    ),
+    Setting(
+        "AUDIT_CANARY_WRITE",
+        "policy",
+        "choice",
+        "how the canary is written: `custom-attribute` (`Set-Mailbox -<AUDIT_CANARY_ATTRIBUTE>`, needs the broad "
+        "Mail Recipients role) or `audit-property` (the nonce in the sub-day part of the canary mailbox's "
+        "`AuditLogAgeLimit`, whole days kept, never below the minimum: needs only Audit Logs)",
+        "`custom-attribute`",
+        example="custom-attribute",
+        choices=("custom-attribute", "audit-property"),
+    ),
+    Setting(
+        "AUDIT_CANARY_ATTRIBUTE",
+        "policy",
+        "choice",
+        "the custom attribute the `custom-attribute` canary writes (`CustomAttribute1` to `CustomAttribute15`)",
+        "`CustomAttribute15`",
+        example="CustomAttribute15",
+        choices=tuple(f"CustomAttribute{n}" for n in range(1, 16)),
+    ),
+    Setting(
+        "AUDIT_CANARY_MAX_DELAY_HOURS",
+        "policy",
+        "number",
+        "how long after its write the canary's audit record must be seen in the feed, in hours (fractions "
+        "accepted, 0.0001 to 168)",
+        "`24`",
+        example="24",
+    ),
+    Setting(
         "WATCH_LEARNING_DAYS",
         "watch",
         "number",

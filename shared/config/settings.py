@@ -231,6 +231,41 @@ def number(
 
 
 BASELINES = ("cis", "cis-v4", "microsoft-default")
+CANARY_WRITES = ("custom-attribute", "audit-property")
+CANARY_ATTRIBUTES = tuple(f"CustomAttribute{n}" for n in range(1, 16))
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    """The audit-pipeline control's canary: where it is written, how, and how late its record may arrive."""
+
+    mailbox: str | None = None  # None: the control is not run
+    write: str = "custom-attribute"  # or "audit-property" (stays inside the Audit Logs role)
+    attribute: str = "CustomAttribute15"
+    max_delay_hours: float = 24.0
+
+
+def parse_canary(env: Env, problems: dict[str, str]) -> CanarySettings:
+    """The AUDIT_CANARY_* settings; problems are recorded under their variable's name (defaults stand in)."""
+    bad: dict[str, str] = {}
+    write = (env.get("AUDIT_CANARY_WRITE") or "custom-attribute").lower()
+    if write not in CANARY_WRITES:
+        bad["AUDIT_CANARY_WRITE"] = f"must be one of {', '.join(CANARY_WRITES)}"
+        write = "custom-attribute"
+    canonical = {name.lower(): name for name in CANARY_ATTRIBUTES}
+    attribute = canonical.get((env.get("AUDIT_CANARY_ATTRIBUTE") or "CustomAttribute15").lower())
+    if attribute is None:
+        bad["AUDIT_CANARY_ATTRIBUTE"] = "must be one of CustomAttribute1 to CustomAttribute15"
+        attribute = "CustomAttribute15"
+    hours = number(
+        env.get("AUDIT_CANARY_MAX_DELAY_HOURS"), 24.0, 0.0001, 168, "AUDIT_CANARY_MAX_DELAY_HOURS", bad, unit="hours"
+    )
+    mailbox = env.get("AUDIT_CANARY_MAILBOX")
+    if mailbox is not None and (len(mailbox) > 256 or any(ch in mailbox for ch in '"\r\n')):
+        bad["AUDIT_CANARY_MAILBOX"] = "must be a mailbox identity (UPN, SMTP address or name) without quotes"
+        mailbox = None
+    problems.update(bad)
+    return CanarySettings(mailbox=mailbox, write=write, attribute=attribute, max_delay_hours=hours)
 
 
 @dataclass(frozen=True)
@@ -246,6 +281,7 @@ class AuditPolicy:
     verify_seconds: float = 120.0  # how long a remediation polls a read-back that does not show the write yet
     retention_policy_check: bool = False  # audit-retention-policy is opt-in: its read needs a write-capable role
     min_search_retention_days: int = 365  # CISA MS.SECURITYSUITE.5.2v1: audit records retrievable for 12 months
+    canary: CanarySettings = field(default_factory=CanarySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, today: date | None = None) -> AuditPolicy:
@@ -311,6 +347,7 @@ def parse_policy(env: Env, problems: dict[str, str], today: date | None = None) 
         verify_seconds=verify,
         retention_policy_check=flags["AUDIT_RETENTION_POLICY_CHECK"],
         min_search_retention_days=int(search_days),
+        canary=parse_canary(env, problems),
     )
 
 

@@ -84,6 +84,8 @@ class Control:
     # May the daily timer fix it without a person asking? Not for changes with trade-offs: adding actions
     # freezes DefaultAuditSet, and removing a bypass may break a deliberate (if unwritten) exemption.
     safe_unattended: bool = True
+    # False: there is nothing to write (a symptom such as audit-pipeline); remediate only checks it.
+    remediable: bool = True
     wording: ReportWording = field(default_factory=ReportWording)
     # The control's counts on MailboxAuditCheckCompleted (docs/telemetry.md), from its result's details.
     measurements: Callable[[Mapping[str, Any]], dict[str, float]] = no_measurements

@@ -6,8 +6,9 @@ that makes a read incomplete is recorded so the verdict fails closed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config.settings import AuditPolicy
@@ -22,14 +23,37 @@ TRUNCATION_MARKER = "more results available"
 MAX_WARNINGS = 100
 
 
+class WatchState(Protocol):
+    """The part of the activity watch's state store (shared.activity.state.StateStore) a control may use: the
+    key/value area, and how far the feed has been read. Handed in, so controls never open a store."""
+
+    def value(self, tenant: str, key: str) -> str | None: ...
+
+    def put_value(self, tenant: str, key: str, value: str) -> None: ...
+
+    def delete_value(self, tenant: str, key: str) -> None: ...
+
+    def values(self, tenant: str, prefix: str = "") -> dict[str, str]: ...
+
+    def checkpoint(self, tenant: str, content_type: str) -> datetime | None: ...
+
+    def failures(self, tenant: str) -> Sequence[Any]: ...  # FailedBlob: `.content_type`, `.created`
+
+
 @dataclass
 class RunContext:
-    """What reads need: the client, the policy, and a per-run cache so two controls share one mailbox scan."""
+    """What reads need: the client, the policy, and a per-run cache so two controls share one mailbox scan.
+
+    `state`: the activity watch's store, for a control that needs it (audit-pipeline), opened by the caller;
+    `state_problem` says why it could not be opened."""
 
     client: ExchangeClient
     policy: AuditPolicy
     cache: dict[str, Any] = field(default_factory=dict)
     compliance: ComplianceConnection | None = None  # Security & Compliance, opened on first use
+    tenant_id: str = ""
+    state: WatchState | None = None
+    state_problem: str | None = None
 
     def client_for(self, endpoint: str) -> ExchangeClient:
         """The client of a control's endpoint: "exchange", or "compliance" (Security & Compliance)."""

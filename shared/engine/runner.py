@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.config.settings import AuditPolicy
 from shared.controls.plans import PlanRefused
-from shared.controls.reading import RunContext
+from shared.controls.reading import RunContext, WatchState
 from shared.controls.registry import BY_ID
 from shared.engine.apply import apply_plan
 from shared.exchange.client import ExchangeClient
@@ -63,11 +63,16 @@ def run_check(
     trigger: str = "cli",
     report: RunReport | None = None,
     compliance: ComplianceConnection | None = None,
+    state: WatchState | None = None,
+    state_problem: str | None = None,
 ) -> RunReport:
     """Check each control; the overall status is the worst of them. `compliance`: the run's Security &
-    Compliance connection, for the controls that read there."""
+    Compliance connection, for the controls that read there; `state`: the activity watch's store, for the controls
+    that need it (audit-pipeline); `state_problem` says why there is none."""
     report = report or RunReport(command="check", tenant_id=tenant_id, trigger=trigger)
-    context = RunContext(client, policy, compliance=compliance)
+    context = RunContext(
+        client, policy, compliance=compliance, tenant_id=tenant_id, state=state, state_problem=state_problem
+    )
     for control_id in runnable(control_ids, policy, report):
         snapshot, result = _read_and_evaluate(context, control_id)
         report.organization = report.organization or getattr(snapshot, "name", None)

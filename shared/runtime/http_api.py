@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from shared.config.settings import AppSettings, ConfigError
-from shared.controls.registry import IMPLEMENTED_CONTROLS
+from shared.controls.registry import IMPLEMENTED_CONTROLS, NOT_REMEDIABLE
 from shared.evidence.document import remediation_document
 from shared.model import RunReport
 from shared.text import shorten
@@ -32,13 +32,16 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 1000
 MAX_PRINCIPAL_HEADER_BYTES = 16 * 1024
 
+# What a request may name: a control with nothing to write (audit-pipeline) is not remediation; a run of the
+# default set still checks it.
+REMEDIABLE = tuple(cid for cid in IMPLEMENTED_CONTROLS if cid not in NOT_REMEDIABLE)
 REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "controls": {
             "type": "array",
-            "items": {"enum": list(IMPLEMENTED_CONTROLS)},
+            "items": {"enum": list(REMEDIABLE)},
             "minItems": 1,
             "uniqueItems": True,
         },
@@ -179,11 +182,11 @@ def parse_request(body: bytes) -> RemediationRequest:
         raise HttpProblem(
             400,
             f"Invalid request ({where}): {shorten(error.message, 200)}. "
-            f'Expected {{"controls": [{", ".join(map(repr, IMPLEMENTED_CONTROLS))}], '
+            f'Expected {{"controls": [{", ".join(map(repr, REMEDIABLE))}], '
             '"dryRun": true|false}, all optional; dryRun defaults to true.',
         )
     return RemediationRequest(
-        controls=tuple(document.get("controls") or IMPLEMENTED_CONTROLS),
+        controls=tuple(document.get("controls") or ()),  # none named: the run's default set (service.execute)
         # A bare POST only shows what would change: writing needs an explicit "dryRun": false.
         dry_run=bool(document.get("dryRun", True)),
     )

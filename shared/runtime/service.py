@@ -12,10 +12,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from shared.activity.state import StateError, StateStore
 from shared.config import loader
 from shared.config.loader import RunSettings, StorageSettings, TelemetrySettings
 from shared.config.settings import ConfigError, Settings
-from shared.controls.registry import IMPLEMENTED_CONTROLS, UNATTENDED_CONTROLS, error_result
+from shared.controls.registry import (
+    CANARY_CONTROL,
+    IMPLEMENTED_CONTROLS,
+    NOT_REMEDIABLE,
+    UNATTENDED_CONTROLS,
+    error_result,
+)
 from shared.engine.runner import run_check, run_remediation
 from shared.evidence import archive
 from shared.evidence.document import exit_code, run_document
@@ -31,7 +38,7 @@ from shared.exchange.compliance import (
 from shared.exchange.errors import ComplianceUnavailable
 from shared.model import RunReport, Status
 from shared.runtime import telemetry
-from shared.runtime.state import activity_section
+from shared.runtime.state import activity_section, open_store
 from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
@@ -119,8 +126,11 @@ def execute(
     # A refused run is still exported, logged and archived, as far as those settings are usable themselves.
     telemetry_settings = loaded.telemetry if loaded else loader.telemetry_for(env)
     storage = loaded.storage if loaded else loader.storage_for(env)
-    controls = tuple(control_ids or IMPLEMENTED_CONTROLS)
-    checked_only = tuple(cid for cid in also_check if cid not in controls)
+    controls = tuple(control_ids or IMPLEMENTED_CONTROLS)  # an opt-in control switched off lands in `not_run`
+    if command != "check":  # nothing to write for a symptom: such a control is only checked
+        also_check = (*also_check, *(cid for cid in controls if cid in NOT_REMEDIABLE))
+        controls = tuple(cid for cid in controls if cid not in NOT_REMEDIABLE)
+    checked_only = tuple(dict.fromkeys(cid for cid in also_check if cid not in controls))
     telemetry.configure(telemetry_settings)
     report = RunReport(
         command=command,
@@ -141,6 +151,7 @@ def execute(
         return _publish(report, telemetry_settings, storage)
     exchange = client
     compliance = ComplianceConnection(lambda: open_compliance_client(settings, exchange.run_deadline))
+    state, state_problem = _state_for(config, trigger, state_path, (*controls, *checked_only))
     try:
         if command == "check":
             report = run_check(
@@ -151,6 +162,8 @@ def execute(
                 trigger=trigger,
                 report=report,
                 compliance=compliance,
+                state=state,
+                state_problem=state_problem,
             )
         else:
             blob_service = archive.blob_service(config.storage, retry_total=1) if trigger != "cli" else None
@@ -181,6 +194,8 @@ def execute(
                     trigger=trigger,
                     report=report,
                     compliance=compliance,
+                    state=state,
+                    state_problem=state_problem,
                 )
     except (TenantLockError, archive.ArchiveError) as exc:
         report.controls = [
@@ -195,9 +210,24 @@ def execute(
     finally:
         client.close()
         compliance.close()
+        if state is not None:
+            state.close()
     if with_activity:
         report.activity = activity_section(config, trigger, state_path)
     return _publish(report, telemetry_settings, storage)
+
+
+def _state_for(
+    config: RunSettings, trigger: str, state_path: str | None, controls: Sequence[str]
+) -> tuple[StateStore | None, str | None]:
+    """The watch's store when the run includes the canary control (else none is opened), or why it cannot be."""
+    if CANARY_CONTROL not in controls or config.policy.canary.mailbox is None:
+        return None, None
+    try:
+        return open_store(config, trigger, state_path), None
+    except StateError as exc:
+        log.error("The activity watch's state could not be opened for %s: %s", CANARY_CONTROL, exc)
+        return None, f"the activity watch's state could not be opened: {exc}"
 
 
 def daily_run(env: Mapping[str, str] | None = None) -> RunReport:

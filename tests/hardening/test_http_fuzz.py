@@ -21,12 +21,16 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from shared.controls.registry import IMPLEMENTED_CONTROLS, OPT_IN_CONTROLS
+from shared.controls.registry import IMPLEMENTED_CONTROLS as ALL_CONTROLS
+from shared.controls.registry import OPT_IN_CONTROLS
 from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 from shared.runtime.http_api import MAX_BODY_BYTES, REMEDIATE_ROLE, ROLE_CLAIM_URI, handle
+from shared.runtime.http_api import REMEDIABLE as IMPLEMENTED_CONTROLS  # what a request may name
 from tests.functions.harness import function_env
 from tests.hardening.support import at_stack_depth, fuzz, nested
 from tests.support.tenant import REPO, TENANT_ID, scenario, tenant_traffic
+
+DEFAULT = ALL_CONTROLS  # none named: every control; the opt-in ones switched off here land in not_run
 
 # ---- app settings, with what each value means (the oracle never re-parses a flag) ------------------------------
 # README: a true/false setting is true for true/1/yes, false for false/0/no or unset, and anything else (a typo such
@@ -369,14 +373,17 @@ def expected_request(body: bytes) -> int | tuple[tuple[str, ...], bool]:
     if len(body) > 64 * 1024:
         return 413
     if not body.strip():
-        return IMPLEMENTED_CONTROLS, True
+        return (), True  # none named: the run's default set (DEFAULT here)
     try:
         document = json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError):
         return 400
     if not isinstance(document, dict) or not set(document) <= {"controls", "dryRun"}:
         return 400
-    controls = document.get("controls", list(IMPLEMENTED_CONTROLS))
+    if "controls" not in document:
+        dry_run = document.get("dryRun", True)
+        return 400 if not isinstance(dry_run, bool) else ((), dry_run)
+    controls = document["controls"]
     if not (
         isinstance(controls, list)
         and controls
@@ -703,6 +710,7 @@ def test_the_real_function_answers_hostile_requests_cleanly_and_never_writes_for
         assert emu.tenant.organization_config["AuditDisabled"] is True
     else:
         controls, dry_run = want
+        controls = controls or DEFAULT
         assert answer["status"] == 200 and document["dry_run"] == dry_run, answer
         # Opt-in controls (off in this app's settings) are not run: listed under not_run, without a result.
         run = [cid for cid in controls if cid not in OPT_IN_CONTROLS]

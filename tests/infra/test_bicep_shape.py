@@ -397,3 +397,5 @@ def test_workbook_shows_controls_over_time_and_last_run_per_tenant(bicep: dict[s
     assert queries["activity-alerts-per-detection"]["visualization"] == "barchart"
     assert loaded_file(queries["activity-feed-lag"]["query"]) == "../workbook/activity-feed-lag.kql"
     assert queries["activity-feed-lag"]["visualization"] == "timechart"
+    assert loaded_file(queries["canary-latency"]["query"]) == "../workbook/canary-latency.kql"
+    assert queries["canary-latency"]["visualization"] == "timechart"

@@ -43,6 +43,7 @@ def test_ids_are_unique_and_in_report_order():
         "mailbox-audit-actions",
         "mailbox-audit-retention",
         "audit-retention-policy",
+        "audit-pipeline",
     )
 
 

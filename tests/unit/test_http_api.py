@@ -6,7 +6,6 @@ import json
 import pytest
 
 from shared.config.settings import AppSettings
-from shared.controls.registry import IMPLEMENTED_CONTROLS
 from shared.runtime.http_api import (
     REMEDIATE_ROLE,
     ROLE_CLAIM_URI,
@@ -89,9 +88,9 @@ def test_key_only_mode_accepts_the_key_alone_and_records_it():
 @pytest.mark.parametrize(
     ("body", "controls", "dry_run"),
     [
-        (b"", IMPLEMENTED_CONTROLS, True),  # a bare POST is a dry run
-        (b"{}", IMPLEMENTED_CONTROLS, True),
-        (b'{"dryRun": true}', IMPLEMENTED_CONTROLS, True),
+        (b"", (), True),  # a bare POST is a dry run of the default controls (service.execute)
+        (b"{}", (), True),
+        (b'{"dryRun": true}', (), True),
         (b'{"controls": ["org-audit-enabled"], "dryRun": false}', ("org-audit-enabled",), False),
     ],
 )

@@ -6,6 +6,7 @@ Judged by the values written, so Microsoft's own actors and this product's write
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from shared.activity.baseline import Baseline
@@ -40,7 +41,8 @@ def _reasons(record: AuditRecord, context: Context) -> list[str]:
             old_days = timespan_days(old.strip().strip('"')) if old else None
             if days is not None and days == 0:
                 reasons.append("AuditLogAgeLimit set to 00:00:00: the mailbox keeps no audit records")
-            elif days is not None and old_days is not None and days < old_days:
+            # Whole days: the audit-pipeline canary moves only the sub-day part, and hours do not weaken retention.
+            elif days is not None and old_days is not None and math.floor(days) < math.floor(old_days):
                 reasons.append(f"AuditLogAgeLimit lowered from {old} to {limit}")
             elif days is not None and old_days is None and days < context.min_retention_days:
                 reasons.append(
