@@ -19,6 +19,7 @@ from shared.config.declaration import Env
 from shared.config.exception_register import ExceptionFileError, ExceptionRegister, load_register
 
 AUTH_MODES = ("managed_identity", "certificate", "secret")
+PERMISSION_MODELS = ("role-group", "entra-role")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}$")
 
@@ -93,6 +94,7 @@ class Settings:
     operation_deadline_seconds: float = 60.0
     retry_backoff_seconds: float = 2.0
     run_deadline_seconds: float = 1500.0
+    permission_model: str = "entra-role"  # EXO_PERMISSION_MODEL: role-group or entra-role, for the evidence
 
     @property
     def token_scope(self) -> str:
@@ -125,6 +127,10 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     auth_mode = (get("EXO_AUTH_MODE") or "managed_identity").lower()
     if auth_mode not in AUTH_MODES:
         bad["EXO_AUTH_MODE"] = f"must be one of {', '.join(AUTH_MODES)}"
+
+    permission_model = (get("EXO_PERMISSION_MODEL") or "entra-role").lower()
+    if permission_model not in PERMISSION_MODELS:
+        bad["EXO_PERMISSION_MODEL"] = f"must be one of {', '.join(PERMISSION_MODELS)}"
 
     client_id = get("EXO_CLIENT_ID")
     if client_id is not None and not _GUID.match(client_id):
@@ -192,6 +198,7 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
         operation_deadline_seconds=deadline,
         retry_backoff_seconds=backoff,
         run_deadline_seconds=run_deadline,
+        permission_model=permission_model,
     )
 
 

@@ -26,6 +26,7 @@ from tests.support.tenant import scenario
 NOBODY = {"roles": [], "directory_roles": [], "activity_roles": []}
 CHECK_ROLES = ["View-Only Configuration", "View-Only Recipients"]
 ORG = ("--control", "org-audit-enabled")
+ROLE_GROUP_MODEL = {"EXO_PERMISSION_MODEL": "role-group"}
 
 FAKE_AZ = """#!{python}
 # Stand-in for `az account get-access-token --output json --resource R`: a delegated token for an administrator.
@@ -116,9 +117,11 @@ def test_check_group_lets_the_app_check_and_a_second_grant_changes_nothing(start
     assert new_sp.body["CmdletInput"]["Parameters"]["AppId"] == emu.managed_identity_client_id
     assert new_sp.headers["x-anchormailbox"] == f"UPN:{emu.admin_upn}"
 
-    checked = app_run(emu, "check", *ORG, "--json")  # the check role group is enough to check
+    # The check role group is enough to check; the evidence states the declared permission model.
+    checked = run_cli(emu, "check", *ORG, "--json", auth_mode="managed_identity", env=ROLE_GROUP_MODEL)
     assert checked.returncode == 1, checked.stderr
     assert cli_json(checked)["controls"][0]["status"] == "NonCompliant"
+    assert cli_json(checked)["permission_model"]["model"] == "role-group"
 
     emu.reset_log()
     second = grant(emu, "--exchange-roles", "check")
