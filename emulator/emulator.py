@@ -110,6 +110,22 @@ class Emulator:
             ],
         )  # Microsoft Graph's directory objects; guarded by self.lock like self.tenant
         self._graph = GraphApi(self)
+        # Exchange RBAC: the scenario's `app_roles` shortcut makes the own identities members of a role group.
+        self.tenant.rbac.seed(
+            [
+                (self.managed_identity_client_id, self.managed_identity_principal_id, "id-mailbox-audit-guard"),
+                (
+                    self.system_identity_client_id,
+                    self.mi_object_ids[self.system_identity_client_id],
+                    "func-mailbox-audit-guard",
+                ),
+                (self.client_id, self.app_object_id, "Mailbox Audit Guard"),
+            ]
+        )
+        # The administrators who may sign in delegated (grant-permissions): a password and an object id each.
+        self.admins = {a["upn"]: a for a in self.scenario["exchange_rbac"]["admins"]}
+        self.admin_passwords = {upn: secrets.token_urlsafe(24) for upn in self.admins}
+        self.admin_object_ids = {upn: str(uuid.uuid4()) for upn in self.admins}
         self.audit_search = AuditSearch(self)  # the audit log query API's queries; its own lock
         # Security & Compliance (emulator/compliance.py): audit retention policies and the licence; under self.lock.
         self.compliance: dict[str, Any] = compliance_settings(self.scenario["compliance"])
@@ -237,6 +253,15 @@ class Emulator:
     def managed_identity_principal_id(self) -> str:
         """The user-assigned managed identity's service principal object id (what azd outputs)."""
         return self.mi_object_ids[self.managed_identity_client_id]
+
+    @property
+    def admin_upn(self) -> str:
+        """The first scenario administrator (default admin@<organization>, an Exchange Administrator)."""
+        return next(iter(self.admins))
+
+    def admin(self, upn: str) -> dict[str, Any]:
+        """A scenario administrator: `upn` and `directory_roles` (a test may change them on a running emulator)."""
+        return self.admins[upn.lower()]
 
     @property
     def foreign_url(self) -> str:

@@ -13,7 +13,7 @@ from .faults import EXCHANGE_BODY_KINDS, RESPONSE_KINDS, Fault, respond
 from .paging import Cursor, CursorStore, make_token, page_size, parse_token
 from .staleness import StaleReads
 from .tenant import TRUNCATED_WARNING, CmdletResult
-from .tokens import EXCHANGE_AUDIENCE, EXCHANGE_ROLE, TokenError
+from .tokens import EXCHANGE_AUDIENCE, EXCHANGE_DELEGATED_SCOPE, EXCHANGE_ROLE, TokenError
 from .wire import Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -209,9 +209,25 @@ class ExchangeApi:
             return "The token was issued for a different tenant."
         if path_tenant.lower() not in {self.emu.tenant_id.lower(), self.emu.tenant.organization.lower()}:
             return f"The tenant '{path_tenant}' in the URL is not the token's tenant."
+        if claims.get("idtyp") == "user":  # a signed-in administrator (grant-permissions)
+            if EXCHANGE_DELEGATED_SCOPE not in str(claims.get("scp", "")).split():
+                return f"The token has no '{EXCHANGE_DELEGATED_SCOPE}' scope."
+            return None
         if EXCHANGE_ROLE not in (claims.get("roles") or []):
             return f"The token has no '{EXCHANGE_ROLE}' role."
         return None
+
+    def _allowed(self, req: Request, cmdlet: str, parameters: Any) -> bool:
+        """A delegated administrator by the directory roles in the token; an app by its Entra directory roles
+        or, failing those, by the Exchange roles its role groups give it (emulator/rbac.py), per parameter."""
+        claims = self._claims(req)
+        if claims.get("idtyp") == "user":
+            return cmdlet_allowed(cmdlet, [str(r) for r in claims.get("wids") or []])
+        if cmdlet_allowed(cmdlet, self.emu.tenant.principal.get("directory_roles") or []):
+            return True
+        names = [str(name) for name in parameters] if isinstance(parameters, dict) else []
+        with self.emu.lock:
+            return self.emu.tenant.rbac.app_allowed(str(claims.get("appid", "")), cmdlet, names)
 
     def _claims(self, req: Request) -> dict[str, Any]:
         """The claims of the (already accepted) bearer token: who made the call."""
@@ -232,9 +248,9 @@ class ExchangeApi:
                     'The request body must be {"CmdletInput": {"CmdletName": ..., "Parameters": {...}}}.'
                 )
             )
-        if cmdlet is None or not cmdlet_allowed(cmdlet, self.emu.tenant.principal.get("directory_roles") or []):
-            return forbidden(self.real)
         parameters = cmdlet_input.get("Parameters")
+        if cmdlet is None or not self._allowed(req, cmdlet, parameters):
+            return forbidden(self.real)
         if not isinstance(parameters, dict):
             return self.error(
                 errors.bad_request(

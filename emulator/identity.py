@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .activity import DEFAULT_ACTIVITY_ROLES, MANAGE_AUDIENCES
 from .faults import RESPONSE_KINDS, respond
 from .graph import DEFAULT_GRAPH_ROLES, GRAPH_AUDIENCE
-from .tokens import ASSERTION_TYPE, TokenError, audience_from_scope
+from .tokens import ASSERTION_TYPE, EXCHANGE_AUDIENCE, EXCHANGE_DELEGATED_SCOPE, TokenError, audience_from_scope
 from .wire import Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -114,6 +114,8 @@ class IdentityApi:
                 "correct cloud.",
             )
         form = req.form() or {}
+        if form.get("grant_type") == "password":
+            return self._password_token(req, form)
         if form.get("grant_type") != "client_credentials":
             return aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         scope = form.get("scope", "")
@@ -134,6 +136,47 @@ class IdentityApi:
         expires_in = lifetime - 1 if honest else 3599
         return json_response(
             200, {"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": token}
+        )
+
+    def _password_token(self, req: Request, form: dict[str, str]) -> Response:
+        """A delegated token for a scenario administrator (`exchange_rbac.admins`), any public client id (the
+        Azure CLI's, in the tests' stand-in `az`): the grant's sign-in. Scopes: the first `/.default` one."""
+        username = form.get("username", "").lower()
+        expected = self.emu.admin_passwords.get(username)
+        if expected is None or not hmac.compare_digest(form.get("password", "").encode(), expected.encode()):
+            return aad_error(
+                400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password."
+            )
+        scopes = [s for s in form.get("scope", "").split() if s.endswith("/.default")]
+        if not scopes:
+            return aad_error(
+                400, "invalid_scope", 70011, "The provided request must include a resource /.default scope."
+            )
+        audience = audience_from_scope(scopes[0])
+        admin = self.emu.admin(username)
+        with self.emu.lock:
+            roles = list(self.emu.graph.caller_permissions) if audience == GRAPH_AUDIENCE else []
+        scp = EXCHANGE_DELEGATED_SCOPE if audience == EXCHANGE_AUDIENCE else "user_impersonation"
+        lifetime, honest = self._lifetime("token", req.path)
+        token, _ = self.emu.issuer.issue(
+            audience=audience,
+            app_id=form.get("client_id", ""),
+            object_id=self.emu.admin_object_ids[username],
+            roles=roles,
+            wids=list(admin["directory_roles"]),
+            lifetime=lifetime,
+            extra={"idtyp": "user", "upn": username, "scp": scp},
+        )
+        expires_in = lifetime - 1 if honest else 3599
+        return json_response(
+            200,
+            {
+                "token_type": "Bearer",
+                "scope": scopes[0],
+                "expires_in": expires_in,
+                "ext_expires_in": expires_in,
+                "access_token": token,
+            },
         )
 
     def _check_client(self, form: dict[str, str], tenant: str) -> str | None:

@@ -66,6 +66,7 @@ KNOWN_KEYS = frozenset(
         "accepted_domains",
         "audit_search",
         "compliance",
+        "exchange_rbac",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -139,6 +140,8 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "audit_search": audit_search_settings(raw.get("audit_search")),
         # Security & Compliance (emulator/compliance.py): audit retention policies, Audit (Premium), the region.
         "compliance": dict(raw.get("compliance") or {}),
+        # Exchange RBAC for applications (emulator/rbac.py) and the administrators who may sign in delegated.
+        "exchange_rbac": _rbac_settings(raw.get("exchange_rbac"), organization),
     }
     scenario["accepted_domains"] = _accepted_domains(raw.get("accepted_domains"), organization, scenario["mailboxes"])
     if "description" in raw:
@@ -176,6 +179,30 @@ def _quirks(raw: Any) -> dict[str, bool]:
         if not isinstance(value, bool):
             raise ValueError(f"quirks.{name} must be true or false")
     return {**QUIRK_DEFAULTS, **given}
+
+
+RBAC_KEYS = frozenset({"app_roles", "service_principals", "role_groups", "admins"})
+
+
+def _rbac_settings(raw: Any, organization: str) -> dict[str, Any]:
+    """`{"app_roles": [...], "service_principals": [...], "role_groups": [...], "admins": [...]}`.
+
+    `admins` are the users who may sign in delegated (grant-permissions), each `{"upn", "directory_roles"}`;
+    default: admin@<organization> holding Exchange Administrator."""
+    rbac = dict(raw or {})
+    unknown = sorted(k for k in rbac if k not in RBAC_KEYS)
+    if unknown:
+        raise ValueError(f"unknown exchange_rbac keys: {', '.join(unknown)}")
+    for key in ("app_roles", "service_principals", "role_groups"):
+        if not isinstance(rbac.get(key, []), list):
+            raise ValueError(f"exchange_rbac.{key} must be a list")
+    admins = rbac.get("admins", [{"upn": f"admin@{organization}", "directory_roles": ["Exchange Administrator"]}])
+    if not isinstance(admins, list) or not all(isinstance(a, dict) and isinstance(a.get("upn"), str) for a in admins):
+        raise ValueError('exchange_rbac.admins must be a list of {"upn": ..., "directory_roles": [...]}')
+    rbac["admins"] = [
+        {"upn": a["upn"].lower(), "directory_roles": [str(r) for r in a.get("directory_roles") or []]} for a in admins
+    ]
+    return rbac
 
 
 def _graph_settings(raw: Any) -> dict[str, Any]:

@@ -148,6 +148,11 @@ class TenantState:
             "Set-MailboxAuditBypassAssociation": self._set_bypass,
             "Get-AcceptedDomain": self._get_accepted_domains,
         }
+        from .rbac import ExchangeRbac  # here: rbac imports CmdletResult from this module
+
+        # Exchange RBAC for applications: service principal pointers and role groups (emulator/rbac.py).
+        self.rbac = ExchangeRbac(sc["exchange_rbac"], self._require_hydrated)
+        self._cmdlets.update(self.rbac.cmdlets())
         self._canonical = {name.lower(): name for name in self._cmdlets}
 
     # ---- entry points -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 EXCHANGE_AUDIENCE = "https://outlook.office365.com"
 EXCHANGE_ROLE = "Exchange.ManageAsApp"
+EXCHANGE_DELEGATED_SCOPE = "AdminApi.AccessAsUser.All"  # what a signed-in administrator's Exchange token carries
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -42,9 +43,18 @@ class TokenIssuer:
         self._key = secrets.token_bytes(32)  # per run: tokens from an earlier run never verify
 
     def issue(
-        self, *, audience: str, app_id: str, object_id: str, roles: list[str], wids: list[str], lifetime: int = 3600
+        self,
+        *,
+        audience: str,
+        app_id: str,
+        object_id: str,
+        roles: list[str],
+        wids: list[str],
+        lifetime: int = 3600,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[str, int]:
-        """Return (JWT, exp). `lifetime` may be shortened by the short_token_lifetime fault."""
+        """Return (JWT, exp). `lifetime` may be shortened by the short_token_lifetime fault; `extra` adds claims
+        (a delegated token's idtyp, upn and scp)."""
         now = int(time.time())
         claims = {
             "aud": audience,
@@ -62,6 +72,7 @@ class TokenIssuer:
             "exp": now + lifetime,
             "uti": _b64(secrets.token_bytes(12)),
         }
+        claims.update(extra or {})
         return jwt.encode(claims, self._key, algorithm="HS256", headers={"typ": "JWT"}), now + lifetime
 
     def verify(self, token: str) -> dict[str, Any]:

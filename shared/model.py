@@ -109,6 +109,7 @@ class RunReport:
     requests_sent: int = 0
     tool_version: str = __version__
     activity: dict[str, Any] | None = None  # the activity watch's health and recent alerts, when a state exists
+    permission_model: str | None = None  # EXO_PERMISSION_MODEL: role-group or entra-role (None: settings refused)
 
     @property
     def status(self) -> Status:

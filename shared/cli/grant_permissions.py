@@ -2,6 +2,7 @@
 
 The arguments, the sign-in and the output; the work is shared/graph/grant.py, the plan shared/graph/grant_plan.py.
 Exit 0 when all assignments (three, four with --search) are in place, 2 on any error. Needs no EXO_* setting.
+With --exchange-roles the Exchange role group part (shared/graph/role_groups.py) runs after the Graph part.
 """
 
 from __future__ import annotations
@@ -17,19 +18,31 @@ import requests
 from shared.cli.output import add_output_options, log_to_stderr, print_result
 from shared.config.clouds import CLOUDS, Cloud
 from shared.config.loader import graph_target
+from shared.exchange.auth import CredentialTokenProvider, TokenError, unverified_claims
+from shared.exchange.client import ExchangeClient, new_session
 from shared.graph.client import GraphClient
 from shared.graph.grant import grant_permissions
-from shared.graph.grant_plan import GrantReport, is_guid
+from shared.graph.grant_plan import GrantReport, Principal, is_guid
 from shared.graph.grant_render import render_text, report_document
+from shared.graph.role_groups import grant_exchange_roles
+from shared.graph.role_groups_plan import App, RoleGroupReport, Use
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 EPILOG = """\
-Assigns, on the identity's service principal, only what is missing:
+Least privilege first: with --exchange-roles the identity gets no Entra role. Signed in as an Exchange
+Administrator, the command registers the identity in Exchange Online (New-ServicePrincipal) and makes it a member
+of one custom Exchange role group, created or completed as needed:
+  --exchange-roles check      "Mailbox Audit Guard (check)": View-Only Configuration, View-Only Recipients;
+  --exchange-roles remediate  "Mailbox Audit Guard (remediate)": those plus Audit Logs, Organization Configuration.
+A dehydrated tenant gets Enable-OrganizationCustomization first (the role group can then take hours to apply).
+Set EXO_PERMISSION_MODEL=role-group on the app afterwards, so its evidence states the model.
+
+Through Microsoft Graph it assigns, on the identity's service principal, only what is missing:
   1. the app role Exchange.ManageAsApp of "Office 365 Exchange Online" (appId 00000002-0000-0ff1-ce00-000000000000);
-  2. the Entra role Exchange Administrator (needed to remediate) or, with --read-only, Global Reader (checks only),
-     directory-wide;
+  2. without --exchange-roles (or with --entra-role), the broader Entra role Exchange Administrator (to remediate)
+     or, with --read-only, Global Reader (checks only), directory-wide;
   3. the app role ActivityFeed.Read (application permission) of "Office 365 Management APIs" (appId
      c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only);
   4. with --search, the app role AuditLogsQuery.Read.All (application permission) of Microsoft Graph (appId
@@ -37,17 +50,13 @@ Assigns, on the identity's service principal, only what is missing:
   5. with --retention-policy: the Entra role Compliance Data Administrator, directory-wide, for the opt-in
      audit-retention-policy check (AUDIT_RETENTION_POLICY_CHECK=true). It is broad: its Purview Organization
      Configuration role can also delete audit retention policies; no narrower role reads them.
-Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant. Credentials: the
-Azure CLI login (`az login --tenant <tenant id>`; for national clouds `az cloud set` first), then the
-DefaultAzureCredential chain (environment, workload identity, managed identity, ...). An app needs the Graph
-permissions AppRoleAssignment.ReadWrite.All + Application.Read.All (app role) and RoleManagement.ReadWrite.Directory
-(directory role). GRAPH_ENDPOINT overrides the Graph base URL. Exit codes: 0 all in place, 2 error.
-
-Least privilege: an Entra role applies to the whole directory. Exchange RBAC role groups are the narrower
-alternative (e.g. View-Only Organization Management for checks, a custom group for remediation). Graph cannot
-assign them: in Exchange Online PowerShell run `New-ServicePrincipal -AppId <client id> -ObjectId <principal id>`,
-then `Add-RoleGroupMember`. That route needs the app roles but no Entra role: assign the two app roles by hand
-instead of running this command, which always assigns an Entra role too.
+Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant; --exchange-roles
+also needs Exchange Administrator (Role Management in Exchange). Credentials: the Azure CLI login (`az login
+--tenant <tenant id>`; for national clouds `az cloud set` first), then the DefaultAzureCredential chain
+(environment, workload identity, managed identity, ...). An app needs the Graph permissions
+AppRoleAssignment.ReadWrite.All + Application.Read.All (app role) and RoleManagement.ReadWrite.Directory
+(directory role). GRAPH_ENDPOINT and EXO_ENDPOINT override the base URLs. --dry-run shows the plan and changes
+nothing. Exit codes: 0 all in place (or planned), 2 error.
 """
 
 
@@ -73,6 +82,23 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="assign Global Reader (checks only) instead of Exchange Administrator (remediation)",
     )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
+        "--exchange-roles",
+        nargs="?",
+        const="check",
+        choices=[str(use) for use in Use],
+        default=None,
+        metavar="check|remediate",
+        help="least privilege: an Exchange role group for the identity instead of an Entra role (default: check)",
+    )
+    model.add_argument(
+        "--entra-role",
+        action="store_true",
+        help="the broader option (the default without --exchange-roles): the Entra role Exchange Administrator, "
+        "or Global Reader with --read-only",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show what would be assigned and change nothing")
     parser.add_argument(
         "--search",
         action="store_true",
@@ -123,7 +149,7 @@ def run_grant_permissions(
     )
     try:
         report = _grant(args, credential, session, os.environ if environ is None else environ)
-        print_result(args.json, report_document(report), render_text(report), error=report.error)
+        print_result(args.json, report_document(report), render_text(report), error=report.all_errors)
         return report.exit_code
     finally:
         restore()
@@ -140,12 +166,15 @@ def _grant(
     target = graph_target(environ, args.cloud)
     cloud, graph_url = CLOUDS.get(target.cloud_name), target.graph_url
     retention = bool(getattr(args, "retention_policy", False))
+    use = Use(args.exchange_roles) if args.exchange_roles else None
     report = GrantReport(
         requested_id=reference,
         read_only=args.read_only,
         graph_url=graph_url,
         search=args.search,
         retention_policy=retention,
+        directory_role=use is None,
+        dry_run=args.dry_run,
     )
     if target.problem is not None or cloud is None:
         report.error = target.problem
@@ -154,9 +183,50 @@ def _grant(
             "--principal-id must be a GUID: the identity's service principal object id (azd output "
             "IDENTITY_PRINCIPAL_ID) or its client id."
         )
+    elif use is not None and args.read_only:
+        report.error = "--read-only chooses an Entra role; with Exchange role groups use --exchange-roles check."
     else:
-        client = GraphClient(graph_url, credential or default_credential(cloud), cloud.graph_scope, session=session)
+        credential = credential or default_credential(cloud)
+        client = GraphClient(graph_url, credential, cloud.graph_scope, session=session)
         report = grant_permissions(
-            client, reference, read_only=args.read_only, search=args.search, retention_policy=retention
+            client,
+            reference,
+            read_only=args.read_only,
+            search=args.search,
+            retention_policy=retention,
+            directory_role=use is None,
+            dry_run=args.dry_run,
         )
+        if use is not None and report.principal is not None and report.results:
+            report.exchange = _exchange_roles(report.principal, use, target.exchange_url, cloud, credential, args)
     return report
+
+
+def _exchange_roles(
+    principal: Principal, use: Use, exchange_url: str, cloud: Cloud, credential: TokenCredential, args: Any
+) -> RoleGroupReport:
+    """The Exchange part, signed in as the administrator: a delegated token for Exchange from the same credential
+    chain, sent by the app's own InvokeCommand client (its tenant and routing anchor read from the token)."""
+    tokens = CredentialTokenProvider(credential, cloud.token_scope)
+    try:
+        claims = unverified_claims(tokens.get_token())
+    except TokenError as exc:
+        return RoleGroupReport(use=use, endpoint_url=exchange_url, dry_run=args.dry_run, error=str(exc))
+    tenant_id = str(claims.get("tid") or "")
+    user = str(claims.get("upn") or claims.get("preferred_username") or "") or None
+    if not is_guid(tenant_id):
+        return RoleGroupReport(
+            use=use,
+            endpoint_url=exchange_url,
+            dry_run=args.dry_run,
+            error="The Exchange token names no tenant (tid); sign in with `az login --tenant <tenant id>`.",
+        )
+    client = ExchangeClient(exchange_url, tenant_id, tokens, session=new_session())
+    if user:
+        client.default_anchor = f"UPN:{user}"  # delegated sessions route by the caller (exchange-admin-api.md §2.2)
+    try:
+        app = App(principal.app_id, principal.id, principal.display_name)
+        # CANARY (issue 12): pass the configured canary write's need here once its setting exists.
+        return grant_exchange_roles(client, app, use, dry_run=args.dry_run, signed_in=user)
+    finally:
+        client.close()

@@ -88,6 +88,18 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("managed_identity", "certificate", "secret"),
     ),
     Setting(
+        "EXO_PERMISSION_MODEL",
+        "exchange",
+        "choice",
+        "how the app holds its Exchange rights, stated in every evidence report: `role-group` (least privilege: "
+        "Exchange RBAC role groups from `grant-permissions --exchange-roles`) or `entra-role` (the broader Entra role "
+        "Exchange Administrator or Global Reader). Declared, not detected: the product cannot read its own role "
+        "group membership without Role Management",
+        "`entra-role`",
+        example="role-group",
+        choices=("role-group", "entra-role"),
+    ),
+    Setting(
         "EXO_CLIENT_ID",
         "exchange",
         "guid",

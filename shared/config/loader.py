@@ -478,6 +478,7 @@ class GraphTarget:
     cloud_name: str
     graph_url: str
     problem: str | None = None  # "VARIABLE: what is wrong", for the command to report before anything is sent
+    exchange_url: str = ""  # EXO_ENDPOINT or the cloud's Exchange host: where --exchange-roles signs in
 
 
 def graph_target(env: Mapping[str, str], cloud_override: str | None = None) -> GraphTarget:
@@ -493,4 +494,7 @@ def graph_target(env: Mapping[str, str], cloud_override: str | None = None) -> G
         return GraphTarget(cloud_name, graph_url, f"EXO_CLOUD: must be one of {', '.join(CLOUDS)} (or pass --cloud)")
     if (problem := check_base_url(graph_url, allow_loopback_http=True)) is not None:
         return GraphTarget(cloud_name, graph_url, f"GRAPH_ENDPOINT: {problem}")
-    return GraphTarget(cloud_name, graph_url)
+    exchange_url = ((reader.get("EXO_ENDPOINT") or "") or cloud.exchange_url).rstrip("/")
+    if (problem := check_base_url(exchange_url, allow_loopback_http=True)) is not None:
+        return GraphTarget(cloud_name, graph_url, f"EXO_ENDPOINT: {problem}", exchange_url)
+    return GraphTarget(cloud_name, graph_url, exchange_url=exchange_url)

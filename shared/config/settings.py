@@ -19,6 +19,7 @@ from shared.config.declaration import Env
 from shared.config.exception_register import ExceptionFileError, ExceptionRegister, load_register
 
 AUTH_MODES = ("managed_identity", "certificate", "secret")
+PERMISSION_MODELS = ("role-group", "entra-role")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}$")
 
@@ -95,6 +96,7 @@ class Settings:
     run_deadline_seconds: float = 1500.0
     # The Security & Compliance admin API (audit-retention-policy): IPPS_ENDPOINT or the cloud's; None: none known.
     compliance_url: str | None = None
+    permission_model: str = "entra-role"  # EXO_PERMISSION_MODEL: role-group or entra-role, for the evidence
 
     @property
     def token_scope(self) -> str:
@@ -127,6 +129,10 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     auth_mode = (get("EXO_AUTH_MODE") or "managed_identity").lower()
     if auth_mode not in AUTH_MODES:
         bad["EXO_AUTH_MODE"] = f"must be one of {', '.join(AUTH_MODES)}"
+
+    permission_model = (get("EXO_PERMISSION_MODEL") or "entra-role").lower()
+    if permission_model not in PERMISSION_MODELS:
+        bad["EXO_PERMISSION_MODEL"] = f"must be one of {', '.join(PERMISSION_MODELS)}"
 
     client_id = get("EXO_CLIENT_ID")
     if client_id is not None and not _GUID.match(client_id):
@@ -199,6 +205,7 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
         retry_backoff_seconds=backoff,
         run_deadline_seconds=run_deadline,
         compliance_url=compliance_url.rstrip("/") if compliance_url else None,
+        permission_model=permission_model,
     )
 
 

@@ -344,6 +344,8 @@ def _run_per_object(
         except (ExchangeDeadlineExceeded, ExchangeAuthError, ExchangePermissionError) as exc:
             failed.append({"identity": step.target or "", "reason": exc.summary})
             stopped = exc.summary
+            if isinstance(exc, ExchangePermissionError) and exc.role:
+                stopped = f"{exc.summary}. {exc.role}"  # the run stops here: say which Exchange role is missing
             deadline = client.run_deadline
             if isinstance(exc, ExchangeDeadlineExceeded) and deadline is not None and clock() >= deadline:
                 stopped = f"the run's time budget ran out ({exc.summary})"  # the pace check passed, the request not

@@ -8,6 +8,11 @@ from shared.controls.registry import BY_ID
 from shared.model import ControlResult, Outcome, RemediationResult, RunReport, Status
 
 SCHEMA_VERSION = "1"
+PERMISSION_MODELS = {
+    "role-group": "Exchange RBAC role groups (least privilege: View-Only Configuration + View-Only Recipients to "
+    "check; + Audit Logs + Organization Configuration to remediate)",
+    "entra-role": "an Entra directory role (Exchange Administrator or Global Reader), broader than the app needs",
+}
 
 
 def exit_code(report: RunReport) -> int:
@@ -74,6 +79,12 @@ def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
         "not_run": [{"id": control_id, "reason": reason} for control_id, reason in report.not_run.items()],
         "requests_sent": report.requests_sent,
     }
+    if report.permission_model is not None:
+        document["permission_model"] = {
+            "model": report.permission_model,
+            "description": PERMISSION_MODELS.get(report.permission_model, report.permission_model),
+            "declared_by": "EXO_PERMISSION_MODEL",
+        }
     if report.command != "check":
         document["dry_run"] = report.dry_run
         document["caller"] = report.caller

@@ -508,6 +508,9 @@ def _run_facts(doc: Mapping[str, Any]) -> Facts:
         ("Command", command),
         ("Trigger", _text(doc.get("trigger"))),
     ]
+    model = doc.get("permission_model")
+    if isinstance(model, Mapping):
+        rows.append(("Permission model", f"{_text(model.get('description'))} (declared by EXO_PERMISSION_MODEL)"))
     if "caller" in doc or doc.get("command") in ("remediate", "revert"):
         rows.append(("Caller", _text(doc.get("caller"), "not recorded")))
     rows += [

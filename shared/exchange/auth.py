@@ -180,6 +180,44 @@ class MsalTokenProvider(_CachingProvider):
         self._app = None
 
 
+class CredentialTokenProvider(_CachingProvider):
+    """Tokens from an azure-identity credential (e.g. an administrator's Azure CLI login: a delegated token), for
+    grant-permissions' Exchange part. The credential's own error text is not repeated: it may quote a token."""
+
+    def __init__(self, credential: Any, scope: str, description: str = "the signed-in administrator") -> None:
+        super().__init__(scope)
+        self._credential = credential
+        self.description = description
+
+    def _fetch(self) -> tuple[str, float]:
+        from azure.core.exceptions import AzureError
+
+        try:
+            token = self._credential.get_token(self.scope)
+        except (AzureError, ValueError, KeyError, TypeError) as exc:
+            raise TokenError(
+                f"Could not get a token for {self.scope} from {self.description} ({type(exc).__name__}). Sign in "
+                "as an Exchange Administrator of the tenant (`az login --tenant <tenant id>`) and try again."
+            ) from None
+        return token.token, float(token.expires_on)
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, not verified (the service verifies it): for routing and naming only, never trust."""
+    import base64
+    import binascii
+    import json
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode((parts[1] + "=" * (-len(parts[1]) % 4)).encode("ascii")))
+    except (binascii.Error, UnicodeError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def load_certificate_credential(path: str, password: str | None) -> dict[str, str]:
     """Read a PEM holding a private key and its certificate into msal's credential form (RS256 + x5t)."""
     from cryptography import x509

@@ -376,7 +376,7 @@ class ExchangeClient:
                 raise ExchangeProtocolError(
                     "HTTP 200 with a JSON body that is not an object", cmdlet=cmdlet, request_id=request_id
                 )
-            self._raise_error_inside_200(payload, response, cmdlet, request_id)
+            self._raise_error_inside_200(payload, response, cmdlet, request_id, _parameter_names(body))
             return payload
         error = classify_error(
             response_status,
@@ -384,6 +384,7 @@ class ExchangeClient:
             cmdlet=cmdlet,
             request_id=request_id,
             retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            parameters=_parameter_names(body),
         )
         if isinstance(error, ExchangeAuthError):
             error.summary = "the token was not accepted, also after fetching a new one"
@@ -391,7 +392,12 @@ class ExchangeClient:
         raise error
 
     def _raise_error_inside_200(
-        self, payload: Mapping[str, Any], response: requests.Response, cmdlet: str, request_id: str | None
+        self,
+        payload: Mapping[str, Any],
+        response: requests.Response,
+        cmdlet: str,
+        request_id: str | None,
+        parameters: Sequence[str] = (),
     ) -> None:
         """A 200 whose body carries `error` or `@odata.error` failed: classify it as the same envelope on a 4xx/5xx
         would be (so a dehydrated 200 is TenantDehydrated), reporting HTTP 200 (exchange-admin-api.md §10.5)."""
@@ -412,6 +418,7 @@ class ExchangeClient:
                 cmdlet=cmdlet,
                 request_id=request_id,
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                parameters=parameters,
             )
             error.status = 200  # rendered "(HTTP 200)": the answer said success, its body said otherwise
             error.args = (error._render(),)
@@ -585,6 +592,13 @@ def read_body(response: requests.Response, deadline: float, cmdlet: str) -> byte
 def is_read(cmdlet: str) -> bool:
     """Get-* cmdlets read; everything else (Set-*, Enable-*) writes."""
     return cmdlet.lower().startswith("get-")
+
+
+def _parameter_names(body: Mapping[str, Any]) -> list[str]:
+    """The names of the parameters a request body sends (for a 403's role hint); never their values."""
+    cmdlet_input = body.get("CmdletInput")
+    parameters = cmdlet_input.get("Parameters") if isinstance(cmdlet_input, dict) else None
+    return [str(name) for name in parameters] if isinstance(parameters, dict) else []
 
 
 def _is_ip(host: str) -> bool:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.exchange.roles import missing_role_hint
 from shared.text import shorten
 
 WRITE_ROLES_HINT = "Exchange Administrator (to remediate) or Global Reader (to check only)"
@@ -76,6 +78,12 @@ class ExchangePermissionError(ExchangeError):
         f"The app has no Entra role that allows this cmdlet: assign {WRITE_ROLES_HINT} to its service "
         "principal, or add it to an Exchange role group that grants the cmdlet."
     )
+
+    def __init__(self, summary: str, *, role: str | None = None, **kwargs: Any) -> None:
+        self.role = role  # the sentence naming the Exchange role the call needs (shared.exchange.roles)
+        if role is not None:
+            kwargs["hint"] = f"{role} With the Entra-role model: assign {WRITE_ROLES_HINT} to its service principal."
+        super().__init__(summary, **kwargs)
 
 
 class ExchangeNotFound(ExchangeError):
@@ -259,9 +267,17 @@ def _str(value: object) -> str | None:
 
 
 def classify_error(
-    status: int, info: ErrorInfo, *, cmdlet: str, request_id: str | None, retry_after: float | None
+    status: int,
+    info: ErrorInfo,
+    *,
+    cmdlet: str,
+    request_id: str | None,
+    retry_after: float | None,
+    parameters: Iterable[str] = (),
 ) -> ExchangeError:
-    """Map an HTTP status and its error envelope to the typed exception an administrator can act on."""
+    """Map an HTTP status and its error envelope to the typed exception an administrator can act on.
+
+    `parameters`: the names of the parameters sent, so a 403 names the Exchange role that call needs."""
     text = info.text or ""
     lowered = f"{text} {info.message or ''}".lower()
     exception_type = info.exception_type or ""
@@ -291,7 +307,8 @@ def classify_error(
                 f"missing{detail}",
                 **kwargs,
             )
-        return ExchangePermissionError(f"access denied to {cmdlet}{detail}", **kwargs)
+        role = missing_role_hint(cmdlet, parameters)
+        return ExchangePermissionError(f"access denied to {cmdlet}{detail}", role=role, **kwargs)
     if status == 404:
         return ExchangeNotFound("object not found", **kwargs)
     if "expired or invalid pagination request" in lowered:

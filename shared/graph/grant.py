@@ -111,18 +111,28 @@ def find_graph(client: GraphClient) -> tuple[str, str]:
 
 
 def grant_permissions(
-    client: GraphClient, reference: str, *, read_only: bool, search: bool = False, retention_policy: bool = False
+    client: GraphClient,
+    reference: str,
+    *,
+    read_only: bool,
+    search: bool = False,
+    retention_policy: bool = False,
+    directory_role: bool = True,
+    dry_run: bool = False,
 ) -> GrantReport:
     """Look up, plan, assign what is missing. Never raises for Graph or credential trouble: see `report.error`.
 
     `search`: also the Microsoft Graph application permission the investigation search needs; `retention_policy`:
-    also the compliance role the opt-in audit-retention-policy control needs."""
+    also the compliance role the opt-in audit-retention-policy control needs. `directory_role` False: no Entra role
+    for Exchange (Exchange role groups give the access). `dry_run`: plan only, POST nothing."""
     report = GrantReport(
         requested_id=reference,
         read_only=read_only,
         graph_url=client.base_url,
         search=search,
         retention_policy=retention_policy,
+        directory_role=directory_role,
+        dry_run=dry_run,
     )
     try:
         principal = report.principal = find_principal(client, reference, report.notes)
@@ -153,19 +163,22 @@ def grant_permissions(
         graph_sp_id=graph_id,
         audit_query_role_id=audit_role_id,
         retention_policy=retention_policy,
+        directory_role=directory_role,
     )
     report.notes.extend(plan.notes)
     for grant in plan.grants:
-        report.results.append(_apply(client, grant))
+        report.results.append(_apply(client, grant, dry_run))
     failed = [r.message for r in report.results if r.outcome is Outcome.FAILED]
     if failed:
         report.error = "\n".join(failed)
     return report
 
 
-def _apply(client: GraphClient, grant: Grant) -> GrantResult:
+def _apply(client: GraphClient, grant: Grant, dry_run: bool = False) -> GrantResult:
     if grant.present:
         return GrantResult(grant, Outcome.ALREADY_ASSIGNED, "already assigned")
+    if dry_run:
+        return GrantResult(grant, Outcome.PLANNED, "would be assigned (--dry-run)")
     try:
         client.post(grant.path, grant.body)
     except GraphError as exc:

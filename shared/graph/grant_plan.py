@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.graph.errors import GraphError
+from shared.graph.role_groups_plan import RoleGroupReport
 
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
 EXCHANGE_DISPLAY_NAME = "Office 365 Exchange Online"
@@ -67,6 +68,7 @@ class Outcome(StrEnum):
 
     ASSIGNED = "Assigned"  # POSTed now (201)
     ALREADY_ASSIGNED = "AlreadyAssigned"  # found in place: nothing sent
+    PLANNED = "Planned"  # --dry-run: would be POSTed
     FAILED = "Failed"  # the POST was refused
 
 
@@ -217,8 +219,11 @@ def plan_grants(
     graph_sp_id: str | None = None,
     audit_query_role_id: str | None = None,
     retention_policy: bool = False,
+    directory_role: bool = True,
 ) -> GrantPlan:
-    """What to assign, from what the principal already holds (`retention_policy`: also the compliance role)."""
+    """What to assign, from what the principal already holds (`retention_policy`: also the compliance role).
+    `directory_role` False (--exchange-roles): no Entra role for Exchange, role groups give the access instead; a
+    directory role it still holds is reported."""
     has_app_role = _holds_app_role(app_role_assignments, principal_id, exchange_sp_id, app_role_id)
     has_activity_role = _holds_app_role(app_role_assignments, principal_id, management_sp_id, activity_role_id)
     role_id, role_name = wanted_directory_role(read_only)
@@ -246,6 +251,13 @@ def plan_grants(
             "The principal also holds Global Reader, which this app does not need next to Exchange "
             "Administrator; remove it unless something else uses it."
         )
+    if not directory_role:
+        notes = [
+            f"The principal also holds the Entra role {ROLE_NAMES[r]}, broader than the Exchange role group; remove "
+            "that assignment once the role group works (least privilege)."
+            for r in (EXCHANGE_ADMINISTRATOR, GLOBAL_READER)
+            if r in wide
+        ]
     if GLOBAL_ADMINISTRATOR in wide:
         notes.append("The principal holds Global Administrator, far more than this app needs; remove it.")
     grants: tuple[Grant, ...] = (
@@ -257,18 +269,24 @@ def plan_grants(
             {"principalId": principal_id, "resourceId": exchange_sp_id, "appRoleId": app_role_id},
             has_app_role,
         ),
-        Grant(
-            "directoryRole",
-            role_name,
-            Step.ASSIGN_DIRECTORY_ROLE,
-            "/roleManagement/directory/roleAssignments",
-            {
-                "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
-                "principalId": principal_id,
-                "roleDefinitionId": role_id,
-                "directoryScopeId": DIRECTORY_SCOPE,
-            },
-            role_id in wide,
+        *(
+            ()
+            if not directory_role
+            else (
+                Grant(
+                    "directoryRole",
+                    role_name,
+                    Step.ASSIGN_DIRECTORY_ROLE,
+                    "/roleManagement/directory/roleAssignments",
+                    {
+                        "@odata.type": "#microsoft.graph.unifiedRoleAssignment",
+                        "principalId": principal_id,
+                        "roleDefinitionId": role_id,
+                        "directoryScopeId": DIRECTORY_SCOPE,
+                    },
+                    role_id in wide,
+                ),
+            )
         ),
         Grant(
             "appRole",
@@ -366,11 +384,21 @@ class GrantReport:
     retention_policy: bool = False
     principal: Principal | None = None
     search: bool = False  # --search: AuditLogsQuery.Read.All on Microsoft Graph too
+    directory_role: bool = True  # False with --exchange-roles: role groups instead of an Entra role
+    dry_run: bool = False
+    exchange: RoleGroupReport | None = None  # --exchange-roles: what the Exchange part found and did
     results: list[GrantResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
+    def all_errors(self) -> str | None:
+        """The Graph part's error and the Exchange part's, for stderr."""
+        texts = [self.error, self.exchange.error if self.exchange else None]
+        return "\n".join(t for t in texts if t) or None
+
+    @property
     def exit_code(self) -> int:
-        ok = {Outcome.ASSIGNED, Outcome.ALREADY_ASSIGNED}
-        return 0 if self.error is None and self.results and all(r.outcome in ok for r in self.results) else 2
+        ok = {Outcome.ASSIGNED, Outcome.ALREADY_ASSIGNED, Outcome.PLANNED}
+        graph_ok = self.error is None and self.results and all(r.outcome in ok for r in self.results)
+        return 0 if graph_ok and (self.exchange is None or self.exchange.ok) else 2

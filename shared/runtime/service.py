@@ -138,6 +138,7 @@ def execute(
         trigger=trigger,
         dry_run=dry_run,
         caller=caller,
+        permission_model=loaded.exchange.permission_model if loaded else None,
     )
     try:
         if not isinstance(config, RunSettings):

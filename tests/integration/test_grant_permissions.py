@@ -136,7 +136,7 @@ def test_first_run_assigns_all_three_second_run_changes_nothing(start_emulator, 
     assert "Exchange.ManageAsApp app role on Office 365 Exchange Online: already assigned" in second.out
     assert "Entra role Exchange Administrator (directory-wide): already assigned" in second.out
     assert "ActivityFeed.Read app role on Office 365 Management APIs: already assigned" in second.out
-    assert "Exchange RBAC role groups" in second.out
+    assert "--exchange-roles check" in second.out  # the least-privilege route is offered
     assert emu.graph_writes() == []
     assert [r.operation for r in emu.graph_requests] == [
         "servicePrincipal-get",
@@ -430,7 +430,7 @@ def test_cli_unknown_principal_and_help(start_emulator, cli):
     assert missing.returncode == 2
     assert "No service principal" in missing.stderr
     help_text = cli(emu, "--help")
-    assert help_text.returncode == 0 and "Exchange RBAC role groups" in help_text.stdout
+    assert help_text.returncode == 0 and "--exchange-roles remediate" in help_text.stdout
 
 
 AUDIT_LOGS_QUERY_ROLE_ID = "5e1e9171-754d-478c-812c-f1755a9a4c2d"

@@ -480,3 +480,16 @@ def test_an_unreadable_or_empty_state_says_so(activity, expected):
 
 def test_a_report_without_a_watch_state_has_no_activity_section():
     assert "Activity watch" not in render_markdown(check_document())
+
+
+def test_the_run_facts_state_the_permission_model_in_html_and_markdown(check):
+    document = copy.deepcopy(check[0])
+    document["permission_model"] = {
+        "model": "role-group",
+        "description": "Exchange RBAC role groups (least privilege)",
+        "declared_by": "EXO_PERMISSION_MODEL",
+    }
+    run = {row[0]: row[1] for row in table(parse(render_html(document)), "Run").rows}
+    assert run["Permission model"] == "Exchange RBAC role groups (least privilege) (declared by EXO_PERMISSION_MODEL)"
+    assert "Permission model" in render_markdown(document)
+    assert "Permission model" not in render_markdown(check[0])  # an older document without it renders as before

@@ -383,6 +383,7 @@ def test_help_names_the_exchange_rbac_alternative():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     text = add_grant_permissions_parser(sub).format_help()
-    assert "Exchange RBAC role groups" in text and "Add-RoleGroupMember" in text
+    assert "Exchange role group" in text and "New-ServicePrincipal" in text and "--exchange-roles" in text
+    assert "View-Only Configuration, View-Only Recipients" in text and "Audit Logs, Organization Configuration" in text
     assert "RoleManagement.ReadWrite.Directory" in text and "AppRoleAssignment.ReadWrite.All" in text
     assert "ActivityFeed.Read" in text and "c5393580-f805-4401-95e8-94b7a6ef2fc2" in text

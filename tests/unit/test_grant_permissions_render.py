@@ -133,8 +133,11 @@ def test_document_of_a_success():
         "read_only": False,
         "search": False,
         "principal": {"id": PRINCIPAL, "app_id": APP_ID, "display_name": "mag-identity", "type": "ManagedIdentity"},
+        "dry_run": False,
+        "permission_model": "entra-role",
         "directory_role": {"id": EXCHANGE_ADMINISTRATOR, "name": "Exchange Administrator"},
         "retention_policy": False,
+        "exchange_roles": None,
         "assignments": [
             {"kind": "appRole", "name": "Exchange.ManageAsApp", "outcome": "Assigned", "message": "assigned"},
             {

@@ -1,0 +1,264 @@
+"""grant-permissions --exchange-roles, the pure part: which role group, which roles, which member, what is missing.
+
+Least privilege through Exchange RBAC (permissions.md §1, §3): the app gets a pointer in Exchange
+(`New-ServicePrincipal`) and membership of one custom role group per use, instead of the Entra role Exchange
+Administrator (which holds Role Management) or Global Reader (which reads all of Microsoft 365). The groups are a
+data table (`ROLE_GROUPS`), keyed by endpoint and use, so the Security & Compliance side (Purview Organization
+Configuration for the retention-policy control, with its own `New-ServicePrincipal`) is one more row.
+
+No I/O here: shared/graph/role_groups.py reads Exchange, calls `plan_role_groups` and sends the missing steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shared.exchange.roles import (
+    AUDIT_LOGS,
+    MAIL_RECIPIENTS,
+    ORGANIZATION_CONFIGURATION,
+    VIEW_ONLY_CONFIGURATION,
+    VIEW_ONLY_RECIPIENTS,
+)
+
+EXCHANGE = "exchange"  # the Exchange Online admin endpoint; issue 12 adds "compliance" (Security & Compliance)
+CUSTOMISATION_NOTE = (
+    "The tenant was dehydrated: Enable-OrganizationCustomization ran first. Microsoft says the change can take "
+    "up to a few hours to apply; until then Exchange may refuse the role group (run this command again later) "
+    "and the new roles may not reach the app yet."
+)
+
+
+class Use(StrEnum):
+    CHECK = "check"
+    REMEDIATE = "remediate"
+
+
+@dataclass(frozen=True)
+class RoleGroupSpec:
+    """One custom role group the app is made a member of."""
+
+    endpoint: str
+    use: Use
+    name: str
+    roles: tuple[str, ...]
+    description: str
+
+
+# The role groups per endpoint and use (permissions.md §3). Mail Recipients joins "remediate" only when the
+# configured canary write needs it (`canary_needs_mail_recipients`).
+ROLE_GROUPS: tuple[RoleGroupSpec, ...] = (
+    RoleGroupSpec(
+        EXCHANGE,
+        Use.CHECK,
+        "Mailbox Audit Guard (check)",
+        (VIEW_ONLY_CONFIGURATION, VIEW_ONLY_RECIPIENTS),
+        "Mailbox Audit Guard: read the audit configuration (check only).",
+    ),
+    RoleGroupSpec(
+        EXCHANGE,
+        Use.REMEDIATE,
+        "Mailbox Audit Guard (remediate)",
+        (VIEW_ONLY_CONFIGURATION, VIEW_ONLY_RECIPIENTS, AUDIT_LOGS, ORGANIZATION_CONFIGURATION),
+        "Mailbox Audit Guard: read and remediate the audit configuration.",
+    ),
+)
+
+
+def role_group(endpoint: str, use: Use, *, canary_needs_mail_recipients: bool = False) -> RoleGroupSpec:
+    """The group for this endpoint and use; remediation adds Mail Recipients only for a custom-attribute canary."""
+    spec = next(g for g in ROLE_GROUPS if g.endpoint == endpoint and g.use is use)
+    if use is Use.REMEDIATE and canary_needs_mail_recipients and MAIL_RECIPIENTS not in spec.roles:
+        return RoleGroupSpec(spec.endpoint, spec.use, spec.name, (*spec.roles, MAIL_RECIPIENTS), spec.description)
+    return spec
+
+
+def other_groups(spec: RoleGroupSpec) -> tuple[RoleGroupSpec, ...]:
+    """The same endpoint's groups for the other uses (membership there is reported, never changed)."""
+    return tuple(g for g in ROLE_GROUPS if g.endpoint == spec.endpoint and g.use is not spec.use)
+
+
+# ---- what Exchange holds now --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class App:
+    """The app (or managed identity) in Entra: what `New-ServicePrincipal` points at."""
+
+    app_id: str
+    object_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """An existing role group: its roles and the identities of its members (as Get-RoleGroupMember lists them)."""
+
+    roles: tuple[str, ...]
+    members: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExchangeState:
+    """What the grant read: the organization's hydration, the app's pointer (None: absent), the groups by name."""
+
+    dehydrated: bool
+    service_principal: Mapping[str, Any] | None
+    groups: Mapping[str, GroupState | None]
+
+
+MEMBER_KEYS = ("ObjectId", "ExternalDirectoryObjectId", "Identity", "Name", "AppId", "Guid")
+
+
+def _ids(row: Mapping[str, Any]) -> set[str]:
+    return {str(row.get(key) or "").lower() for key in MEMBER_KEYS} - {""}
+
+
+def is_member(group: GroupState, app: App, pointer: Mapping[str, Any] | None) -> bool:
+    """Whether one of the group's members is the app (by object id, app id or the pointer's identities)."""
+    mine = {app.object_id.lower(), app.app_id.lower()} | (_ids(pointer) if pointer else set())
+    return any(_ids(member) & mine for member in group.members)
+
+
+def _same_role(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
+
+
+# ---- the plan ----------------------------------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    DONE = "Done"  # sent now and accepted
+    ALREADY = "AlreadyInPlace"  # found in place: nothing sent
+    PLANNED = "Planned"  # --dry-run: would be sent
+    DEFERRED = "Deferred"  # refused while the tenant's customisation propagates; run again later
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class RoleStep:
+    """One change in Exchange: the cmdlet and parameters to send, and whether it is already in place."""
+
+    label: str
+    cmdlet: str
+    parameters: dict[str, Any]
+    present: bool
+
+
+@dataclass(frozen=True)
+class RoleGroupPlan:
+    group: RoleGroupSpec
+    steps: tuple[RoleStep, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> tuple[RoleStep, ...]:
+        return tuple(step for step in self.steps if not step.present)
+
+
+def plan_role_groups(
+    app: App, state: ExchangeState, use: Use, *, canary_needs_mail_recipients: bool = False
+) -> RoleGroupPlan:
+    """The steps, in order, that give the app the role group for `use`; a second run finds each present."""
+    spec = role_group(EXCHANGE, use, canary_needs_mail_recipients=canary_needs_mail_recipients)
+    pointer = state.service_principal
+    member = str((pointer or {}).get("Identity") or (pointer or {}).get("ObjectId") or app.object_id)
+    steps = [
+        RoleStep(
+            "organization customisation (Enable-OrganizationCustomization)",
+            "Enable-OrganizationCustomization",
+            {},
+            not state.dehydrated,
+        ),
+        RoleStep(
+            f"service principal pointer for app {app.app_id} (New-ServicePrincipal)",
+            "New-ServicePrincipal",
+            {"AppId": app.app_id, "ObjectId": app.object_id, "DisplayName": app.display_name or app.app_id},
+            pointer is not None,
+        ),
+    ]
+    notes = [CUSTOMISATION_NOTE] if state.dehydrated else []
+    group = state.groups.get(spec.name)
+    if group is None:
+        steps.append(
+            RoleStep(
+                f'role group "{spec.name}" with {", ".join(spec.roles)}, the app as member (New-RoleGroup)',
+                "New-RoleGroup",
+                {"Name": spec.name, "Roles": list(spec.roles), "Members": [member], "Description": spec.description},
+                False,
+            )
+        )
+    else:
+        steps.append(RoleStep(f'role group "{spec.name}"', "New-RoleGroup", {"Name": spec.name}, True))
+        for role in spec.roles:
+            steps.append(
+                RoleStep(
+                    f'role {role} in "{spec.name}" (New-ManagementRoleAssignment)',
+                    "New-ManagementRoleAssignment",
+                    {"Role": role, "SecurityGroup": spec.name},
+                    any(_same_role(role, held) for held in group.roles),
+                )
+            )
+        steps.append(
+            RoleStep(
+                f'the app as member of "{spec.name}" (Add-RoleGroupMember)',
+                "Add-RoleGroupMember",
+                {"Identity": spec.name, "Member": member},
+                is_member(group, app, pointer),
+            )
+        )
+        extra = [r for r in group.roles if not any(_same_role(r, w) for w in spec.roles)]
+        if extra:
+            notes.append(
+                f'"{spec.name}" also holds {", ".join(extra)}, more than {use} needs; remove it '
+                f"(Remove-ManagementRoleAssignment) unless something else uses it (least privilege)."
+            )
+    if use is Use.REMEDIATE and not canary_needs_mail_recipients:
+        notes.append(
+            "Mail Recipients is not included: the configured canary write does not need it (a custom-attribute "
+            "canary would, and that role is broad)."
+        )
+    for other in other_groups(spec):
+        found = state.groups.get(other.name)
+        if found is not None and is_member(found, app, pointer):
+            notes.append(
+                f'The app is also a member of "{other.name}"; remove it there (Remove-RoleGroupMember) if it '
+                f"should only {use}."
+            )
+    return RoleGroupPlan(spec, tuple(steps), tuple(notes))
+
+
+# ---- what a run found and did --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: RoleStep
+    outcome: Outcome
+    message: str
+
+
+@dataclass
+class RoleGroupReport:
+    """What the Exchange part of one run found and did; ok only when every step is in place (or planned)."""
+
+    use: Use
+    endpoint_url: str
+    dry_run: bool = False
+    group: RoleGroupSpec | None = None
+    signed_in: str | None = None  # the administrator's UPN, as the token names it
+    results: list[StepResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        good = {Outcome.DONE, Outcome.ALREADY, Outcome.PLANNED}
+        return self.error is None and bool(self.results) and all(r.outcome in good for r in self.results)
+
+    @property
+    def changed_nothing(self) -> bool:
+        return bool(self.results) and all(r.outcome is Outcome.ALREADY for r in self.results)
