@@ -84,24 +84,26 @@ class Baseline:
         cutoff = self.latest - timedelta(days=baseline_days)
         hour_cutoff = _hour(cutoff)
         login_cutoff = self.latest - LOGIN_HORIZON
+        # An entry nothing was pruned from is kept as the same object: the state's save recognises an unchanged
+        # user by identity and skips re-encoding that user's document (shared.activity.shards.save).
         countries = {
-            user: kept
+            user: _whole(seen, kept)
             for user, seen in self.countries.items()
             if (kept := {country: span for country, span in seen.items() if span[1] >= cutoff})
         }
         deletes = {
-            actor: kept_hours
+            actor: _whole(hours, kept_hours)
             for actor, hours in self.deletes.items()
             if (kept_hours := {hour: count for hour, count in hours.items() if hour >= hour_cutoff})
         }
         logins = {
-            user: kept_logins
+            user: _whole(seen, kept_logins)
             for user, seen in self.logins.items()
             if (kept_logins := tuple(login for login in seen if login.time >= login_cutoff))
         }
         forward_cutoff = self.latest - FORWARDING_WINDOW
         forwarding = {
-            destination: kept_mailboxes
+            destination: _whole(mailboxes, kept_mailboxes)
             for destination, mailboxes in self.forwarding.items()
             if (kept_mailboxes := {mailbox: last for mailbox, last in mailboxes.items() if last >= forward_cutoff})
         }
@@ -169,6 +171,11 @@ class Baseline:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a baseline document ({type(exc).__name__})") from None
+
+
+def _whole[T: (dict[Any, Any], tuple[Any, ...])](original: T, kept: T) -> T:
+    """`original` itself when pruning kept all of it, else what was kept."""
+    return original if len(kept) == len(original) else kept
 
 
 def pair_key(actor: str, mailbox: str) -> str:

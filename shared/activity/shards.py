@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from shared.activity.baseline import Baseline
@@ -36,6 +37,8 @@ USER_PREFIX = "user:"
 FORWARD_PREFIX = "forward:"
 _PER_ACTOR = ("countries", "deletes", "logins", "grants")
 _PER_PAIR = ("send_as_pairs", "access_pairs")
+_MERGED = (*_PER_ACTOR, *_PER_PAIR, "forwarding")
+_EMPTY = Baseline()
 
 
 def user_key(actor: str) -> str:
@@ -70,6 +73,7 @@ class Loaded:
 
     baseline: Baseline
     documents: Mapping[str, dict[str, Any] | None]
+    parts: Mapping[str, Baseline | None] = field(default_factory=dict)  # each document parsed
 
 
 Entry = tuple[dict[str, Any] | None, Baseline | None]  # the document as stored (None: none yet) and its parse
@@ -100,6 +104,7 @@ class ShardCache:
 def load(store: StateStore, tenant: str, keys: Iterable[str], cache: ShardCache | None = None) -> Loaded:
     """The documents for `keys` merged into one Baseline; StateError when one is damaged (refused, not half-read)."""
     documents: dict[str, dict[str, Any] | None] = {}
+    parsed: dict[str, Baseline | None] = {}
     parts: list[Baseline] = []
     for key in sorted(set(keys)):
         entry = cache.get(key) if cache is not None else None
@@ -111,31 +116,26 @@ def load(store: StateStore, tenant: str, keys: Iterable[str], cache: ShardCache 
                 raise StateError(f"the stored baseline {key!r} is damaged ({exc}); remove it to relearn") from None
             if cache is not None:
                 cache.put(key, entry)
-        documents[key] = entry[0]
+        documents[key], parsed[key] = entry
         if entry[1] is not None:
             parts.append(entry[1])
-    return Loaded(merge(parts), documents)
+    return Loaded(merge(parts), documents, parsed)
 
 
 def merge(parts: Iterable[Baseline]) -> Baseline:
-    """One Baseline from its parts (their keys never overlap; a later part wins if they do)."""
-    merged = Baseline()
+    """One Baseline from its parts (their keys never overlap; a later part wins if they do). Linear in the entries:
+    a batch may name thousands of users."""
+    starts: list[datetime] = []
+    latests: list[datetime] = []
+    merged: dict[str, dict[str, Any]] = {name: {} for name in _MERGED}
     for part in parts:
-        starts = [moment for moment in (merged.history_start, part.history_start) if moment is not None]
-        latests = [moment for moment in (merged.latest, part.latest) if moment is not None]
-        merged = replace(
-            merged,
-            history_start=min(starts) if starts else None,
-            latest=max(latests) if latests else None,
-            countries={**merged.countries, **part.countries},
-            send_as_pairs={**merged.send_as_pairs, **part.send_as_pairs},
-            access_pairs={**merged.access_pairs, **part.access_pairs},
-            deletes={**merged.deletes, **part.deletes},
-            logins={**merged.logins, **part.logins},
-            grants={**merged.grants, **part.grants},
-            forwarding={**merged.forwarding, **part.forwarding},
-        )
-    return merged
+        if part.history_start is not None:
+            starts.append(part.history_start)
+        if part.latest is not None:
+            latests.append(part.latest)
+        for name, values in merged.items():
+            values.update(getattr(part, name))
+    return Baseline(history_start=min(starts) if starts else None, latest=max(latests) if latests else None, **merged)
 
 
 def split(baseline: Baseline, keys: Iterable[str]) -> dict[str, Baseline]:
@@ -160,25 +160,47 @@ def split(baseline: Baseline, keys: Iterable[str]) -> dict[str, Baseline]:
 
 
 def save(store: StateStore, tenant: str, loaded: Loaded, learned: Baseline, cache: ShardCache | None = None) -> int:
-    """Write back the documents the batch changed; the number written. A user's document that outgrew the store's
-    limit keeps its newest sign-ins (the oldest go first) rather than failing the pass."""
-    written = 0
+    """Write back the documents the batch changed, in one store write where the backend allows; the number written.
+    A user's document that outgrew the store's limit keeps its newest sign-ins (the oldest go first) rather than
+    failing the pass."""
     empty = Baseline().to_json()
-    for key, learned_shard in split(learned, loaded.documents).items():
-        shard, document = learned_shard, learned_shard.to_json()
-        if document == (loaded.documents.get(key) or empty):
-            continue
-        while True:
-            try:
-                store.put_baseline(tenant, key, document)  # the store checks the size as it encodes (once)
-                break
-            except BaselineTooLarge:
-                logins = {user: seen[len(seen) // 2 :] for user, seen in shard.logins.items() if len(seen) > 1}
-                if not logins:
-                    raise
-                shard = replace(shard, logins={**shard.logins, **logins})
-                document = shard.to_json()
-        if cache is not None:
-            cache.put(key, (document, shard))
-        written += 1
-    return written
+    changed: dict[str, tuple[dict[str, Any], Baseline]] = {}
+    for key, shard in split(learned, loaded.documents).items():
+        if _unchanged(shard, loaded.parts.get(key) or _EMPTY):
+            continue  # the detections left every entry as loaded (or none, as none was): nothing to encode
+        document = shard.to_json()
+        if document != (loaded.documents.get(key) or empty):
+            changed[key] = (document, shard)
+    while changed:
+        try:
+            store.put_baselines(tenant, {key: document for key, (document, _) in changed.items()})
+            break
+        except BaselineTooLarge as exc:  # the store checks every size as it encodes, before writing anything
+            if exc.key not in changed:
+                raise
+            changed[exc.key] = _shrunk(changed[exc.key][1], exc)
+    if cache is not None:
+        for key, entry in changed.items():
+            cache.put(key, entry)
+    return len(changed)
+
+
+def _unchanged(shard: Baseline, part: Baseline) -> bool:
+    """Whether `shard` holds exactly the loaded `part`'s entries, the very same objects (the detections and the
+    pruning build new objects for whatever they change, never change one in place)."""
+    if (shard.history_start, shard.latest) != (part.history_start, part.latest):
+        return False
+    for name in _MERGED:
+        mine, loaded = getattr(shard, name), getattr(part, name)
+        if mine.keys() != loaded.keys() or any(mine[key] is not loaded[key] for key in mine):
+            return False
+    return True
+
+
+def _shrunk(shard: Baseline, exc: BaselineTooLarge) -> tuple[dict[str, Any], Baseline]:
+    """The shard with the older half of each user's sign-ins dropped; the error again when there is nothing left."""
+    logins = {user: seen[len(seen) // 2 :] for user, seen in shard.logins.items() if len(seen) > 1}
+    if not logins:
+        raise exc
+    smaller = replace(shard, logins={**shard.logins, **logins})
+    return smaller.to_json(), smaller

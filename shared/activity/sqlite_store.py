@@ -27,6 +27,7 @@ from shared.activity.state import (
     StateError,
     StateStore,
     baseline_json,
+    baseline_texts,
     check_key,
     check_value,
     decode_time,
@@ -256,6 +257,16 @@ class SqliteStateStore:
         text = baseline_json(document)
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)", (tenant, user_key, text))
+
+    def put_baselines(self, tenant: str, documents: Mapping[str, Mapping[str, Any]]) -> None:
+        texts = baseline_texts(documents)
+        if not texts:
+            return
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)",
+                [(tenant, key, text) for key, text in texts.items()],
+            )
 
     def claim_alerts(self, tenant: str, alert_ids: Iterable[str], at: datetime) -> set[str]:
         when, claimed = encode_time(at), set()

@@ -45,7 +45,12 @@ class StateError(Exception):
 
 
 class BaselineTooLarge(StateError):
-    """A baseline document above BASELINE_MAX_BYTES: refused before anything is written (the caller may shrink it)."""
+    """A baseline document above BASELINE_MAX_BYTES: refused before anything is written (the caller may shrink it).
+    `key`: the user key of the document, where the store knows it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,11 @@ class StateStore(Protocol):
         """Replace the user's baseline: plain JSON, at most BASELINE_MAX_BYTES as UTF-8 (StateError beyond)."""
         ...
 
+    def put_baselines(self, tenant: str, documents: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace several baselines in as few writes as the backend allows (one transaction in SQLite). Every
+        document is checked first: BaselineTooLarge (naming the key) before anything is written."""
+        ...
+
     def claim_alerts(self, tenant: str, alert_ids: Iterable[str], at: datetime) -> set[str]:
         """Record the alert ids; return those never recorded before (each id is claimed once, even by two
         processes at the same time): these are the alerts to report."""
@@ -195,10 +205,23 @@ def check_key(kind: str, key: str) -> str:
     return key
 
 
+def baseline_texts(documents: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each key checked and each document encoded (baseline_json), all before any write; BaselineTooLarge names the
+    key of a document that is too large."""
+    texts = {}
+    for key, document in documents.items():
+        check_key("user key", key)
+        try:
+            texts[key] = baseline_json(document)
+        except BaselineTooLarge as exc:
+            raise BaselineTooLarge(str(exc), key) from None
+    return texts
+
+
 def baseline_json(document: Mapping[str, Any]) -> str:
     """The baseline as compact JSON; StateError when it is not plain JSON or larger than BASELINE_MAX_BYTES."""
     try:
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # unsorted: cheaper
     except (TypeError, ValueError) as exc:
         raise StateError(f"a baseline must be plain JSON ({type(exc).__name__})") from None
     if not isinstance(document, Mapping):

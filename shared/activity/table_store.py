@@ -45,6 +45,7 @@ from shared.activity.state import (
     StateError,
     StateStore,
     baseline_json,
+    baseline_texts,
     check_key,
     check_value,
     decode_time,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 _ROW_KEYS_PER_QUERY = 14  # Table Storage allows 15 comparisons per filter: one for the partition, 14 row keys
 _BATCH = 100  # operations per entity group transaction (one partition)
+_BATCH_BYTES = 2_000_000  # payload per transaction, below the service's 4 MiB
 _BUCKETS = 16
 _FAILURE_RETRIES = 30  # optimistic-concurrency rounds for a failure's attempt count (jittered, at most ~1.5 s)
 
@@ -348,6 +350,24 @@ class TableStateStore:
     def put_baseline(self, tenant: str, user_key: str, document: Mapping[str, Any]) -> None:
         check_key("user key", user_key)
         self._replace(self._pk(tenant, "baseline"), user_key, {"document": baseline_json(document)})
+
+    def put_baselines(self, tenant: str, documents: Mapping[str, Mapping[str, Any]]) -> None:
+        texts = baseline_texts(documents)
+        partition = self._pk(tenant, "baseline")
+        keys = list(texts)
+        with self._calls("write"):
+            start = 0
+            while start < len(keys):
+                # One entity group transaction per chunk: at most 100 entities and well under its 4 MiB payload.
+                operations: list[Any] = []
+                size = 0
+                while start < len(keys) and len(operations) < _BATCH and size < _BATCH_BYTES:
+                    key = keys[start]
+                    entity = {"PartitionKey": partition, "RowKey": _escape(key), "document": texts[key]}
+                    operations.append(("upsert", entity, {"mode": "replace"}))
+                    size += 2 * len(texts[key]) + 512  # a Table string is UTF-16; keys and envelope on top
+                    start += 1
+                self._table.submit_transaction(operations)
 
     def claim_alerts(self, tenant: str, alert_ids: Iterable[str], at: datetime) -> set[str]:
         when, claimed = encode_time(at), set()

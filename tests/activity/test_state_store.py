@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.activity.state import BASELINE_MAX_BYTES, Gap, StateError
+from shared.activity.state import BASELINE_MAX_BYTES, BaselineTooLarge, Gap, StateError
 
 T1 = "0b5c1c1e-1111-2222-3333-444455556666"
 T2 = "9f9f9f9f-1111-2222-3333-444455556666"
@@ -150,6 +150,25 @@ def test_a_baseline_that_is_too_large_or_not_json_is_refused_and_nothing_is_writ
     with pytest.raises(StateError, match="non-empty"):
         store.put_baseline(T1, "", {})
     assert store.baseline(T1, "u") is None
+
+
+def test_many_baselines_are_written_at_once_also_beyond_one_table_transaction(store):
+    # 150 documents of ~20 KB: more than one entity group transaction holds (100 entities, 4 MiB payload).
+    documents = {f"user:{index:03d}@contoso.com": {"n": index, "pad": "x" * 20_000} for index in range(150)}
+    documents.update({key: {"odd": key} for key in ODD_KEYS})
+    store.put_baselines(T1, documents)
+    for key, document in documents.items():
+        assert store.baseline(T1, key) == document, key
+    store.put_baselines(T1, {})  # nothing to write is no error
+    assert store.baseline(T2, "user:000@contoso.com") is None
+
+
+def test_a_batch_with_one_baseline_too_large_names_it_and_writes_nothing(store):
+    documents = {"fine": {"a": 1}, "huge": {"x": "é" * BASELINE_MAX_BYTES}, "later": {"b": 2}}
+    with pytest.raises(BaselineTooLarge) as refused:
+        store.put_baselines(T1, documents)
+    assert refused.value.key == "huge"
+    assert [store.baseline(T1, key) for key in documents] == [None, None, None]
 
 
 def test_an_alert_id_is_claimed_once(store):
