@@ -16,7 +16,7 @@ LEAST_PRIVILEGE_HINT = (
 MODEL_HINT = "Set EXO_PERMISSION_MODEL=role-group on the app, so its evidence states the permission model."
 
 
-_WORDS = {3: "three", 4: "four", 5: "five"}
+_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 
 def render_text(report: GrantReport) -> str:

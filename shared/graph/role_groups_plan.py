@@ -36,7 +36,7 @@ CUSTOMISATION_NOTE = (
 
 RETENTION_ROLE_GROUP_WARNING = (
     "The Purview role Organization Configuration (for audit-retention-policy) can also create, change and delete "
-    "audit retention policies: Purview offers no read-only role that reads them (permissions.md §2). Grant it only "
+    "audit retention policies: Purview offers no read-only role that reads them. Grant it only "
     "if you run that check (AUDIT_RETENTION_POLICY_CHECK=true)."
 )
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.integration.helpers import bearer_tokens
 from tests.support.cli import cli_json, run_cli
 from tests.support.tenant import scenario
@@ -210,4 +212,40 @@ def test_read_only_and_exchange_roles_together_are_refused_before_anything_is_se
     emu = start_emulator(scenario(principal=NOBODY))
     run = grant(emu, "--exchange-roles", "--read-only")
     assert run.code == 2 and "--exchange-roles check" in run.err
+    assert emu.graph_requests == [] and emu.invocations() == []
+
+
+@pytest.mark.parametrize(
+    ("canary", "mail_recipients"),
+    [
+        ({"AUDIT_CANARY_MAILBOX": "canary@contoso.onmicrosoft.com"}, True),  # custom-attribute, the default
+        ({"AUDIT_CANARY_MAILBOX": "canary@contoso.onmicrosoft.com", "AUDIT_CANARY_WRITE": "audit-property"}, False),
+        ({"AUDIT_CANARY_WRITE": "custom-attribute"}, False),  # no canary mailbox: no canary at all
+    ],
+)
+def test_the_remediate_group_gains_mail_recipients_only_for_a_custom_attribute_canary(
+    start_emulator, grant, canary, mail_recipients
+):
+    emu = start_emulator(scenario(principal=NOBODY))
+    run = grant(emu, "--exchange-roles", "remediate", "--json", env=canary)
+    assert run.code == 0, run.err
+    with emu.lock:
+        [group] = [g for g in emu.tenant.rbac.role_groups if g["Name"] == "Mailbox Audit Guard (remediate)"]
+    assert ("Mail Recipients" in group["Roles"]) is mail_recipients
+    assert ("Mail Recipients" in run.document["exchange_roles"]["role_group"]["roles"]) is mail_recipients
+    notes = " ".join(run.document["exchange_roles"]["notes"])
+    assert ("Mail Recipients is not included" in notes) is not mail_recipients
+
+
+def test_a_custom_attribute_canary_write_is_allowed_by_the_group_the_grant_made(start_emulator, grant):
+    emu = start_emulator(scenario(principal=NOBODY))
+    grant(emu, "--exchange-roles", "remediate", env={"AUDIT_CANARY_MAILBOX": "canary@contoso.onmicrosoft.com"})
+    with emu.lock:
+        assert emu.tenant.rbac.app_allowed(emu.managed_identity_client_id, "Set-Mailbox", ["CustomAttribute15"])
+
+
+def test_an_unreadable_canary_setting_is_refused_before_anything_is_sent(start_emulator, grant):
+    emu = start_emulator(scenario(principal=NOBODY))
+    run = grant(emu, "--exchange-roles", "remediate", env={"AUDIT_CANARY_WRITE": "both"})
+    assert run.code == 2 and "AUDIT_CANARY_WRITE: must be one of" in run.err
     assert emu.graph_requests == [] and emu.invocations() == []
