@@ -37,8 +37,13 @@ Administrator, the command registers the identity in Exchange Online (New-Servic
 of one custom Exchange role group, created or completed as needed:
   --exchange-roles check      "Mailbox Audit Guard (check)": View-Only Configuration, View-Only Recipients;
   --exchange-roles remediate  "Mailbox Audit Guard (remediate)": those plus Audit Logs, Organization Configuration.
-A dehydrated tenant gets Enable-OrganizationCustomization first (the role group can then take hours to apply).
-Set EXO_PERMISSION_MODEL=role-group on the app afterwards, so its evidence states the model.
+Mail Recipients joins "remediate" only when the canary write needs it (AUDIT_CANARY_MAILBOX set and
+AUDIT_CANARY_WRITE=custom-attribute, the default). A dehydrated tenant gets Enable-OrganizationCustomization
+first (the role group can then take hours to apply). With --retention-policy, on the Security & Compliance
+endpoint too (IPPS_ENDPOINT overrides it): its own New-ServicePrincipal and "Mailbox Audit Guard (retention
+policies)" with the Purview role Organization Configuration (no read-only role reads retention policies; it can
+also delete them; that side needs a Global Administrator). Set EXO_PERMISSION_MODEL=role-group on the app
+afterwards, so its evidence states the model.
 
 Through Microsoft Graph it assigns, on the identity's service principal, only what is missing:
   1. the app role Exchange.ManageAsApp of "Office 365 Exchange Online" (appId 00000002-0000-0ff1-ce00-000000000000);
@@ -48,9 +53,10 @@ Through Microsoft Graph it assigns, on the identity's service principal, only wh
      c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only);
   4. with --search, the app role AuditLogsQuery.Read.All (application permission) of Microsoft Graph (appId
      00000003-0000-0000-c000-000000000000): `python -m shared search` queries the unified audit log with it.
-  5. with --retention-policy: the Entra role Compliance Data Administrator, directory-wide, for the opt-in
-     audit-retention-policy check (AUDIT_RETENTION_POLICY_CHECK=true). It is broad: its Purview Organization
-     Configuration role can also delete audit retention policies; no narrower role reads them.
+  5. with --retention-policy and without --exchange-roles: the Entra role Compliance Data Administrator,
+     directory-wide, for the opt-in audit-retention-policy check (AUDIT_RETENTION_POLICY_CHECK=true). Broader
+     than the Security & Compliance role group: besides Purview Organization Configuration (which can also delete
+     audit retention policies; no narrower role reads them) it reaches the rest of Purview.
 Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant; --exchange-roles
 also needs Exchange Administrator (Role Management in Exchange). Credentials: the Azure CLI login (`az login
 --tenant <tenant id>`; for national clouds `az cloud set` first), then the DefaultAzureCredential chain
@@ -108,8 +114,9 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--retention-policy",
         action="store_true",
-        help="also assign Compliance Data Administrator, which audit-retention-policy needs to read (and fix) "
-        "Purview audit retention policies (broad: it can delete them too)",
+        help="also give what audit-retention-policy needs to read (and fix) Purview audit retention policies: with "
+        "--exchange-roles a Security & Compliance role group with Organization Configuration, else the Entra role "
+        "Compliance Data Administrator (either can delete them too)",
     )
     parser.add_argument(
         "--cloud",
