@@ -1,5 +1,7 @@
 """The Security & Compliance (IPPS) admin API on the wire: the global host's redirect, the audit retention policy
-cmdlets, the token audience, the Purview role check and the Audit (Premium) licence gate (activity-feed.md §6)."""
+cmdlets, the token audience, the Purview role check and the Audit (Premium) licence gate (activity-feed.md §6), and
+the side's own RBAC for apps (service principal pointers and role groups, emulator/rbac.py's second store) that a
+signed-in administrator manages with the grant's cmdlets."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .exchange import CONTENT_TYPE, INVOKE_PATH, Projection, error_response, unauthorized
+from .exchange import CONTENT_TYPE, INVOKE_PATH, Projection, caller_problem, error_response, unauthorized
 from .faults import RESPONSE_KINDS, respond
-from .tokens import EXCHANGE_ROLE, TokenError
+from .rbac import ORGANIZATION_CONFIGURATION, ROLE_MANAGEMENT, compliance_cmdlets
+from .tokens import TokenError
 from .wire import Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -22,6 +25,9 @@ COMPLIANCE_AUDIENCES = frozenset(
 GLOBAL_HOST = "ps.compliance.protection.outlook.com"
 # Entra roles carrying the Purview Organization Configuration role (read and write audit retention policies).
 POLICY_ROLES = frozenset({"compliance administrator", "compliance data administrator", "global administrator"})
+# Entra roles carrying Purview Role Management (the grant's cmdlets): Global Administrator, through the Purview role
+# group Organization Management [I].
+ROLE_MANAGEMENT_ROLES = frozenset({"global administrator"})
 DURATION_DAYS = {
     "SevenDays": 7,
     "OneMonth": 30,
@@ -34,28 +40,36 @@ DURATION_DAYS = {
     "SevenYears": 2555,
     "TenYears": 3650,
 }
-CMDLETS = {
-    name.lower(): name
-    for name in (
-        "Get-UnifiedAuditLogRetentionPolicy",
-        "New-UnifiedAuditLogRetentionPolicy",
-        "Set-UnifiedAuditLogRetentionPolicy",
-    )
-}
+POLICY_CMDLETS = (
+    "Get-UnifiedAuditLogRetentionPolicy",
+    "New-UnifiedAuditLogRetentionPolicy",
+    "Set-UnifiedAuditLogRetentionPolicy",
+)
 TASK_ERROR = "Microsoft.Exchange.Configuration.Tasks.TaskException"
 LICENCE_TEXT = (
     "Your organization doesn't have the appropriate license to create an audit log retention policy with a "
     "retention duration longer than 180 days. Audit (Premium) is required."
 )
-DEFAULTS: dict[str, Any] = {"policies": [], "audit_premium": True, "region": "eur03b", "redirect_location": None}
+DEFAULTS: dict[str, Any] = {
+    "policies": [],
+    "audit_premium": True,
+    "region": "eur03b",
+    "redirect_location": None,
+    "rbac": {},
+}
+RBAC_KEYS = frozenset({"service_principals", "role_groups"})
 
 
 def compliance_settings(raw: Any) -> dict[str, Any]:
-    """The scenario's `compliance` block with defaults; policies get Enabled true and empty filters if missing."""
+    """The scenario's `compliance` block with defaults; policies get Enabled true and empty filters if missing;
+    `rbac`: the side's own `service_principals` and `role_groups` (as in `exchange_rbac`)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict) or set(raw) - set(DEFAULTS):
         raise ValueError(f"compliance must be an object with keys among {', '.join(DEFAULTS)}")
+    rbac = raw.get("rbac") or {}
+    if not isinstance(rbac, dict) or set(rbac) - RBAC_KEYS or not all(isinstance(v, list) for v in rbac.values()):
+        raise ValueError("compliance.rbac must be an object with the lists service_principals and role_groups")
     settings = {**DEFAULTS, **raw}
     settings["policies"] = [
         {"Enabled": True, "RecordTypes": [], "Operations": [], "UserIds": [], "Description": "", **policy}
@@ -75,10 +89,12 @@ def forbidden(cmdlet: str) -> Response:
 
 class ComplianceApi:
     """Handles POST /adminapi/beta/{tenant}/InvokeCommand on the "compliance" listener. State: emu.compliance (a
-    dict: policies, audit_premium, region, redirect_location), guarded by emu.lock."""
+    dict: policies, audit_premium, region, redirect_location) and emu.compliance_rbac, guarded by emu.lock."""
 
     def __init__(self, emulator: Emulator) -> None:
         self.emu = emulator
+        self.rbac_cmdlets = compliance_cmdlets(emulator.compliance_rbac)
+        self.cmdlets = {name.lower(): name for name in (*POLICY_CMDLETS, *self.rbac_cmdlets)}
 
     def handle(self, req: Request) -> Response | None:
         match = INVOKE_PATH.match(req.path)
@@ -94,7 +110,7 @@ class ComplianceApi:
         body = req.json()
         cmdlet_input = body.get("CmdletInput") if isinstance(body, dict) else None
         raw_name = cmdlet_input.get("CmdletName") if isinstance(cmdlet_input, dict) else None
-        cmdlet = CMDLETS.get(raw_name.lower()) if isinstance(raw_name, str) else None
+        cmdlet = self.cmdlets.get(raw_name.lower()) if isinstance(raw_name, str) else None
         fault = self.emu.faults.fire(
             RESPONSE_KINDS - {"garbage_token", "expire_cursor"}, listener="compliance", cmdlet=cmdlet or raw_name
         )
@@ -104,33 +120,46 @@ class ComplianceApi:
 
         return respond(fault, "exchange", proceed, self.emu.wait, real=True) if fault else proceed()
 
-    def _authenticate(self, req: Request, path_tenant: str) -> str | None:
+    def _authenticate(self, req: Request, path_tenant: str) -> tuple[str | None, dict[str, Any]]:
+        """(None, the claims) when the bearer token is acceptable, else (the reason for the 401, {})."""
         scheme, _, token = req.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return "The request has no bearer token."
+            return "The request has no bearer token.", {}
         try:
             claims = self.emu.issuer.verify(token.strip())
         except TokenError as exc:
-            return str(exc)
+            return str(exc), {}
+        return self._check_claims(claims, path_tenant), claims
+
+    def _check_claims(self, claims: dict[str, Any], path_tenant: str) -> str | None:
         if claims.get("aud") not in COMPLIANCE_AUDIENCES:
             return f"The token audience '{claims.get('aud')}' is not valid for this resource."
         if str(claims.get("tid", "")).lower() != self.emu.tenant_id.lower():
             return "The token was issued for a different tenant."
         if path_tenant.lower() not in {self.emu.tenant_id.lower(), self.emu.organization.lower()}:
             return f"The tenant '{path_tenant}' in the URL is not the token's tenant."
-        if EXCHANGE_ROLE not in (claims.get("roles") or []):
-            return f"The token has no '{EXCHANGE_ROLE}' role."
-        return None
+        return caller_problem(claims)
+
+    def _allowed(self, claims: dict[str, Any], cmdlet: str) -> bool:
+        """A retention cmdlet needs Purview Organization Configuration, the grant's cmdlets Role Management: through
+        an Entra role (the administrator's `wids`, the app's `directory_roles`) or, for an app, the roles of this
+        side's role groups its pointer is a member of."""
+        policy = cmdlet in POLICY_CMDLETS
+        user = claims.get("idtyp") == "user"
+        with self.emu.lock:
+            entra = claims.get("wids") if user else self.emu.tenant.principal.get("directory_roles")
+            if {str(r).lower() for r in entra or []} & (POLICY_ROLES if policy else ROLE_MANAGEMENT_ROLES):
+                return True
+            held = set() if user else self.emu.compliance_rbac.roles_of_app(str(claims.get("appid", "")))
+        return (ORGANIZATION_CONFIGURATION if policy else ROLE_MANAGEMENT) in held
 
     def _process(self, req: Request, tenant: str, cmdlet_input: Any, raw_name: Any, cmdlet: str | None) -> Response:
-        reason = self._authenticate(req, tenant)
+        reason, claims = self._authenticate(req, tenant)
         if reason:
             return unauthorized(reason)
         if not isinstance(raw_name, str) or not isinstance(cmdlet_input.get("Parameters", {}), dict):
             return error_response(errors.bad_request("The request body must carry CmdletInput.Parameters."), True)
-        with self.emu.lock:
-            roles = {str(r).lower() for r in self.emu.tenant.principal.get("directory_roles") or []}
-        if cmdlet is None or not roles & POLICY_ROLES:
+        if cmdlet is None or not self._allowed(claims, cmdlet):
             return forbidden(raw_name)
         parameters = cmdlet_input.get("Parameters") or {}
         try:
@@ -153,6 +182,8 @@ class ComplianceApi:
     # ---- the cmdlets (under emu.lock) ---------------------------------------------------------------------------
 
     def _invoke(self, cmdlet: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+        if cmdlet in self.rbac_cmdlets:
+            return self.rbac_cmdlets[cmdlet](parameters, None).rows
         state = self.emu.compliance
         policies: list[dict[str, Any]] = state["policies"]
         if cmdlet == "Get-UnifiedAuditLogRetentionPolicy":

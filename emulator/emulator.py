@@ -22,6 +22,7 @@ from .faults import Fault, FaultSet, FiredFault
 from .graph import GraphApi, GraphState, operation_for
 from .identity import IdentityApi, is_token_request
 from .ingestion import IngestionApi
+from .rbac import compliance_rbac
 from .scenario import load_scenario
 from .server import Dispatch, Listener
 from .tenant import TenantState
@@ -129,6 +130,8 @@ class Emulator:
         self.audit_search = AuditSearch(self)  # the audit log query API's queries; its own lock
         # Security & Compliance (emulator/compliance.py): audit retention policies and the licence; under self.lock.
         self.compliance: dict[str, Any] = compliance_settings(self.scenario["compliance"])
+        # Its own Exchange-style RBAC for apps (pointers, role groups with Purview roles), also under self.lock.
+        self.compliance_rbac = compliance_rbac(self.compliance["rbac"])
         self._compliance = ComplianceApi(self)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------

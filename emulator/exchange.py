@@ -41,6 +41,19 @@ def cmdlet_allowed(cmdlet: str, directory_roles: list[str]) -> bool:
     return "security reader" in roles and cmdlet in READER_CMDLETS
 
 
+def caller_problem(claims: dict[str, Any]) -> str | None:
+    """Why an otherwise valid token may not call the admin API (None: it may): a signed-in administrator
+    (grant-permissions) needs the delegated scope, an app the role Exchange.ManageAsApp. Security & Compliance
+    applies the same rule."""
+    if claims.get("idtyp") == "user":
+        if EXCHANGE_DELEGATED_SCOPE not in str(claims.get("scp", "")).split():
+            return f"The token has no '{EXCHANGE_DELEGATED_SCOPE}' scope."
+        return None
+    if EXCHANGE_ROLE not in (claims.get("roles") or []):
+        return f"The token has no '{EXCHANGE_ROLE}' role."
+    return None
+
+
 def is_write(cmdlet: str | None) -> bool:
     return bool(cmdlet) and cmdlet.lower().startswith(WRITE_PREFIXES)
 
@@ -209,13 +222,7 @@ class ExchangeApi:
             return "The token was issued for a different tenant."
         if path_tenant.lower() not in {self.emu.tenant_id.lower(), self.emu.tenant.organization.lower()}:
             return f"The tenant '{path_tenant}' in the URL is not the token's tenant."
-        if claims.get("idtyp") == "user":  # a signed-in administrator (grant-permissions)
-            if EXCHANGE_DELEGATED_SCOPE not in str(claims.get("scp", "")).split():
-                return f"The token has no '{EXCHANGE_DELEGATED_SCOPE}' scope."
-            return None
-        if EXCHANGE_ROLE not in (claims.get("roles") or []):
-            return f"The token has no '{EXCHANGE_ROLE}' role."
-        return None
+        return caller_problem(claims)
 
     def _allowed(self, req: Request, cmdlet: str, parameters: Any) -> bool:
         """A delegated administrator by the directory roles in the token; an app by its Entra directory roles

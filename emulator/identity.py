@@ -9,6 +9,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from .activity import DEFAULT_ACTIVITY_ROLES, MANAGE_AUDIENCES
+from .compliance import COMPLIANCE_AUDIENCES
 from .faults import RESPONSE_KINDS, respond
 from .graph import DEFAULT_GRAPH_ROLES, GRAPH_AUDIENCE
 from .tokens import ASSERTION_TYPE, EXCHANGE_AUDIENCE, EXCHANGE_DELEGATED_SCOPE, TokenError, audience_from_scope
@@ -156,7 +157,9 @@ class IdentityApi:
         admin = self.emu.admin(username)
         with self.emu.lock:
             roles = list(self.emu.graph.caller_permissions) if audience == GRAPH_AUDIENCE else []
-        scp = EXCHANGE_DELEGATED_SCOPE if audience == EXCHANGE_AUDIENCE else "user_impersonation"
+        # Security & Compliance is served by the same Exchange resource: its delegated admin scope, too [I].
+        admin_api = audience == EXCHANGE_AUDIENCE or audience in COMPLIANCE_AUDIENCES
+        scp = EXCHANGE_DELEGATED_SCOPE if admin_api else "user_impersonation"
         lifetime, honest = self._lifetime("token", req.path)
         token, _ = self.emu.issuer.issue(
             audience=audience,

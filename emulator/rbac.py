@@ -3,7 +3,9 @@
 An app-only caller may run a cmdlet when its Entra directory role allows it (exchange.cmdlet_allowed) or when the
 Exchange service principal pointer of its app id is a member of role groups whose roles cover the cmdlet and every
 parameter sent (permissions.md §2). A delegated caller (a signed-in administrator, grant-permissions) is judged by
-its directory roles. Pure apart from mutating its own lists; callers hold `Emulator.lock`.
+its directory roles. Security & Compliance has RBAC of its own (its own pointers and role groups, Purview roles):
+`compliance_rbac` is a second store of the same class. Pure apart from mutating its own lists; callers hold
+`Emulator.lock`.
 """
 
 from __future__ import annotations
@@ -59,11 +61,26 @@ ROLE_MANAGEMENT_CMDLETS = (
 CMDLET_ROLES.update({name: frozenset({ROLE_MANAGEMENT}) for name in ROLE_MANAGEMENT_CMDLETS})
 _AUDIT_PARAMETER = re.compile(r"^(Audit(Admin|Delegate|Owner|LogAgeLimit|Enabled)|DefaultAuditSet)$", re.IGNORECASE)
 _NOT_JUDGED = frozenset({"identity"} | params.COMMON)
-BUILT_IN_GROUPS = (
+BUILT_IN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Organization Management", KNOWN_ROLES),
     ("View-Only Organization Management", (VIEW_ONLY_CONFIGURATION, VIEW_ONLY_RECIPIENTS)),
     ("Compliance Management", (AUDIT_LOGS, VIEW_ONLY_CONFIGURATION, VIEW_ONLY_RECIPIENTS, "Journaling")),
     ("Recipient Management", (MAIL_RECIPIENTS,)),
+)
+# The Purview roles of the Security & Compliance side the emulator knows, and some of its built-in role groups.
+# Organization Configuration is the one audit retention policies need (read and write, permissions.md §2).
+PURVIEW_ROLES = (
+    ORGANIZATION_CONFIGURATION,
+    ROLE_MANAGEMENT,
+    "View-Only Audit Logs",
+    AUDIT_LOGS,
+    "Retention Management",
+    "View-Only Retention Management",
+)
+PURVIEW_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Organization Management", PURVIEW_ROLES),
+    ("Compliance Administrator", (ORGANIZATION_CONFIGURATION, "View-Only Audit Logs", "Retention Management")),
+    ("Global Reader", ("View-Only Audit Logs", "View-Only Retention Management")),
 )
 
 
@@ -90,15 +107,23 @@ def _key(value: Any) -> str:
 class ExchangeRbac:
     """The tenant's Exchange service principal pointers and role groups, and the cmdlets that manage them."""
 
-    def __init__(self, settings: dict[str, Any], require_hydrated: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        require_hydrated: Callable[[], None],
+        *,
+        known_roles: tuple[str, ...] = KNOWN_ROLES,
+        built_in_groups: tuple[tuple[str, tuple[str, ...]], ...] = BUILT_IN_GROUPS,
+    ) -> None:
         self._require_hydrated = require_hydrated
+        self.known_roles = known_roles
         self.app_roles: list[str] = list(settings.get("app_roles") or [])
         self.service_principals: list[dict[str, Any]] = [
             self._pointer(sp.get("AppId"), sp.get("ObjectId"), sp.get("DisplayName"))
             for sp in settings.get("service_principals") or []
         ]
         self.role_groups: list[dict[str, Any]] = [
-            self._group(name, list(roles), [], built_in=True) for name, roles in BUILT_IN_GROUPS
+            self._group(name, list(roles), [], built_in=True) for name, roles in built_in_groups
         ]
         for group in settings.get("role_groups") or []:
             self.role_groups.append(self._group(str(group["Name"]), list(group.get("Roles") or []), []))
@@ -222,7 +247,7 @@ class ExchangeRbac:
         names = value if isinstance(value, list) else [value] if value else []
         roles = []
         for name in names:
-            canonical = next((r for r in KNOWN_ROLES if r.lower() == str(name).strip().lower()), None)
+            canonical = next((r for r in self.known_roles if r.lower() == str(name).strip().lower()), None)
             if canonical is None:
                 raise errors.not_found(str(name))
             roles.append(canonical)
@@ -318,3 +343,14 @@ class ExchangeRbac:
         needs = requirements(cmdlet, names)
         allowed = [r for r in KNOWN_ROLES if all(r in need for need in needs)]
         return CmdletResult([{"Name": r, "Identity": r, "RoleType": r.replace(" ", "")} for r in allowed])
+
+
+def compliance_rbac(settings: dict[str, Any]) -> ExchangeRbac:
+    """The Security & Compliance side's own store: Purview roles and groups, no customisation step, and the same
+    pointer and role-group cmdlets except Get-ManagementRole (which does not work there, permissions.md §4)."""
+    return ExchangeRbac(settings, lambda: None, known_roles=PURVIEW_ROLES, built_in_groups=PURVIEW_GROUPS)
+
+
+def compliance_cmdlets(rbac: ExchangeRbac) -> dict[str, Callable[[dict[str, Any], str | None], CmdletResult]]:
+    """The Security & Compliance side's RBAC cmdlets: Exchange's, without Get-ManagementRole."""
+    return {name: run for name, run in rbac.cmdlets().items() if name != "Get-ManagementRole"}

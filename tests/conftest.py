@@ -5,4 +5,9 @@ as a child) and next to the tests that use them. Markers (pyproject.toml): `slow
 the ones that run a real child process; `pytest -m "not slow"` (`make quick`) is the inner loop, CI runs all.
 """
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.report_tools", "tests.activity.stores"]
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.admin_sign_in",
+    "tests.support.report_tools",
+    "tests.activity.stores",
+]

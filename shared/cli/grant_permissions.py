@@ -20,12 +20,13 @@ from shared.config.clouds import CLOUDS, Cloud
 from shared.config.loader import graph_target
 from shared.exchange.auth import CredentialTokenProvider, TokenError, unverified_claims
 from shared.exchange.client import ExchangeClient, new_session
+from shared.exchange.compliance import COMPLIANCE_RBAC_CMDLETS, compliance_client
 from shared.graph.client import GraphClient
 from shared.graph.grant import grant_permissions
 from shared.graph.grant_plan import GrantReport, Principal, is_guid
 from shared.graph.grant_render import render_text, report_document
 from shared.graph.role_groups import grant_exchange_roles
-from shared.graph.role_groups_plan import App, RoleGroupReport, Use
+from shared.graph.role_groups_plan import COMPLIANCE, EXCHANGE, App, RoleGroupReport, Use
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -36,8 +37,13 @@ Administrator, the command registers the identity in Exchange Online (New-Servic
 of one custom Exchange role group, created or completed as needed:
   --exchange-roles check      "Mailbox Audit Guard (check)": View-Only Configuration, View-Only Recipients;
   --exchange-roles remediate  "Mailbox Audit Guard (remediate)": those plus Audit Logs, Organization Configuration.
-A dehydrated tenant gets Enable-OrganizationCustomization first (the role group can then take hours to apply).
-Set EXO_PERMISSION_MODEL=role-group on the app afterwards, so its evidence states the model.
+Mail Recipients joins "remediate" only when the canary write needs it (AUDIT_CANARY_MAILBOX set and
+AUDIT_CANARY_WRITE=custom-attribute, the default). A dehydrated tenant gets Enable-OrganizationCustomization
+first (the role group can then take hours to apply). With --retention-policy, on the Security & Compliance
+endpoint too (IPPS_ENDPOINT overrides it): its own New-ServicePrincipal and "Mailbox Audit Guard (retention
+policies)" with the Purview role Organization Configuration (no read-only role reads retention policies; it can
+also delete them; that side needs a Global Administrator). Set EXO_PERMISSION_MODEL=role-group on the app
+afterwards, so its evidence states the model.
 
 Through Microsoft Graph it assigns, on the identity's service principal, only what is missing:
   1. the app role Exchange.ManageAsApp of "Office 365 Exchange Online" (appId 00000002-0000-0ff1-ce00-000000000000);
@@ -47,9 +53,10 @@ Through Microsoft Graph it assigns, on the identity's service principal, only wh
      c5393580-f805-4401-95e8-94b7a6ef2fc2): the activity watch reads the audit feed with it (also with --read-only);
   4. with --search, the app role AuditLogsQuery.Read.All (application permission) of Microsoft Graph (appId
      00000003-0000-0000-c000-000000000000): `python -m shared search` queries the unified audit log with it.
-  5. with --retention-policy: the Entra role Compliance Data Administrator, directory-wide, for the opt-in
-     audit-retention-policy check (AUDIT_RETENTION_POLICY_CHECK=true). It is broad: its Purview Organization
-     Configuration role can also delete audit retention policies; no narrower role reads them.
+  5. with --retention-policy and without --exchange-roles: the Entra role Compliance Data Administrator,
+     directory-wide, for the opt-in audit-retention-policy check (AUDIT_RETENTION_POLICY_CHECK=true). Broader
+     than the Security & Compliance role group: besides Purview Organization Configuration (which can also delete
+     audit retention policies; no narrower role reads them) it reaches the rest of Purview.
 Run it as a Privileged Role Administrator (or Global Administrator) of the Microsoft 365 tenant; --exchange-roles
 also needs Exchange Administrator (Role Management in Exchange). Credentials: the Azure CLI login (`az login
 --tenant <tenant id>`; for national clouds `az cloud set` first), then the DefaultAzureCredential chain
@@ -107,8 +114,9 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--retention-policy",
         action="store_true",
-        help="also assign Compliance Data Administrator, which audit-retention-policy needs to read (and fix) "
-        "Purview audit retention policies (broad: it can delete them too)",
+        help="also give what audit-retention-policy needs to read (and fix) Purview audit retention policies: with "
+        "--exchange-roles a Security & Compliance role group with Organization Configuration, else the Entra role "
+        "Compliance Data Administrator (either can delete them too)",
     )
     parser.add_argument(
         "--cloud",
@@ -198,35 +206,70 @@ def _grant(
             dry_run=args.dry_run,
         )
         if use is not None and report.principal is not None and report.results:
-            report.exchange = _exchange_roles(report.principal, use, target.exchange_url, cloud, credential, args)
+            report.exchange = _role_groups(
+                report.principal,
+                use,
+                EXCHANGE,
+                target.exchange_url,
+                cloud.token_scope,
+                credential,
+                args,
+                target.canary_needs_mail_recipients,
+            )
+            if retention:
+                url = target.compliance_url
+                scope = cloud.compliance_scope or (f"{url}/.default" if url else None)
+                report.compliance = _role_groups(report.principal, use, COMPLIANCE, url, scope, credential, args)
     return report
 
 
-def _exchange_roles(
-    principal: Principal, use: Use, exchange_url: str, cloud: Cloud, credential: TokenCredential, args: Any
+def _role_groups(
+    principal: Principal,
+    use: Use,
+    endpoint: str,
+    url: str | None,
+    scope: str | None,
+    credential: TokenCredential,
+    args: Any,
+    canary_needs_mail_recipients: bool = False,
 ) -> RoleGroupReport:
-    """The Exchange part, signed in as the administrator: a delegated token for Exchange from the same credential
-    chain, sent by the app's own InvokeCommand client (its tenant and routing anchor read from the token)."""
-    tokens = CredentialTokenProvider(credential, cloud.token_scope)
+    """One endpoint's role group part, signed in as the administrator: a delegated token for the endpoint's
+    audience from the same credential chain, sent by the app's own InvokeCommand client (its tenant and routing
+    anchor read from the token). Security & Compliance gets the IPPS client: only the grant's cmdlets, the
+    regional redirect followed and pinned."""
+
+    def failed(error: str) -> RoleGroupReport:
+        return RoleGroupReport(use=use, endpoint_url=url or "", endpoint=endpoint, dry_run=args.dry_run, error=error)
+
+    if url is None or scope is None:
+        return failed("No Security & Compliance host is known for this cloud; set IPPS_ENDPOINT.")
+    tokens = CredentialTokenProvider(credential, scope)
     try:
         claims = unverified_claims(tokens.get_token())
     except TokenError as exc:
-        return RoleGroupReport(use=use, endpoint_url=exchange_url, dry_run=args.dry_run, error=str(exc))
+        return failed(str(exc))
     tenant_id = str(claims.get("tid") or "")
     user = str(claims.get("upn") or claims.get("preferred_username") or "") or None
     if not is_guid(tenant_id):
-        return RoleGroupReport(
-            use=use,
-            endpoint_url=exchange_url,
-            dry_run=args.dry_run,
-            error="The Exchange token names no tenant (tid); sign in with `az login --tenant <tenant id>`.",
+        return failed("The sign-in token names no tenant (tid); sign in with `az login --tenant <tenant id>`.")
+    # Delegated sessions route by the caller (exchange-admin-api.md §2.2).
+    anchor = f"UPN:{user}" if user else None
+    if endpoint == COMPLIANCE:
+        client = compliance_client(
+            url, tenant_id, tokens, anchor=anchor or "", cmdlets=COMPLIANCE_RBAC_CMDLETS, session=new_session()
         )
-    client = ExchangeClient(exchange_url, tenant_id, tokens, session=new_session())
-    if user:
-        client.default_anchor = f"UPN:{user}"  # delegated sessions route by the caller (exchange-admin-api.md §2.2)
+    else:
+        client = ExchangeClient(url, tenant_id, tokens, session=new_session(), default_anchor=anchor)
     try:
         app = App(principal.app_id, principal.id, principal.display_name)
-        # CANARY (issue 12): pass the configured canary write's need here once its setting exists.
-        return grant_exchange_roles(client, app, use, dry_run=args.dry_run, signed_in=user)
+        return grant_exchange_roles(
+            client,
+            app,
+            use,
+            endpoint=endpoint,
+            dry_run=args.dry_run,
+            canary_needs_mail_recipients=canary_needs_mail_recipients,
+            signed_in=user,
+        )
     finally:
         client.close()

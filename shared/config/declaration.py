@@ -336,8 +336,9 @@ SETTINGS: tuple[Setting, ...] = (
         "policy",
         "flag",
         "`true`: also run `audit-retention-policy` (Purview audit retention policies on the Security & Compliance "
-        "endpoint). Off by default: reading them needs Compliance Data Administrator or Compliance Administrator, "
-        "more than Global Reader (see Permissions)",
+        "endpoint). Off by default: reading them needs the Purview role Organization Configuration (a Security & "
+        "Compliance role group, `grant-permissions --exchange-roles ... --retention-policy`, or the Entra role "
+        "Compliance Data Administrator), which can also delete them (see Permissions)",
         "`false`",
         example="false",
     ),

@@ -479,12 +479,17 @@ class GraphTarget:
     graph_url: str
     problem: str | None = None  # "VARIABLE: what is wrong", for the command to report before anything is sent
     exchange_url: str = ""  # EXO_ENDPOINT or the cloud's Exchange host: where --exchange-roles signs in
+    # IPPS_ENDPOINT or the cloud's Security & Compliance host (None: none known): --exchange-roles --retention-policy
+    compliance_url: str | None = None
+    # AUDIT_CANARY_MAILBOX set and AUDIT_CANARY_WRITE=custom-attribute: the remediate role group needs Mail Recipients
+    canary_needs_mail_recipients: bool = False
 
 
 def graph_target(env: Mapping[str, str], cloud_override: str | None = None) -> GraphTarget:
-    """EXO_CLOUD (or --cloud) and GRAPH_ENDPOINT, checked: only the tools read these, so they are parsed on demand."""
+    """EXO_CLOUD (or --cloud), GRAPH_ENDPOINT, EXO_ENDPOINT, IPPS_ENDPOINT and the canary's AUDIT_CANARY_* settings,
+    checked: only the tools read these together, so they are parsed on demand."""
     from shared.config.clouds import CLOUDS
-    from shared.config.settings import check_base_url
+    from shared.config.settings import check_base_url, parse_canary
 
     reader = Env(env)
     cloud_name = (cloud_override or (reader.get("EXO_CLOUD") or "") or "global").lower()
@@ -497,4 +502,19 @@ def graph_target(env: Mapping[str, str], cloud_override: str | None = None) -> G
     exchange_url = ((reader.get("EXO_ENDPOINT") or "") or cloud.exchange_url).rstrip("/")
     if (problem := check_base_url(exchange_url, allow_loopback_http=True)) is not None:
         return GraphTarget(cloud_name, graph_url, f"EXO_ENDPOINT: {problem}", exchange_url)
-    return GraphTarget(cloud_name, graph_url, exchange_url=exchange_url)
+    compliance_url = ((reader.get("IPPS_ENDPOINT") or "") or (cloud.compliance_url or "")).rstrip("/") or None
+    if compliance_url and (problem := check_base_url(compliance_url, allow_loopback_http=True)) is not None:
+        hint = problem.replace("outlook.office365.com", "ps.compliance.protection.outlook.com")
+        return GraphTarget(cloud_name, graph_url, f"IPPS_ENDPOINT: {hint}", exchange_url)
+    problems: dict[str, str] = {}
+    canary = parse_canary(reader, problems)
+    if problems:  # the role group depends on the canary: a setting that cannot be read changes nothing
+        name, text = next(iter(problems.items()))
+        return GraphTarget(cloud_name, graph_url, f"{name}: {text}", exchange_url)
+    return GraphTarget(
+        cloud_name,
+        graph_url,
+        exchange_url=exchange_url,
+        compliance_url=compliance_url,
+        canary_needs_mail_recipients=canary.needs_mail_recipients,
+    )

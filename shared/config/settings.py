@@ -251,6 +251,12 @@ class CanarySettings:
     attribute: str = "CustomAttribute15"
     max_delay_hours: float = 24.0
 
+    @property
+    def needs_mail_recipients(self) -> bool:
+        """Whether the canary write needs the broad Exchange role Mail Recipients (`Set-Mailbox -CustomAttributeN`,
+        permissions.md §2); an `audit-property` write stays inside Audit Logs, and no canary writes nothing."""
+        return self.mailbox is not None and self.write == "custom-attribute"
+
 
 def parse_canary(env: Env, problems: dict[str, str]) -> CanarySettings:
     """The AUDIT_CANARY_* settings; problems are recorded under their variable's name (defaults stand in)."""

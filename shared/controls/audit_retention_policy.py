@@ -2,7 +2,8 @@
 
 Read with `Get-UnifiedAuditLogRetentionPolicy` on the Security & Compliance endpoint (activity-feed.md §6). Opt-in
 (AUDIT_RETENTION_POLICY_CHECK=true): reading the policies needs the Purview Organization Configuration role
-(Entra Compliance Data Administrator or Compliance Administrator), which can also delete them.
+(a Security & Compliance role group, or Entra Compliance Data Administrator or Compliance Administrator), which can
+also delete them.
 
 Effective retention, per Exchange record type, for all users (`effective_retention`, pure):
 - only enabled policies count; a policy without RecordTypes covers every type;
@@ -52,10 +53,13 @@ LOWEST_PRIORITY = 10000
 MAX_POLICIES = 50
 POLICY_NAME = "Mailbox Audit Guard - Exchange audit retention"
 POLICY_DESCRIPTION = "Keeps Exchange mailbox and admin audit records searchable for the minimum (mailbox-audit-guard)."
-ROLES = "Compliance Data Administrator or Compliance Administrator"
+ROLES = (
+    "Purview role Organization Configuration (a Security & Compliance role group, or the Entra role Compliance Data "
+    "Administrator or Compliance Administrator)"
+)
 NOT_RUN = (
     "switched off (AUDIT_RETENTION_POLICY_CHECK is not true): reading Purview audit retention policies needs the "
-    f"Entra role {ROLES}, more than Global Reader, so this check is opt-in"
+    f"{ROLES}, which can also delete them, so this check is opt-in"
 )
 
 
@@ -364,7 +368,7 @@ CONTROL = Control(
         "(a lower Priority number wins; a shorter policy ranked higher shortens retention, also one for some users "
         "only); without a policy for all users, Audit (Standard) keeps records 180 days. Microsoft's Audit "
         "(Premium) 1-year default covers E5-licensed users only and is not counted. Opt-in "
-        f"(AUDIT_RETENTION_POLICY_CHECK=true): reading the policies needs the Entra role {ROLES}.",
+        f"(AUDIT_RETENTION_POLICY_CHECK=true): reading the policies needs the {ROLES}.",
         fact_labels={
             "minimum_days": "Minimum (AUDIT_MIN_SEARCH_RETENTION_DAYS, days)",
             "policies_read": "Retention policies read",

@@ -8,13 +8,29 @@ to the global host answers with a redirect to the tenant's regional host, which 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
+from shared.exchange.auth import TokenProvider
 from shared.exchange.client import ORGANIZATION_ANCHOR_GUID, ExchangeClient
 from shared.exchange.errors import ComplianceUnavailable
 
-# The only cmdlets sent there: never Get-/Set-AdminAuditLogConfig, whose value IPPS always reports False (§6.6).
+# The only cmdlets the app sends there: never Get-/Set-AdminAuditLogConfig, whose value IPPS always reports False
+# (§6.6).
 COMPLIANCE_CMDLETS = frozenset(
     {"Get-UnifiedAuditLogRetentionPolicy", "New-UnifiedAuditLogRetentionPolicy", "Set-UnifiedAuditLogRetentionPolicy"}
+)
+# The only cmdlets grant-permissions (a signed-in administrator) sends there: the app's pointer and its role group.
+COMPLIANCE_RBAC_CMDLETS = frozenset(
+    {
+        "New-ServicePrincipal",
+        "Get-ServicePrincipal",
+        "New-RoleGroup",
+        "Get-RoleGroup",
+        "Get-RoleGroupMember",
+        "Add-RoleGroupMember",
+        "New-ManagementRoleAssignment",
+    }
 )
 ENDPOINT_SETTING = "IPPS_ENDPOINT"
 
@@ -40,6 +56,24 @@ def regional_host(home_host: str) -> Callable[[str, int | None], tuple[str, int 
         return f"{host.split('.', maxsplit=1)[0]}.{home_host}", 443
 
     return rewrite
+
+
+def compliance_client(
+    url: str, tenant_id: str, tokens: TokenProvider, *, anchor: str, cmdlets: frozenset[str], **options: Any
+) -> ExchangeClient:
+    """The Exchange client on the IPPS host `url`: only `cmdlets`, the regional redirect followed and pinned, the
+    messages naming IPPS_ENDPOINT. `tokens` must be for the global host's audience (§6.2); `options` go to
+    ExchangeClient (policy, run_deadline, session)."""
+    return ExchangeClient(
+        url,
+        tenant_id,
+        tokens,
+        default_anchor=anchor,
+        cmdlets=cmdlets,
+        endpoint_setting=ENDPOINT_SETTING,
+        redirect_host=regional_host((urlsplit(url).hostname or "").lower()),
+        **options,
+    )
 
 
 class ComplianceConnection:

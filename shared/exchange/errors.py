@@ -15,13 +15,15 @@ from shared.exchange.roles import missing_role_hint
 from shared.text import shorten
 
 WRITE_ROLES_HINT = "Exchange Administrator (to remediate) or Global Reader (to check only)"
-# Purview audit retention policies (activity-feed.md §6.4): reading them, too, needs the Purview Organization
-# Configuration role, which both of these Entra roles carry; Global Reader and Security Reader answer 403.
+# Purview audit retention policies (activity-feed.md §6.4, permissions.md §2): reading them, too, needs the Purview
+# role Organization Configuration; a Security & Compliance role group holding it (least privilege) or the Entra roles
+# Compliance Data Administrator and Compliance Administrator give it; Global Reader and Security Reader answer 403.
 RETENTION_ROLES_HINT = (
-    "The app has no role that allows {cmdlet} on the Security & Compliance endpoint: it needs the Purview "
-    "Organization Configuration role, which the Entra roles Compliance Data Administrator and Compliance "
-    "Administrator carry ({purpose}; Global Reader is not enough). Assign one to its service principal "
-    "(`python -m shared grant-permissions --retention-policy`), or switch the check off "
+    "The app has no role that allows {cmdlet} on the Security & Compliance endpoint: it needs the Purview role "
+    "Organization Configuration ({purpose}; no read-only role works, Global Reader is not enough). Least privilege: "
+    "a Security & Compliance role group holding only that role (`python -m shared grant-permissions --exchange-roles "
+    "check --retention-policy`, or `remediate`); broader: the Entra role Compliance Data Administrator or Compliance "
+    "Administrator (`python -m shared grant-permissions --retention-policy`). Or switch the check off "
     "(AUDIT_RETENTION_POLICY_CHECK=false)."
 )
 RETENTION_LICENCE_HINT = (
@@ -303,8 +305,9 @@ def classify_error(
             purpose = "to read the policies" if cmdlet.lower().startswith("get-") else "to create or change a policy"
             kwargs["hint"] = RETENTION_ROLES_HINT.format(cmdlet=cmdlet, purpose=purpose)
             return ExchangePermissionError(
-                f"access denied to {cmdlet}: the role Compliance Data Administrator or Compliance Administrator is "
-                f"missing{detail}",
+                f"access denied to {cmdlet}: the Purview role Organization Configuration is missing (a Security & "
+                f"Compliance role group, or the Entra role Compliance Data Administrator or Compliance "
+                f"Administrator){detail}",
                 **kwargs,
             )
         role = missing_role_hint(cmdlet, parameters)

@@ -8,11 +8,12 @@ identity's service principal:
    the activity watch reads the audit feed with it (read-only, so --read-only grants it too);
 4. with --search, the app role `AuditLogsQuery.Read.All` (application permission) of Microsoft Graph: the
    investigation search (`python -m shared search`) queries the audit log with it (activity-feed.md §4.2).
-5. with --retention-policy only: the Entra role Compliance Data Administrator, directory-wide, for the opt-in
-   audit-retention-policy control (activity-feed.md §6.4). Reading audit retention policies needs the Purview
-   Organization Configuration role, which also creates, changes and deletes them; Compliance Data Administrator
-   carries it with less besides than Compliance Administrator, so it serves checks and remediation alike
-   (Compliance Administrator, if already held, counts as in place).
+5. with --retention-policy only, and without --exchange-roles: the Entra role Compliance Data Administrator,
+   directory-wide, for the opt-in audit-retention-policy control (activity-feed.md §6.4). Reading audit retention
+   policies needs the Purview Organization Configuration role, which also creates, changes and deletes them;
+   Compliance Data Administrator carries it with less besides than Compliance Administrator, so it serves checks
+   and remediation alike (Compliance Administrator, if already held, counts as in place). With --exchange-roles a
+   Security & Compliance role group holding only that Purview role replaces it (shared/graph/role_groups.py).
 
 No I/O here: shared/graph/grant.py reads Graph and posts what `plan_grants` finds missing.
 """
@@ -252,10 +253,13 @@ def plan_grants(
             "Administrator; remove it unless something else uses it."
         )
     if not directory_role:
+        held: tuple[str, ...] = (EXCHANGE_ADMINISTRATOR, GLOBAL_READER)
+        if retention_policy:
+            held += (COMPLIANCE_DATA_ADMINISTRATOR, COMPLIANCE_ADMINISTRATOR)
         notes = [
-            f"The principal also holds the Entra role {ROLE_NAMES[r]}, broader than the Exchange role group; remove "
-            "that assignment once the role group works (least privilege)."
-            for r in (EXCHANGE_ADMINISTRATOR, GLOBAL_READER)
+            f"The principal also holds the Entra role {ROLE_NAMES[r]}, broader than the role groups; remove that "
+            "assignment once the role groups work (least privilege)."
+            for r in held
             if r in wide
         ]
     if GLOBAL_ADMINISTRATOR in wide:
@@ -310,7 +314,7 @@ def plan_grants(
                 GRAPH_DISPLAY_NAME,
             ),
         )
-    if retention_policy:
+    if retention_policy and directory_role:  # with role groups, the Security & Compliance group gives it instead
         notes.append(RETENTION_ROLE_WARNING)
         grants += (
             Grant(
@@ -387,18 +391,23 @@ class GrantReport:
     directory_role: bool = True  # False with --exchange-roles: role groups instead of an Entra role
     dry_run: bool = False
     exchange: RoleGroupReport | None = None  # --exchange-roles: what the Exchange part found and did
+    compliance: RoleGroupReport | None = None  # --exchange-roles --retention-policy: the Security & Compliance part
     results: list[GrantResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def all_errors(self) -> str | None:
-        """The Graph part's error and the Exchange part's, for stderr."""
-        texts = [self.error, self.exchange.error if self.exchange else None]
+        """The Graph part's error and the role group parts', for stderr."""
+        texts = [self.error, *(part.error for part in self.role_groups)]
         return "\n".join(t for t in texts if t) or None
+
+    @property
+    def role_groups(self) -> tuple[RoleGroupReport, ...]:
+        return tuple(part for part in (self.exchange, self.compliance) if part is not None)
 
     @property
     def exit_code(self) -> int:
         ok = {Outcome.ASSIGNED, Outcome.ALREADY_ASSIGNED, Outcome.PLANNED}
         graph_ok = self.error is None and self.results and all(r.outcome in ok for r in self.results)
-        return 0 if graph_ok and (self.exchange is None or self.exchange.ok) else 2
+        return 0 if graph_ok and all(part.ok for part in self.role_groups) else 2

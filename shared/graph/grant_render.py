@@ -6,8 +6,8 @@ from typing import Any
 
 from shared import __version__
 from shared.graph.grant_plan import GrantReport, Outcome, wanted_directory_role
+from shared.graph.role_groups_plan import ENDPOINTS, RoleGroupReport
 from shared.graph.role_groups_plan import Outcome as StepOutcome
-from shared.graph.role_groups_plan import RoleGroupReport
 
 LEAST_PRIVILEGE_HINT = (
     "Least privilege: an Exchange role group (`--exchange-roles check` or `--exchange-roles remediate`) can "
@@ -16,7 +16,7 @@ LEAST_PRIVILEGE_HINT = (
 MODEL_HINT = "Set EXO_PERMISSION_MODEL=role-group on the app, so its evidence states the permission model."
 
 
-_WORDS = {3: "three", 4: "four", 5: "five"}
+_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 
 def render_text(report: GrantReport) -> str:
@@ -31,8 +31,8 @@ def render_text(report: GrantReport) -> str:
     # A failure's explanation goes to stderr (the CLI prints report.error); the line only says that it failed.
     lines += [f"  {r.grant.label}: {'FAILED' if r.outcome is Outcome.FAILED else r.message}" for r in report.results]
     lines += [f"Note: {note}" for note in report.notes]
-    if report.exchange is not None:
-        lines += _exchange_lines(report.exchange)
+    for part in report.role_groups:
+        lines += _role_group_lines(part)
     if report.exit_code == 0 and report.dry_run:
         lines.append("Dry run: nothing was changed; the lines above say what a run would do (exit code 0).")
     elif report.exit_code == 0:
@@ -41,26 +41,26 @@ def render_text(report: GrantReport) -> str:
             f"All {count} assignments are in place (exit code 0). New assignments can take a while "
             "to reach Exchange Online and the audit feed; run `python -m shared check` to confirm."
         )
-        lines.append(MODEL_HINT if report.exchange is not None else LEAST_PRIVILEGE_HINT)
+        lines.append(MODEL_HINT if report.role_groups else LEAST_PRIVILEGE_HINT)
     else:
         lines.append("Error: not every assignment is in place (exit code 2).")
     return "\n".join(lines)
 
 
-def _exchange_lines(exchange: RoleGroupReport) -> list[str]:
-    who = f" signed in as {exchange.signed_in}" if exchange.signed_in else ""
-    name = f' "{exchange.group.name}"' if exchange.group else ""
-    lines = [f"Exchange role group{name} for {exchange.use} via {exchange.endpoint_url}{who}"]
-    lines += [
-        f"  {r.step.label}: {'FAILED' if r.outcome is StepOutcome.FAILED else r.message}" for r in exchange.results
-    ]
-    lines += [f"Note: {note}" for note in exchange.notes]
-    if exchange.changed_nothing:
-        lines.append("Exchange: everything was already in place; nothing was changed.")
+def _role_group_lines(part: RoleGroupReport) -> list[str]:
+    who = f" signed in as {part.signed_in}" if part.signed_in else ""
+    name = f' "{part.group.name}"' if part.group else ""
+    title = "Exchange" if part.endpoint == "exchange" else ENDPOINTS[part.endpoint].title
+    lines = [f"{title} role group{name} for {part.use} via {part.endpoint_url}{who}"]
+    lines += [f"  {r.step.label}: {'FAILED' if r.outcome is StepOutcome.FAILED else r.message}" for r in part.results]
+    lines += [f"Note: {note}" for note in part.notes]
+    if part.changed_nothing:
+        lines.append(f"{title}: everything was already in place; nothing was changed.")
     return lines
 
 
 def exchange_document(exchange: RoleGroupReport) -> dict[str, Any]:
+    """One endpoint's role group part (the Exchange one, or the Security & Compliance one)."""
     return {
         "use": str(exchange.use),
         "endpoint": exchange.endpoint_url,
@@ -101,6 +101,7 @@ def report_document(report: GrantReport) -> dict[str, Any]:
         "permission_model": "entra-role" if report.directory_role else "role-group",
         "directory_role": {"id": role_id, "name": role_name} if report.directory_role else None,
         "exchange_roles": None if report.exchange is None else exchange_document(report.exchange),
+        "compliance_roles": None if report.compliance is None else exchange_document(report.compliance),
         "retention_policy": report.retention_policy,
         "assignments": [
             {"kind": r.grant.kind, "name": r.grant.name, "outcome": str(r.outcome), "message": r.message}

@@ -3,10 +3,11 @@
 Least privilege through Exchange RBAC (permissions.md §1, §3): the app gets a pointer in Exchange
 (`New-ServicePrincipal`) and membership of one custom role group per use, instead of the Entra role Exchange
 Administrator (which holds Role Management) or Global Reader (which reads all of Microsoft 365). The groups are a
-data table (`ROLE_GROUPS`), keyed by endpoint and use, so the Security & Compliance side (Purview Organization
-Configuration for the retention-policy control, with its own `New-ServicePrincipal`) is one more row.
+data table (`ROLE_GROUPS`), keyed by endpoint and use: the Security & Compliance side (the Purview role
+Organization Configuration for the opt-in retention-policy control, with its own `New-ServicePrincipal`) is one
+more row, granted only with `--retention-policy`.
 
-No I/O here: shared/graph/role_groups.py reads Exchange, calls `plan_role_groups` and sends the missing steps.
+No I/O here: shared/graph/role_groups.py reads the endpoint, calls `plan_role_groups` and sends the missing steps.
 """
 
 from __future__ import annotations
@@ -24,11 +25,19 @@ from shared.exchange.roles import (
     VIEW_ONLY_RECIPIENTS,
 )
 
-EXCHANGE = "exchange"  # the Exchange Online admin endpoint; issue 12 adds "compliance" (Security & Compliance)
+EXCHANGE = "exchange"  # the Exchange Online admin endpoint
+COMPLIANCE = "compliance"  # the Security & Compliance (IPPS) admin endpoint: audit retention policies
 CUSTOMISATION_NOTE = (
     "The tenant was dehydrated: Enable-OrganizationCustomization ran first. Microsoft says the change can take "
     "up to a few hours to apply; until then Exchange may refuse the role group (run this command again later) "
     "and the new roles may not reach the app yet."
+)
+
+
+RETENTION_ROLE_GROUP_WARNING = (
+    "The Purview role Organization Configuration (for audit-retention-policy) can also create, change and delete "
+    "audit retention policies: Purview offers no read-only role that reads them. Grant it only "
+    "if you run that check (AUDIT_RETENTION_POLICY_CHECK=true)."
 )
 
 
@@ -38,18 +47,35 @@ class Use(StrEnum):
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """An admin endpoint with its own RBAC: its name in messages and whether a dehydrated tenant must be
+    customised there first (Exchange only; Security & Compliance has no Enable-OrganizationCustomization step)."""
+
+    name: str
+    title: str
+    customisation: bool
+
+
+ENDPOINTS = {
+    EXCHANGE: Endpoint(EXCHANGE, "Exchange Online", customisation=True),
+    COMPLIANCE: Endpoint(COMPLIANCE, "Security & Compliance", customisation=False),
+}
+
+
+@dataclass(frozen=True)
 class RoleGroupSpec:
     """One custom role group the app is made a member of."""
 
     endpoint: str
-    use: Use
+    use: Use | None  # None: every use (a group that serves checks and remediation alike)
     name: str
     roles: tuple[str, ...]
     description: str
 
 
 # The role groups per endpoint and use (permissions.md §3). Mail Recipients joins "remediate" only when the
-# configured canary write needs it (`canary_needs_mail_recipients`).
+# configured canary write needs it (`canary_needs_mail_recipients`). Reading retention policies already needs the
+# Purview role that writes them (no read-only role works, permissions.md §2), so one group serves both uses there.
 ROLE_GROUPS: tuple[RoleGroupSpec, ...] = (
     RoleGroupSpec(
         EXCHANGE,
@@ -65,20 +91,28 @@ ROLE_GROUPS: tuple[RoleGroupSpec, ...] = (
         (VIEW_ONLY_CONFIGURATION, VIEW_ONLY_RECIPIENTS, AUDIT_LOGS, ORGANIZATION_CONFIGURATION),
         "Mailbox Audit Guard: read and remediate the audit configuration.",
     ),
+    RoleGroupSpec(
+        COMPLIANCE,
+        None,
+        "Mailbox Audit Guard (retention policies)",
+        (ORGANIZATION_CONFIGURATION,),
+        "Mailbox Audit Guard: read and fix the Purview audit retention policies (audit-retention-policy).",
+    ),
 )
 
 
 def role_group(endpoint: str, use: Use, *, canary_needs_mail_recipients: bool = False) -> RoleGroupSpec:
-    """The group for this endpoint and use; remediation adds Mail Recipients only for a custom-attribute canary."""
-    spec = next(g for g in ROLE_GROUPS if g.endpoint == endpoint and g.use is use)
-    if use is Use.REMEDIATE and canary_needs_mail_recipients and MAIL_RECIPIENTS not in spec.roles:
+    """The group for this endpoint and use; Exchange remediation adds Mail Recipients only for a custom-attribute
+    canary."""
+    spec = next(g for g in ROLE_GROUPS if g.endpoint == endpoint and g.use in (use, None))
+    if spec.use is Use.REMEDIATE and canary_needs_mail_recipients and MAIL_RECIPIENTS not in spec.roles:
         return RoleGroupSpec(spec.endpoint, spec.use, spec.name, (*spec.roles, MAIL_RECIPIENTS), spec.description)
     return spec
 
 
 def other_groups(spec: RoleGroupSpec) -> tuple[RoleGroupSpec, ...]:
     """The same endpoint's groups for the other uses (membership there is reported, never changed)."""
-    return tuple(g for g in ROLE_GROUPS if g.endpoint == spec.endpoint and g.use is not spec.use)
+    return tuple(g for g in ROLE_GROUPS if g.endpoint == spec.endpoint and g.use not in (spec.use, None))
 
 
 # ---- what Exchange holds now --------------------------------------------------------------------------------------
@@ -103,7 +137,8 @@ class GroupState:
 
 @dataclass(frozen=True)
 class ExchangeState:
-    """What the grant read: the organization's hydration, the app's pointer (None: absent), the groups by name."""
+    """What the grant read: the organization's hydration (always False where there is no customisation step), the
+    app's pointer (None: absent), the groups by name."""
 
     dehydrated: bool
     service_principal: Mapping[str, Any] | None
@@ -160,27 +195,39 @@ class RoleGroupPlan:
 
 
 def plan_role_groups(
-    app: App, state: ExchangeState, use: Use, *, canary_needs_mail_recipients: bool = False
+    app: App,
+    state: ExchangeState,
+    use: Use,
+    *,
+    endpoint: str = EXCHANGE,
+    canary_needs_mail_recipients: bool = False,
 ) -> RoleGroupPlan:
-    """The steps, in order, that give the app the role group for `use`; a second run finds each present."""
-    spec = role_group(EXCHANGE, use, canary_needs_mail_recipients=canary_needs_mail_recipients)
+    """The steps, in order, that give the app the role group for `use` on `endpoint`; a second run finds each
+    present."""
+    spec = role_group(endpoint, use, canary_needs_mail_recipients=canary_needs_mail_recipients)
     pointer = state.service_principal
     member = str((pointer or {}).get("Identity") or (pointer or {}).get("ObjectId") or app.object_id)
-    steps = [
-        RoleStep(
-            "organization customisation (Enable-OrganizationCustomization)",
-            "Enable-OrganizationCustomization",
-            {},
-            not state.dehydrated,
-        ),
+    steps = []
+    if ENDPOINTS[endpoint].customisation:
+        steps.append(
+            RoleStep(
+                "organization customisation (Enable-OrganizationCustomization)",
+                "Enable-OrganizationCustomization",
+                {},
+                not state.dehydrated,
+            )
+        )
+    steps.append(
         RoleStep(
             f"service principal pointer for app {app.app_id} (New-ServicePrincipal)",
             "New-ServicePrincipal",
             {"AppId": app.app_id, "ObjectId": app.object_id, "DisplayName": app.display_name or app.app_id},
             pointer is not None,
-        ),
-    ]
-    notes = [CUSTOMISATION_NOTE] if state.dehydrated else []
+        )
+    )
+    notes = [CUSTOMISATION_NOTE] if state.dehydrated and ENDPOINTS[endpoint].customisation else []
+    if endpoint == COMPLIANCE:
+        notes.append(RETENTION_ROLE_GROUP_WARNING)
     group = state.groups.get(spec.name)
     if group is None:
         steps.append(
@@ -212,11 +259,12 @@ def plan_role_groups(
         )
         extra = [r for r in group.roles if not any(_same_role(r, w) for w in spec.roles)]
         if extra:
+            purpose = spec.use or "audit-retention-policy"
             notes.append(
-                f'"{spec.name}" also holds {", ".join(extra)}, more than {use} needs; remove it '
+                f'"{spec.name}" also holds {", ".join(extra)}, more than {purpose} needs; remove it '
                 f"(Remove-ManagementRoleAssignment) unless something else uses it (least privilege)."
             )
-    if use is Use.REMEDIATE and not canary_needs_mail_recipients:
+    if spec.use is Use.REMEDIATE and not canary_needs_mail_recipients:
         notes.append(
             "Mail Recipients is not included: the configured canary write does not need it (a custom-attribute "
             "canary would, and that role is broad)."
@@ -243,10 +291,11 @@ class StepResult:
 
 @dataclass
 class RoleGroupReport:
-    """What the Exchange part of one run found and did; ok only when every step is in place (or planned)."""
+    """What one endpoint's part of a run found and did; ok only when every step is in place (or planned)."""
 
     use: Use
     endpoint_url: str
+    endpoint: str = EXCHANGE
     dry_run: bool = False
     group: RoleGroupSpec | None = None
     signed_in: str | None = None  # the administrator's UPN, as the token names it

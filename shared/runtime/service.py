@@ -10,7 +10,6 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from shared.activity.state import StateError, StateStore
 from shared.config import loader
@@ -30,10 +29,9 @@ from shared.exchange.auth import TokenError, TokenProvider, token_provider_for
 from shared.exchange.client import ExchangeClient, RetryPolicy
 from shared.exchange.compliance import (
     COMPLIANCE_CMDLETS,
-    ENDPOINT_SETTING,
     ComplianceConnection,
     compliance_anchor,
-    regional_host,
+    compliance_client,
 )
 from shared.exchange.errors import ComplianceUnavailable
 from shared.model import RunReport, Status
@@ -67,16 +65,14 @@ def open_compliance_client(settings: Settings, run_deadline: float | None) -> Ex
             f"no Security & Compliance host is known for the {settings.cloud.name} cloud", cmdlet=None
         )
     scope = settings.cloud.compliance_scope or f"{url}/.default"
-    return ExchangeClient(
+    return compliance_client(
         url,
         settings.tenant_id,
         token_provider_for(settings, scope),
+        anchor=compliance_anchor(settings.organization, settings.tenant_id),
+        cmdlets=COMPLIANCE_CMDLETS,
         policy=retry_policy(settings),
         run_deadline=run_deadline,
-        default_anchor=compliance_anchor(settings.organization, settings.tenant_id),
-        cmdlets=COMPLIANCE_CMDLETS,
-        endpoint_setting=ENDPOINT_SETTING,
-        redirect_host=regional_host((urlsplit(url).hostname or "").lower()),
     )
 
 

@@ -1,24 +1,19 @@
 """grant-permissions --exchange-roles against the emulated Exchange RBAC: a real delegated sign-in.
 
 The administrator signs in through azure-identity's AzureCliCredential, whose `az` is a stand-in on PATH that
-gets a delegated token (password grant) for a scenario administrator from the emulated Entra ID; the same
-credential serves Graph and Exchange. Then the app's own runs (`check`, `remediate`, `diagnose`, with the managed
-identity) meet the emulator's role checks per cmdlet and parameter.
+gets a delegated token (password grant) for a scenario administrator from the emulated Entra ID (the `grant`
+fixture, tests/support/admin_sign_in.py); the same credential serves Graph and Exchange. Then the app's own runs
+(`check`, `remediate`, `diagnose`, with the managed identity) meet the emulator's role checks per cmdlet and
+parameter.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import stat
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.identity import AzureCliCredential
 
-from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from tests.integration.helpers import bearer_tokens
 from tests.support.cli import cli_json, run_cli
 from tests.support.tenant import scenario
@@ -27,61 +22,6 @@ NOBODY = {"roles": [], "directory_roles": [], "activity_roles": []}
 CHECK_ROLES = ["View-Only Configuration", "View-Only Recipients"]
 ORG = ("--control", "org-audit-enabled")
 ROLE_GROUP_MODEL = {"EXO_PERMISSION_MODEL": "role-group"}
-
-FAKE_AZ = """#!{python}
-# Stand-in for `az account get-access-token --output json --resource R`: a delegated token for an administrator.
-import json, os, ssl, sys, time, urllib.parse, urllib.request
-args = sys.argv[1:]
-if args[:2] != ["account", "get-access-token"] or "--resource" not in args:
-    sys.exit("fake az: unexpected arguments " + " ".join(args))
-resource = args[args.index("--resource") + 1].rstrip("/")
-form = urllib.parse.urlencode({{"grant_type": "password", "client_id": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
-                               "username": os.environ["FAKE_AZ_USERNAME"], "password": os.environ["FAKE_AZ_PASSWORD"],
-                               "scope": resource + "/.default offline_access openid profile"}}).encode()
-context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
-with urllib.request.urlopen(os.environ["FAKE_AZ_TOKEN_URL"], form, context=context, timeout=10) as answer:
-    token = json.load(answer)
-print(json.dumps({{"accessToken": token["access_token"], "expires_on": int(time.time()) + int(token["expires_in"]),
-                  "tokenType": "Bearer"}}))
-"""
-
-
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def document(self) -> dict[str, Any]:
-        return json.loads(self.out)
-
-    def steps(self) -> list[tuple[str, str]]:
-        return [(s["cmdlet"], s["outcome"]) for s in self.document["exchange_roles"]["steps"]]
-
-
-@pytest.fixture
-def grant(monkeypatch, capsys, tmp_path: Path):
-    """`grant(emu, *argv)`: the command in process, signed in as the scenario's administrator through `az`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    az = bin_dir / "az"
-    az.write_text(FAKE_AZ.format(python=sys.executable), encoding="utf-8")
-    az.chmod(az.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
-
-    def run(emu: Any, *argv: str) -> Run:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", emu.ca_bundle)
-        monkeypatch.setenv("FAKE_AZ_TOKEN_URL", f"{emu.authority_url}/{emu.tenant_id}/oauth2/v2.0/token")
-        monkeypatch.setenv("FAKE_AZ_USERNAME", emu.admin_upn)
-        monkeypatch.setenv("FAKE_AZ_PASSWORD", emu.admin_passwords[emu.admin_upn])
-        parser = argparse.ArgumentParser()
-        add_grant_permissions_parser(parser.add_subparsers(dest="command"))
-        args = parser.parse_args(["grant-permissions", "--principal-id", emu.managed_identity_principal_id, *argv])
-        environ = {"GRAPH_ENDPOINT": emu.graph_url, "EXO_ENDPOINT": emu.exchange_url}
-        code = run_grant_permissions(args, credential=AzureCliCredential(), environ=environ)
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
 
 
 def changes(emu: Any) -> list[str]:
@@ -272,4 +212,40 @@ def test_read_only_and_exchange_roles_together_are_refused_before_anything_is_se
     emu = start_emulator(scenario(principal=NOBODY))
     run = grant(emu, "--exchange-roles", "--read-only")
     assert run.code == 2 and "--exchange-roles check" in run.err
+    assert emu.graph_requests == [] and emu.invocations() == []
+
+
+@pytest.mark.parametrize(
+    ("canary", "mail_recipients"),
+    [
+        ({"AUDIT_CANARY_MAILBOX": "canary@contoso.onmicrosoft.com"}, True),  # custom-attribute, the default
+        ({"AUDIT_CANARY_MAILBOX": "canary@contoso.onmicrosoft.com", "AUDIT_CANARY_WRITE": "audit-property"}, False),
+        ({"AUDIT_CANARY_WRITE": "custom-attribute"}, False),  # no canary mailbox: no canary at all
+    ],
+)
+def test_the_remediate_group_gains_mail_recipients_only_for_a_custom_attribute_canary(
+    start_emulator, grant, canary, mail_recipients
+):
+    emu = start_emulator(scenario(principal=NOBODY))
+    run = grant(emu, "--exchange-roles", "remediate", "--json", env=canary)
+    assert run.code == 0, run.err
+    with emu.lock:
+        [group] = [g for g in emu.tenant.rbac.role_groups if g["Name"] == "Mailbox Audit Guard (remediate)"]
+    assert ("Mail Recipients" in group["Roles"]) is mail_recipients
+    assert ("Mail Recipients" in run.document["exchange_roles"]["role_group"]["roles"]) is mail_recipients
+    notes = " ".join(run.document["exchange_roles"]["notes"])
+    assert ("Mail Recipients is not included" in notes) is not mail_recipients
+
+
+def test_a_custom_attribute_canary_write_is_allowed_by_the_group_the_grant_made(start_emulator, grant):
+    emu = start_emulator(scenario(principal=NOBODY))
+    grant(emu, "--exchange-roles", "remediate", env={"AUDIT_CANARY_MAILBOX": "canary@contoso.onmicrosoft.com"})
+    with emu.lock:
+        assert emu.tenant.rbac.app_allowed(emu.managed_identity_client_id, "Set-Mailbox", ["CustomAttribute15"])
+
+
+def test_an_unreadable_canary_setting_is_refused_before_anything_is_sent(start_emulator, grant):
+    emu = start_emulator(scenario(principal=NOBODY))
+    run = grant(emu, "--exchange-roles", "remediate", env={"AUDIT_CANARY_WRITE": "both"})
+    assert run.code == 2 and "AUDIT_CANARY_WRITE: must be one of" in run.err
     assert emu.graph_requests == [] and emu.invocations() == []

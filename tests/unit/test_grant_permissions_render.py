@@ -138,6 +138,7 @@ def test_document_of_a_success():
         "directory_role": {"id": EXCHANGE_ADMINISTRATOR, "name": "Exchange Administrator"},
         "retention_policy": False,
         "exchange_roles": None,
+        "compliance_roles": None,
         "assignments": [
             {"kind": "appRole", "name": "Exchange.ManageAsApp", "outcome": "Assigned", "message": "assigned"},
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.exchange.errors import ErrorInfo, ExchangePermissionError, classify_error
 from shared.exchange.roles import missing_role_hint, needed_roles
 from shared.graph.role_groups_plan import (
+    COMPLIANCE,
     App,
     ExchangeState,
     GroupState,
@@ -17,6 +18,7 @@ APP = App("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-00000
 POINTER = {"AppId": APP.app_id, "ObjectId": APP.object_id, "Identity": APP.object_id}
 CHECK = "Mailbox Audit Guard (check)"
 REMEDIATE = "Mailbox Audit Guard (remediate)"
+RETENTION = "Mailbox Audit Guard (retention policies)"
 ALL_REMEDIATE = ("View-Only Configuration", "View-Only Recipients", "Audit Logs", "Organization Configuration")
 
 
@@ -73,6 +75,36 @@ def test_extra_roles_and_membership_of_the_other_group_are_reported_not_removed(
     assert any(f'also a member of "{CHECK}"' in note for note in switched.notes)
 
 
+def test_the_compliance_group_is_one_for_both_uses_without_a_customisation_step():
+    fresh = ExchangeState(False, None, {RETENTION: None})
+    plans = [plan_role_groups(APP, fresh, use, endpoint=COMPLIANCE) for use in Use]
+    assert plans[0].group == plans[1].group and plans[0].group.roles == ("Organization Configuration",)
+    assert [s.cmdlet for s in plans[0].steps] == ["New-ServicePrincipal", "New-RoleGroup"]
+    assert plans[0].steps[1].parameters["Members"] == [APP.object_id]
+    notes = " ".join(plans[1].notes)
+    assert "can also create, change and delete audit retention policies" in notes
+    assert "Mail Recipients" not in notes  # the canary concerns Exchange only
+    # The canary's need never reaches this side, and a dehydrated flag asks for no customisation here.
+    canary = plan_role_groups(APP, fresh, Use.REMEDIATE, endpoint=COMPLIANCE, canary_needs_mail_recipients=True)
+    assert canary.group.roles == ("Organization Configuration",)
+    dehydrated = plan_role_groups(APP, ExchangeState(True, None, {RETENTION: None}), Use.CHECK, endpoint=COMPLIANCE)
+    assert "Enable-OrganizationCustomization" not in [s.cmdlet for s in dehydrated.steps]
+    assert not any("few hours" in note for note in dehydrated.notes)
+
+
+def test_a_completed_compliance_group_is_left_alone_and_an_incomplete_one_completed():
+    member = {"Identity": APP.object_id}
+    done = ExchangeState(False, POINTER, {RETENTION: GroupState(("organization configuration",), (member,))})
+    assert plan_role_groups(APP, done, Use.CHECK, endpoint=COMPLIANCE).missing == ()
+    partial = ExchangeState(False, POINTER, {RETENTION: GroupState(("View-Only Audit Logs",), ())})
+    plan = plan_role_groups(APP, partial, Use.CHECK, endpoint=COMPLIANCE)
+    assert [(s.cmdlet, s.parameters.get("Role")) for s in plan.missing] == [
+        ("New-ManagementRoleAssignment", "Organization Configuration"),
+        ("Add-RoleGroupMember", None),
+    ]
+    assert any("also holds View-Only Audit Logs, more than audit-retention-policy needs" in n for n in plan.notes)
+
+
 def test_roles_per_cmdlet_and_parameter_with_confidence():
     [org] = needed_roles("Set-OrganizationConfig", ["AuditDisabled"])
     assert (org.role, org.confidence) == ("Organization Configuration", "[S]")
@@ -96,3 +128,13 @@ def test_a_403_names_the_role_for_the_cmdlet_and_parameters_sent():
     assert "--exchange-roles check" in (missing_role_hint("Get-AcceptedDomain") or "")
     unknown = classify_error(403, ErrorInfo(), cmdlet="Get-Nothing", request_id=None, retry_after=None)
     assert unknown.role is None and "Exchange Administrator" in str(unknown)  # type: ignore[attr-defined]
+
+
+def test_a_retention_403_names_the_purview_role_and_both_ways_to_grant_it():
+    error = classify_error(
+        403, ErrorInfo(), cmdlet="Get-UnifiedAuditLogRetentionPolicy", request_id=None, retry_after=None
+    )
+    assert isinstance(error, ExchangePermissionError)
+    text = f"{error} {error.hint}"
+    assert "Purview role Organization Configuration is missing" in text
+    assert "--exchange-roles check --retention-policy" in text and "Compliance Data Administrator" in text
