@@ -63,7 +63,7 @@ def record(index: int, when: datetime, users: int) -> dict[str, Any]:
         "ResultStatus": "Succeeded",
         "ClientIP": f"{PUBLIC_IPS[(index // users) % 2]}:{40000 + index % 2000}",
     }
-    kind = index % 10
+    kind = (index + index // users) % 10  # each user's records cycle through every kind (not one kind per user)
     if kind < 6:
         return {
             **base,

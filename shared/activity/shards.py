@@ -80,25 +80,48 @@ Entry = tuple[dict[str, Any] | None, Baseline | None]  # the document as stored 
 
 
 class ShardCache:
-    """The documents one pass has read or written, by key, the least recently used dropped beyond `max_entries`
-    (memory stays bounded in a tenant of any size). Parsed baselines are shared, never changed in place: the
-    detections and `split` build new dictionaries for what they change."""
+    """The documents one pass has read or written, by key, the least recently used dropped beyond `max_units`
+    (memory stays bounded in a tenant of any size: a unit is about one remembered entry, a sign-in or an hour of
+    deletes, so the default holds some 50-60 MB). Parsed baselines are shared, never changed in place: the detections
+    and `split` build new objects for what they change."""
 
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
+    def __init__(self, max_units: int = 100_000) -> None:
+        self.max_units = max_units
+        self.units = 0
+        self._entries: OrderedDict[str, tuple[Entry, int]] = OrderedDict()
 
     def get(self, key: str) -> Entry | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
 
     def put(self, key: str, entry: Entry) -> None:
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.units -= old[1]
+        cost = _units(entry[1])
+        self._entries[key] = (entry, cost)
+        self.units += cost
+        while self.units > self.max_units and len(self._entries) > 1:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.units -= dropped
+
+
+def _units(part: Baseline | None) -> int:
+    """About how many remembered entries a part holds (its size in memory, roughly)."""
+    if part is None:
+        return 1
+    return (
+        1
+        + sum(len(getattr(part, name)) for name in _MERGED)
+        + sum(
+            len(seen)
+            for group in (part.logins, part.countries, part.deletes, part.forwarding)
+            for seen in group.values()
+        )
+    )
 
 
 def load(store: StateStore, tenant: str, keys: Iterable[str], cache: ShardCache | None = None) -> Loaded:
@@ -192,8 +215,13 @@ def _unchanged(shard: Baseline, part: Baseline) -> bool:
         return False
     for name in _MERGED:
         mine, loaded = getattr(shard, name), getattr(part, name)
-        if mine.keys() != loaded.keys() or any(mine[key] is not loaded[key] for key in mine):
+        if not mine and not loaded:
+            continue  # most users have most parts empty: the cheapest test first
+        if mine.keys() != loaded.keys():
             return False
+        for key, value in mine.items():
+            if value is not loaded[key]:
+                return False
     return True
 
 

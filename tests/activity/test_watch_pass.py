@@ -210,13 +210,17 @@ def test_the_pass_cache_reads_each_document_once_and_the_store_stays_the_truth(s
     assert second.baseline.countries == {"bob@contoso.com": rich_baseline().countries["bob@contoso.com"]}
 
 
-def test_the_pass_cache_is_bounded():
-    cache = shards.ShardCache(max_entries=2)
+def test_the_pass_cache_is_bounded_by_what_it_remembers():
+    cache = shards.ShardCache(max_units=3)
     for key in ("a", "b", "c"):
-        cache.put(key, (None, None))
-    cache.get("b")
+        cache.put(key, (None, None))  # an empty part costs one unit
+    cache.get("a")
     cache.put("d", (None, None))
-    assert [key for key in "abcd" if cache.get(key) is not None] == ["b", "d"]
+    assert [key for key in "abcd" if cache.get(key) is not None] == ["a", "c", "d"]
+    heavy = Baseline(logins={"ann@contoso.com": tuple(Login(T0, f"r{i}", "81.2.69.142", "GB") for i in range(5))})
+    cache.put("heavy", ({}, heavy))  # 5 sign-ins and its user: more than the budget, so only it stays
+    assert [key for key in ("a", "c", "d", "heavy") if cache.get(key) is not None] == ["heavy"]
+    assert cache.units == 7
 
 
 def test_a_damaged_baseline_document_is_refused_not_half_read(store):
