@@ -16,9 +16,6 @@ at once. This module does no I/O itself: the feed, the store and the context are
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from shared.activity.ingest import ContentRefLike, FeedSource, PassResult, RunBu
 from shared.activity.records import AuditRecord, Unparsed, parse_record
 from shared.activity.state import Gap, StateStore, encode_time
 from shared.controls import audit_pipeline
+from shared.jwt_claims import unverified_claims
 
 WatchStatus = Literal["Clear", "Alerts", "Error"]
 EXIT_CODES: dict[WatchStatus, int] = {"Clear": 0, "Alerts": 1, "Error": 2}
@@ -283,21 +281,10 @@ def own_app_ids(client_id: str | None, token: str | None) -> frozenset[str]:
     """The product's own identities as audit records name them: the configured client id and the token's
     `appid`/`azp`/`oid` (read without verification: only to recognise our own writes, never to trust a caller)."""
     found = {client_id.strip().lower()} if client_id and client_id.strip() else set()
-    for name, value in _claims(token or "").items():
+    for name, value in unverified_claims(token or "").items():
         if name in ("appid", "azp", "oid") and isinstance(value, str) and value.strip():
             found.add(value.strip().lower())
     return frozenset(found)
-
-
-def _claims(token: str) -> Mapping[str, Any]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = json.loads(base64.urlsafe_b64decode((parts[1] + "=" * (-len(parts[1]) % 4)).encode("ascii")))
-    except (binascii.Error, UnicodeError, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def accepted_domain_names(rows: Iterable[Mapping[str, Any]]) -> frozenset[str]:

@@ -18,7 +18,7 @@ import requests
 from shared.cli.output import add_output_options, log_to_stderr, print_result
 from shared.config.clouds import CLOUDS, Cloud
 from shared.config.loader import graph_target
-from shared.exchange.auth import CredentialTokenProvider, TokenError, unverified_claims
+from shared.exchange.auth import CredentialTokenProvider, TokenError
 from shared.exchange.client import ExchangeClient, new_session
 from shared.exchange.compliance import COMPLIANCE_RBAC_CMDLETS, compliance_client
 from shared.graph.client import GraphClient
@@ -27,6 +27,7 @@ from shared.graph.grant_plan import GrantReport, Principal, is_guid
 from shared.graph.grant_render import render_text, report_document
 from shared.graph.role_groups import grant_exchange_roles
 from shared.graph.role_groups_plan import COMPLIANCE, EXCHANGE, App, RoleGroupReport, Use
+from shared.jwt_claims import unverified_claims
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -7,14 +7,13 @@ a header outside an explicit allow-list.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from shared.jwt_claims import unverified_claims
 
 MANAGE_AS_APP = "Exchange.ManageAsApp"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"  # Office 365 Exchange Online, also a valid `aud`
@@ -99,15 +98,8 @@ class DiagnoseReport:
 
 def token_claims(token: str) -> dict[str, Any]:
     """The shown claims of a JWT access token, decoded without verification (Exchange verifies it); {} if unreadable."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    padded = parts[1] + "=" * (-len(parts[1]) % 4)
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, UnicodeError, ValueError):
-        return {}
-    return {name: claims[name] for name in SHOWN_CLAIMS if isinstance(claims, dict) and name in claims}
+    claims = unverified_claims(token)
+    return {name: claims[name] for name in SHOWN_CLAIMS if name in claims}
 
 
 def judge_token(claims: Mapping[str, Any], *, audience: str, tenant_id: str) -> list[Assumption]:

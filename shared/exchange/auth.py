@@ -202,22 +202,6 @@ class CredentialTokenProvider(_CachingProvider):
         return token.token, float(token.expires_on)
 
 
-def unverified_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, not verified (the service verifies it): for routing and naming only, never trust."""
-    import base64
-    import binascii
-    import json
-
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
-    try:
-        claims = json.loads(base64.urlsafe_b64decode((parts[1] + "=" * (-len(parts[1]) % 4)).encode("ascii")))
-    except (binascii.Error, UnicodeError, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
 def load_certificate_credential(path: str, password: str | None) -> dict[str, str]:
     """Read a PEM holding a private key and its certificate into msal's credential form (RS256 + x5t)."""
     from cryptography import x509
