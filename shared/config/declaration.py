@@ -28,13 +28,14 @@ Kind = Literal[
     "table name",
     "platform",
 ]
-Group = Literal["exchange", "app", "telemetry", "policy", "storage", "watch", "search", "host", "tools"]
+Group = Literal["exchange", "app", "telemetry", "policy", "tenants", "storage", "watch", "search", "host", "tools"]
 
 GROUPS: dict[Group, str] = {
     "exchange": "Exchange connection",
     "app": "the timer's mode and who may remediate",
     "telemetry": "telemetry",
-    "policy": "mailbox controls",
+    "policy": "mailbox controls (a tenant of the register may override these for itself)",
+    "tenants": 'many tenants: the tenants register and the queue fan-out (README "Many tenants")',
     "storage": "host storage and evidence archive",
     "watch": "the activity watch: the Office 365 Management Activity API feed and the detections (docs/detections.md)",
     "search": "`python -m shared search`: the audit log investigation search through Microsoft Graph "
@@ -388,6 +389,24 @@ SETTINGS: tuple[Setting, ...] = (
         "accepted, 0.0001 to 168)",
         "`24`",
         example="24",
+    ),
+    Setting(
+        "AUDIT_TENANTS_FILE",
+        "tenants",
+        "path",
+        "the tenants register for the command line (JSON list of `tenant_id`, `organization`, `cloud`, "
+        '`display_name`, `settings`; see "Many tenants"): `--tenant ID` and `check --all-tenants` pick from it; '
+        "the Function App reads it too when set, instead of its table",
+        example=None,
+    ),
+    Setting(
+        "AUDIT_TENANTS_TABLE",
+        "tenants",
+        "table name",
+        "the Function App's tenants register: the table in the app's storage account (`AzureWebJobsStorage`); "
+        "absent or empty: the single tenant of the `EXO_*` settings, as before",
+        "`tenants`",
+        example=None,
     ),
     Setting(
         "WATCH_LEARNING_DAYS",
