@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emulator")
 
-AUTH_MODES = ("managed_identity", "secret", "certificate")
+AUTH_MODES = ("managed_identity", "secret", "certificate", "federated_identity")
 PLAIN_HTTP = frozenset({"msi", "ingestion"})  # the listeners served without TLS
 INSTRUMENTATION_KEY = "00000000-0000-0000-0000-000000000001"
 
@@ -67,6 +67,9 @@ class Emulator:
             self.system_identity_client_id: str(uuid.uuid4()),
         }
         self.issuer = TokenIssuer(self.tenant_id)
+        # The app registration's federated identity credentials: managed identities (object ids) whose token for
+        # api://AzureADTokenExchange the token endpoint accepts as the app's client assertion. A test may change it.
+        self.federated_identities: set[str] = {self.mi_object_ids[self.managed_identity_client_id]}
         self.faults = FaultSet()
         for fault in self.scenario["faults"]:
             self.faults.add(fault)
@@ -331,6 +334,13 @@ class Emulator:
         if auth_mode == "managed_identity":
             env.update(
                 EXO_CLIENT_ID=self.managed_identity_client_id,
+                IDENTITY_ENDPOINT=self.identity_endpoint,
+                IDENTITY_HEADER=self.identity_header,
+            )
+        elif auth_mode == "federated_identity":
+            env.update(
+                EXO_CLIENT_ID=self.client_id,
+                EXO_MANAGED_IDENTITY_CLIENT_ID=self.managed_identity_client_id,
                 IDENTITY_ENDPOINT=self.identity_endpoint,
                 IDENTITY_HEADER=self.identity_header,
             )

@@ -25,6 +25,13 @@ IMDS_PATH = "/metadata/identity/oauth2/token"
 TOKEN_FAULT_KINDS = frozenset(RESPONSE_KINDS - {"expire_cursor"})
 
 
+FEDERATION_AUDIENCES = (
+    "api://AzureADTokenExchange",
+    "api://AzureADTokenExchangeUSGov",
+    "api://AzureADTokenExchangeChina",
+)
+
+
 def is_token_request(path: str) -> bool:
     return bool(TOKEN_PATH.match(path)) or path in (MSI_PATH, IMDS_PATH)
 
@@ -193,6 +200,9 @@ class IdentityApi:
         if "client_assertion" in form:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
                 return f"client_assertion_type must be {ASSERTION_TYPE}."
+            federated = self._federated_assertion(form["client_assertion"])
+            if federated is not False:
+                return federated
             audiences = {
                 f"{base}/{t}/oauth2/v2.0/token"
                 for base in (self.emu.authority_url, self.emu.exchange_url)
@@ -206,6 +216,31 @@ class IdentityApi:
                 return f"Invalid client assertion: {exc}."
             return None
         return "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+
+    def _federated_assertion(self, assertion: str) -> str | bool | None:
+        """A managed identity's token as the assertion (workload identity federation): None when it is one of
+        the app's federated credentials, why not when it is not; False when it is no token of ours (a certificate
+        assertion, checked next)."""
+        try:
+            claims = self.emu.issuer.verify(assertion)
+        except TokenError as exc:
+            text = str(exc)
+            return (
+                f"AADSTS700024: Client assertion is not within its valid time range. {text}"
+                if "expired" in text
+                else False
+            )
+        if claims.get("aud") not in FEDERATION_AUDIENCES:
+            return (
+                "AADSTS700212: No matching federated identity record found for presented assertion audience "
+                f"'{claims.get('aud')}'."
+            )
+        if claims.get("sub") not in self.emu.federated_identities:
+            return (
+                "AADSTS70021: No matching federated identity record found for presented assertion. Assertion "
+                f"Issuer: '{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'."
+            )
+        return None
 
     def _lifetime(self, listener: str, path: str) -> tuple[int, bool]:
         fault = self.emu.faults.fire({"short_token_lifetime"}, listener=listener, path=path)

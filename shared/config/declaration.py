@@ -83,10 +83,12 @@ SETTINGS: tuple[Setting, ...] = (
         "EXO_AUTH_MODE",
         "exchange",
         "choice",
-        "`managed_identity`, `certificate` or `secret`",
+        "`managed_identity`, `certificate`, `secret` or `federated_identity` (many tenants, no stored secret: the "
+        "managed identity's token for `api://AzureADTokenExchange` is the client assertion of the multi-tenant app "
+        "`EXO_CLIENT_ID` in each customer tenant)",
         "`managed_identity`",
         example="secret",
-        choices=("managed_identity", "certificate", "secret"),
+        choices=("managed_identity", "certificate", "secret", "federated_identity"),
     ),
     Setting(
         "EXO_PERMISSION_MODEL",
@@ -114,6 +116,14 @@ SETTINGS: tuple[Setting, ...] = (
         "client secret (secret mode; local development only)",
         secret=True,
         example="<client secret: local development only; use certificate or managed identity otherwise>",
+    ),
+    Setting(
+        "EXO_MANAGED_IDENTITY_CLIENT_ID",
+        "exchange",
+        "guid",
+        "`federated_identity` mode: the client id of the user-assigned managed identity whose token is the client "
+        "assertion (a federated credential of the app `EXO_CLIENT_ID`); empty: the system-assigned identity",
+        example=None,
     ),
     Setting("EXO_CERTIFICATE_PATH", "exchange", "path", "PEM with private key and certificate (certificate mode)"),
     Setting(
