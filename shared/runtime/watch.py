@@ -147,6 +147,7 @@ def _watch(
                     trigger=report.trigger,
                     include_identities=telemetry_settings.include_identities,
                     pseudonym_key=telemetry_settings.pseudonym_key,
+                    tenant_name=report.tenant_name,
                 )
 
         watch_pass(

@@ -88,7 +88,7 @@ def test_heartbeat_returns_a_row_only_when_the_last_completed_check_is_old_or_mi
     query = compact((INFRA / "alerts" / "heartbeat.kql").read_text())
     scalar = re.search(
         r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxAuditCheckCompleted\" "
-        r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
+        r"\| where tostring\(customDimensions\.trigger\) in \(\"timer\", \"queue\"\) "
         r"\| summarize max\(timestamp\)\);",
         query,
     )
@@ -106,7 +106,7 @@ def test_watch_heartbeat_returns_a_row_only_when_the_last_timer_pass_is_old_or_m
     query = compact((INFRA / "alerts" / "watch-heartbeat.kql").read_text())
     scalar = re.search(
         r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxActivityWatchCompleted\" "
-        r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
+        r"\| where tostring\(customDimensions\.trigger\) in \(\"timer\", \"queue\"\) "
         r"\| summarize max\(timestamp\)\);",
         query,
     )
