@@ -10,6 +10,7 @@ import typing
 import azure.functions as func
 
 from shared.runtime import fanout, http_api, service, watch
+from shared.runtime.tenants import tenant_config
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("mailbox_audit_guard.functions")
@@ -69,11 +70,20 @@ def tenant_activity_watch(msg: func.QueueMessage) -> None:
 
 @app.route(route="remediate", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], auth_level=func.AuthLevel.FUNCTION)
 def remediate(req: func.HttpRequest) -> func.HttpResponse:
-    """POST /api/remediate {"controls": [...], "dryRun": bool}: fix, verify by reading back, report per control."""
+    """POST /api/remediate {"controls": [...], "dryRun": bool, "tenantId": id}: fix, verify by reading back, report
+    per control; with a tenants register, for the tenant named (its settings, its write lock)."""
 
     def run(request: http_api.RemediationRequest, caller: http_api.Caller) -> service.RunReport:
+        tenant = request.tenant
         return service.execute(
-            "remediate", trigger="http", control_ids=request.controls, dry_run=request.dry_run, caller=caller.label
+            "remediate",
+            trigger="http",
+            control_ids=request.controls,
+            dry_run=request.dry_run,
+            caller=caller.label,
+            env=tenant.environment(os.environ) if tenant else None,
+            config=tenant_config(os.environ, tenant) if tenant else None,
+            tenant_name=tenant.name if tenant else None,
         )
 
     status, document, headers = http_api.handle(req.method, req.headers, req.get_body(), os.environ, run)

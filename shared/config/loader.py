@@ -89,6 +89,16 @@ class StorageSettings:
         return f"https://{self.account_name}.blob.core.windows.net" if self.account_name else None
 
     @property
+    def has_tables(self) -> bool:
+        """Whether these settings reach a Table service at all (a connection string may name only a blob endpoint)."""
+        if self.connection_string:
+            keys = {part.split("=", 1)[0].strip().lower() for part in self.connection_string.split(";") if "=" in part}
+            return bool(keys & {"tableendpoint", "usedevelopmentstorage"}) or (
+                "accountname" in keys and not keys & {"blobendpoint", "queueendpoint", "fileendpoint"}
+            )
+        return self.table_url is not None
+
+    @property
     def table_url(self) -> str | None:
         """The table endpoint of identity-based access (None with a connection string, no storage, or a blob
         endpoint on another cloud without `__tableServiceUri`)."""

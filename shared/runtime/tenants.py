@@ -43,8 +43,8 @@ def load_register(env: Mapping[str, str], trigger: str) -> TenantRegister | None
     if trigger not in CLOUD_TRIGGERS:
         return None
     storage = loader.storage_for(env)
-    if storage is None or not storage.configured:
-        return None
+    if storage is None or not storage.configured or not storage.has_tables:
+        return None  # no table service: there can be no tenants table
     register = read_table(storage, settings.table_name)
     return register if register is not None and (register.tenants or register.rejected) else None
 
