@@ -421,6 +421,7 @@ def test_workbook_shows_controls_over_time_and_last_run_per_tenant(bicep: dict[s
     assert queries["activity-feed-lag"]["visualization"] == "timechart"
     assert loaded_file(queries["canary-latency"]["query"]) == "../workbook/canary-latency.kql"
     assert queries["canary-latency"]["visualization"] == "timechart"
+    assert loaded_file(queries["tenant-control-grid"]["query"]) == "../workbook/tenant-control-grid.kql"
 
 
 def test_the_fan_out_has_its_queues_its_poison_queues_and_the_tenants_table(bicep: dict[str, dict[str, Any]]) -> None:
