@@ -138,6 +138,15 @@ class IdentityApi:
         failure = self._check_client(form, tenant)
         if failure:
             return aad_error(401, "invalid_client", 7000215, failure)
+        if not self.emu.consented:
+            return aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'. "
+                "This can happen if the application has not been installed by the administrator of the tenant or "
+                "consented to by any user in the tenant.",
+            )
         lifetime, honest = self._lifetime("token", req.path)
         token, _ = self._issue(audience_from_scope(scope), self.emu.client_id, self.emu.app_object_id, lifetime)
         expires_in = lifetime - 1 if honest else 3599
@@ -271,7 +280,13 @@ class IdentityApi:
                 principal = self.emu.tenant.principal
                 roles, wids = list(principal.get("roles") or []), list(principal.get("directory_roles") or [])
         return self.emu.issuer.issue(
-            audience=audience, app_id=app_id, object_id=object_id, roles=roles, wids=wids, lifetime=lifetime
+            audience=audience,
+            app_id=app_id,
+            object_id=object_id,
+            roles=roles,
+            wids=wids,
+            lifetime=lifetime,
+            tenant_id=self.emu.tenant_id,  # the tenant the request names (the home tenant for the MSI endpoint)
         )
 
     # ---- managed identity (plain http listener) -------------------------------------------------------------

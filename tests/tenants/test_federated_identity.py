@@ -102,3 +102,49 @@ def test_federated_identity_needs_the_apps_client_id():
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({**bad, "EXO_MANAGED_IDENTITY_CLIENT_ID": "me"})
     assert list(refused.value.problems) == ["EXO_MANAGED_IDENTITY_CLIENT_ID"]
+
+
+GUESTS = {
+    "tenants": [
+        {
+            "tenant_id": "22222222-2222-2222-2222-222222222222",
+            "organization": "fabrikam.onmicrosoft.com",
+            "organization_config": {"AuditDisabled": True},
+        },
+        {
+            "tenant_id": "33333333-3333-3333-3333-333333333333",
+            "organization": "northwind.onmicrosoft.com",
+            "consented": False,
+        },
+    ]
+}
+
+
+@pytest.mark.parametrize("auth_mode", ["federated_identity", "certificate"])
+def test_one_identity_checks_several_real_tenants_each_on_its_own_token(start_emulator, tmp_path, auth_mode):
+    from tests.support.tenant import scenario
+
+    emu = start_emulator(scenario(**GUESTS))
+    path = tmp_path / "tenants.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"tenant_id": TENANT_ID, "organization": "contoso.onmicrosoft.com"},
+                *({"tenant_id": g["tenant_id"], "organization": g["organization"]} for g in GUESTS["tenants"]),
+            ]
+        )
+    )
+    result = run_cli(
+        emu, "check", "--all-tenants", *ORG, "--json", auth_mode=auth_mode, env={"AUDIT_TENANTS_FILE": str(path)}
+    )
+    runs = {t["tenant_id"]: t for t in cli_json(result)["tenants"]}
+    assert {tid: t["status"] for tid, t in runs.items()} == {
+        TENANT_ID: "Compliant",
+        "22222222-2222-2222-2222-222222222222": "NonCompliant",  # its own AuditDisabled, read with its own token
+        "33333333-3333-3333-3333-333333333333": "Error",  # no consent there
+    }
+    assert "AADSTS700016" in runs["33333333-3333-3333-3333-333333333333"]["run"]["controls"][0]["message"]
+    logins = {r.path.split("/")[1] for r in login_requests(emu)}
+    assert logins == {TENANT_ID, *(g["tenant_id"] for g in GUESTS["tenants"])}  # one sign-in per tenant
+    if auth_mode == "federated_identity":
+        assert len(msi_requests(emu)) == 1  # one managed identity assertion for all three
