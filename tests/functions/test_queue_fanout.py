@@ -161,3 +161,46 @@ def test_without_a_register_the_dispatcher_sends_nothing(start_emulator, storage
     emu = start_emulator()
     assert dispatched(converse(emu, "dispatch", **storage)) == []
     assert events(emu, "MailboxAuditTenantExpected") == []
+
+
+def test_a_throttled_tenant_is_retried_by_the_queue_while_the_others_run_unhindered(
+    start_emulator, storage, azurite_queues
+):
+    """Two real tenants behind the emulator (a guest tenant for Fabrikam), Fabrikam's Exchange answering 429 until
+    the third delivery: Contoso completes on its first delivery, Fabrikam on its third, nothing is poisoned."""
+    from emulator import Fault
+
+    fabrikam = "22222222-2222-2222-2222-222222222222"
+    emu = start_emulator(scenario(tenants=[{"tenant_id": fabrikam, "organization": "fabrikam.onmicrosoft.com"}]))
+    register(
+        storage,
+        {"RowKey": TENANT_ID, "organization": "contoso.onmicrosoft.com"},
+        {"RowKey": fabrikam, "organization": "fabrikam.onmicrosoft.com"},
+    )
+    throttled = emu.add_fault(Fault("status", listener="exchange", status=429, times=-1, tenant=fabrikam))
+    env = {
+        **storage,
+        "EXO_AUTH_MODE": "federated_identity",
+        "EXO_CLIENT_ID": emu.client_id,
+        "EXO_MANAGED_IDENTITY_CLIENT_ID": emu.managed_identity_client_id,
+        "EXO_OPERATION_DEADLINE_SECONDS": "1",  # a throttled read gives up fast: the queue retries, not the run
+    }
+    queues = Queues(azurite_queues.port)
+    host = QueueHost(queues, f"{QUEUES['check']}-{uuid.uuid4().hex[:8]}", MAX_DEQUEUE_COUNT)
+    for message in dispatched(converse(emu, "dispatch", **env)):
+        queues.put(host.queue, message)
+
+    def invoke(text: str, count: int) -> bool:
+        if json.loads(text)["tenant_id"] == fabrikam and count == 3:
+            emu.faults.clear()  # Exchange stops throttling Fabrikam
+        return deliver(emu, "tenant_audit_check", text, count, **env)["result"]["status"] == SUCCESS
+
+    deliveries = host.drain(invoke)
+    assert throttled.fired > 0
+    assert [(count, ok) for text, count, ok in deliveries if TENANT_ID in text] == [(1, True)]
+    assert [(count, ok) for text, count, ok in deliveries if fabrikam in text] == [(1, False), (2, False), (3, True)]
+    assert queues.texts(host.poison) == []
+    statuses = [
+        (e["properties"]["tenant_id"], e["properties"]["status"]) for e in events(emu, "MailboxAuditCheckCompleted")
+    ]
+    assert statuses.count((TENANT_ID, "Compliant")) == 1 and statuses[-1] == (fabrikam, "Compliant")

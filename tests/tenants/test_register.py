@@ -92,3 +92,60 @@ def test_a_tenants_run_settings_are_the_deployments_with_its_identity_and_policy
     assert config.feed.publisher_id == A
     assert loader.load(base).policy.min_retention_days == 90  # the base is untouched
     assert tenant.name == "Fabrikam"
+
+
+def test_the_function_apps_tenants_table_is_read_like_the_file(azurite_tables):
+    """The `tenants` table on a real Azurite: RowKey the tenant, `settings` JSON text, positions in table order."""
+    import uuid
+
+    from azure.data.tables import TableClient
+
+    from shared.runtime.tenants import load_register
+
+    table = f"t{uuid.uuid4().hex[:12]}"
+    env = {"AzureWebJobsStorage": azurite_tables.connection_string, "AUDIT_TENANTS_TABLE": table}
+    assert load_register(env, "timer") is None  # no table: the single-tenant settings
+    with TableClient.from_connection_string(azurite_tables.connection_string, table) as client:
+        client.create_table()
+        assert load_register(env, "timer") is None  # an empty table too
+        client.create_entity(
+            {
+                "PartitionKey": "tenant",
+                "RowKey": A,
+                "organization": "fabrikam.onmicrosoft.com",
+                "settings": json.dumps({"MAILBOX_AUDIT_MIN_RETENTION_DAYS": 180}),
+            }
+        )
+        client.create_entity({"PartitionKey": "tenant", "RowKey": B, "organization": "x", "settings": "{"})
+    register = load_register(env, "queue")
+    assert register is not None and register.source == f"table {table}"
+    assert [(t.tenant_id, dict(t.settings)) for t in register.tenants] == [
+        (A, {"MAILBOX_AUDIT_MIN_RETENTION_DAYS": "180"})
+    ]
+    assert [(r.position, r.field, r.tenant_id) for r in register.rejected] == [(2, "organization", B)]
+    assert load_register(env, "cli") is None  # the command line reads AUDIT_TENANTS_FILE only
+
+
+def test_report_takes_the_tenant_too(start_emulator, tmp_path):
+    from tests.support.cli import run_cli
+    from tests.support.tenant import TENANT_ID
+
+    emu = start_emulator()
+    path = tmp_path / "tenants.json"
+    path.write_text(
+        json.dumps([{"tenant_id": TENANT_ID, "organization": "contoso.onmicrosoft.com", "display_name": "Contoso"}])
+    )
+    out = tmp_path / "evidence.json"
+    result = run_cli(
+        emu,
+        "report",
+        "--tenant",
+        TENANT_ID,
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        env={"AUDIT_TENANTS_FILE": str(path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["tenant_name"] == "Contoso"
