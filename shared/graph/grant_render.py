@@ -89,8 +89,8 @@ def report_document(report: GrantReport) -> dict[str, Any]:
         "command": "grant-permissions",
         "graph_endpoint": report.graph_url,
         "requested_id": report.requested_id,
-        "tenant_id": report.tenant_id,
-        "consent_url": report.consent_url,
+        # --tenant only: the customer tenant and where its administrator consents to the multi-tenant app
+        **({"tenant_id": report.tenant_id, "consent_url": report.consent_url} if report.tenant_id else {}),
         "read_only": report.read_only,
         "search": report.search,
         "principal": None
