@@ -40,6 +40,10 @@ def write_port_file(path: str, emu: Emulator) -> None:
         "ca_bundle": emu.ca_bundle,
         "pid": os.getpid(),
         "env": emu.env("managed_identity"),
+        "federated_env": emu.env("federated_identity"),  # many tenants: the multi-tenant app's environment
+        "guest_tenants": [
+            {"tenant_id": tid, "organization": emu.guest(tid).tenant.organization} for tid in emu.guest_tenant_ids
+        ],
     }
     temporary = f"{path}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -23,7 +25,7 @@ from .graph import GraphApi, GraphState, operation_for
 from .identity import IdentityApi, is_token_request
 from .ingestion import IngestionApi
 from .rbac import compliance_rbac
-from .scenario import load_scenario
+from .scenario import generated_guests, load_scenario
 from .server import Dispatch, Listener
 from .tenant import TenantState
 from .tokens import AppCertificate, TokenIssuer
@@ -35,8 +37,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emulator")
 
-AUTH_MODES = ("managed_identity", "secret", "certificate")
+AUTH_MODES = ("managed_identity", "secret", "certificate", "federated_identity")
 PLAIN_HTTP = frozenset({"msi", "ingestion"})  # the listeners served without TLS
+# Where a request names its tenant: Exchange (and IPPS) InvokeCommand, the token endpoint and discovery, the feed.
+TENANT_IN_PATH = re.compile(
+    r"^/(?:adminapi/beta/|api/v1(?:\.0)?/)?(?P<tenant>[^/]+)/(?:InvokeCommand|oauth2/|v2\.0/|\.well-known/|"
+    r"discovery/|activity/)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class _Tenancy:
+    """One tenant behind the emulator: its Exchange state, its audit feed, whether it consented to the app."""
+
+    tenant: TenantState
+    activity: ActivityFeed
+    consented: bool = True
+
+
 INSTRUMENTATION_KEY = "00000000-0000-0000-0000-000000000001"
 
 
@@ -54,9 +73,18 @@ class Emulator:
         self.quirks: dict[str, bool] = self.scenario["quirks"]
         self._served_hosts: dict[str, str] = {}  # extra host names the in-process transport answers (serve_host)
         self.lock = threading.RLock()  # guards self.tenant; hold it when changing tenant state from a test
-        self.tenant = TenantState(self.scenario)
-        self.tenant_id: str = self.tenant.tenant_id
-        self.organization: str = self.tenant.organization
+        # Many tenants: `tenant`, `tenant_id`, `organization`, `activity` and `consented` are those of the tenant
+        # the request being served names (its URL: /adminapi/beta/{t}/, /{t}/oauth2/, /api/v1.0/{t}/activity);
+        # everywhere else (a test, the managed identity, Graph) the home tenant's, the scenario's own.
+        self._bound = threading.local()
+        self._home_tenant = TenantState(self.scenario)
+        self._guest_specs: dict[str, dict[str, Any]] = {}
+        for guest in self.scenario["tenants"] + generated_guests(
+            self.scenario["generate_tenants"], self._home_tenant.tenant_id
+        ):
+            self._guest_specs[str(guest["tenant_id"]).lower()] = guest
+            self._guest_specs[str(guest["organization"]).lower()] = guest
+        self._guests: dict[str, _Tenancy] = {}
         self.client_id = str(uuid.uuid4())
         self.client_secret = secrets.token_urlsafe(32)
         self.managed_identity_client_id = str(uuid.uuid4())
@@ -68,6 +96,9 @@ class Emulator:
             self.system_identity_client_id: str(uuid.uuid4()),
         }
         self.issuer = TokenIssuer(self.tenant_id)
+        # The app registration's federated identity credentials: managed identities (object ids) whose token for
+        # api://AzureADTokenExchange the token endpoint accepts as the app's client assertion. A test may change it.
+        self.federated_identities: set[str] = {self.mi_object_ids[self.managed_identity_client_id]}
         self.faults = FaultSet()
         for fault in self.scenario["faults"]:
             self.faults.add(fault)
@@ -83,7 +114,7 @@ class Emulator:
         self._identity = IdentityApi(self)
         self._ingestion = IngestionApi(self)
         # The Management Activity API's state (subscriptions, blobs, its clock); guarded by its own lock.
-        self.activity = ActivityFeed(self.scenario, self.tenant_id, self.organization)
+        self._home = _Tenancy(self._home_tenant, ActivityFeed(self.scenario, self.tenant_id, self.organization))
         self._activity = ActivityApi(self)
         self.graph = GraphState(
             self.tenant_id,
@@ -133,6 +164,67 @@ class Emulator:
         # Its own Exchange-style RBAC for apps (pointers, role groups with Purview roles), also under self.lock.
         self.compliance_rbac = compliance_rbac(self.compliance["rbac"])
         self._compliance = ComplianceApi(self)
+
+    # ---- tenants ---------------------------------------------------------------------------------------------
+
+    @property
+    def tenant(self) -> TenantState:
+        bound = self._current()
+        return bound.tenant if bound else self._home_tenant
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.tenant_id
+
+    @property
+    def organization(self) -> str:
+        return self.tenant.organization
+
+    @property
+    def activity(self) -> ActivityFeed:
+        bound = self._current()
+        return bound.activity if bound else self._home.activity
+
+    @property
+    def consented(self) -> bool:
+        """Whether the tenant's administrator consented to the app (its service principal exists there)."""
+        bound = self._current()
+        return bound.consented if bound else True
+
+    @property
+    def guest_tenant_ids(self) -> list[str]:
+        """The other tenants behind this Exchange, Entra ID and feed, in scenario order."""
+        return list(dict.fromkeys(str(spec["tenant_id"]).lower() for spec in self._guest_specs.values()))
+
+    def guest(self, tenant_id: str) -> _Tenancy:
+        """Another tenant's state (its TenantState, feed and consent), made on first use; KeyError if unknown."""
+        found = self._tenancy(tenant_id)
+        if found is None:
+            raise KeyError(tenant_id)
+        return found
+
+    def _current(self) -> _Tenancy | None:
+        bound: _Tenancy | None = getattr(self._bound, "tenancy", None)
+        return bound
+
+    def _tenancy(self, name: str) -> _Tenancy | None:
+        spec = self._guest_specs.get(name.lower())
+        if spec is None:
+            return None
+        key = str(spec["tenant_id"]).lower()
+        with self.lock:
+            if key not in self._guests:
+                scenario = load_scenario(spec)
+                tenant = TenantState(scenario)
+                tenant.rbac.seed([(self.client_id, self.app_object_id, "Mailbox Audit Guard")])
+                self._guests[key] = _Tenancy(
+                    tenant, ActivityFeed(scenario, tenant.tenant_id, tenant.organization), scenario["consented"]
+                )
+            return self._guests[key]
+
+    def _bind(self, path: str) -> None:
+        match = TENANT_IN_PATH.match(path)
+        self._bound.tenancy = self._tenancy(match.group("tenant")) if match else None
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -337,6 +429,13 @@ class Emulator:
                 IDENTITY_ENDPOINT=self.identity_endpoint,
                 IDENTITY_HEADER=self.identity_header,
             )
+        elif auth_mode == "federated_identity":
+            env.update(
+                EXO_CLIENT_ID=self.client_id,
+                EXO_MANAGED_IDENTITY_CLIENT_ID=self.managed_identity_client_id,
+                IDENTITY_ENDPOINT=self.identity_endpoint,
+                IDENTITY_HEADER=self.identity_header,
+            )
         elif auth_mode == "secret":
             env.update(EXO_CLIENT_ID=self.client_id, EXO_CLIENT_SECRET=self.client_secret)
         else:
@@ -434,10 +533,14 @@ class Emulator:
         def dispatch(request: Request) -> Response:
             record = self._record(request)
             try:
+                if listener in ("exchange", "manage", "compliance"):
+                    self._bind(request.path)
                 response = self._route(listener, request)
             except Exception as exc:  # an emulator bug must still answer, and show up in the test
                 log.exception("emulator failed on %s %s", request.method, request.path)
                 response = json_response(500, {"error": {"code": "EmulatorError", "message": repr(exc)}})
+            finally:
+                self._bound.tenancy = None
             record.status = None if response.action == "hang" else response.status
             return response
 

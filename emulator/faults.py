@@ -55,7 +55,8 @@ class Fault:
     `page` (1-based page of a paged query). On listener "manage", `cmdlet` names the feed operation (start, stop,
     list, content, blob) and a status fault may set the AF `code`. On listener "graph", `cmdlet` names the Graph
     operation (emulator/graph.py REQUIRED) and a status fault may set the Graph error `code`. `times=-1` fires forever;
-    `after=N` lets N matches pass first.
+    `after=N` lets N matches pass first. Any fault may set `tenant` (an id or organization): it then fires only for
+    requests whose path names that tenant (many tenants behind one emulator).
     """
 
     kind: str
@@ -164,6 +165,8 @@ class FaultSet:
             for fault in self._faults:
                 if fault.kind not in kinds or not fault.matches(listener, cmdlet, page):
                     continue
+                if "tenant" in fault.options and f"/{str(fault.options['tenant']).lower()}/" not in path.lower():
+                    continue  # many tenants: this fault is for the requests that name one tenant only
                 fault.matched += 1
                 if fault.matched <= fault.after or (fault.times != -1 and fault.fired >= fault.times):
                     continue

@@ -26,6 +26,13 @@ IMDS_PATH = "/metadata/identity/oauth2/token"
 TOKEN_FAULT_KINDS = frozenset(RESPONSE_KINDS - {"expire_cursor"})
 
 
+FEDERATION_AUDIENCES = (
+    "api://AzureADTokenExchange",
+    "api://AzureADTokenExchangeUSGov",
+    "api://AzureADTokenExchangeChina",
+)
+
+
 def is_token_request(path: str) -> bool:
     return bool(TOKEN_PATH.match(path)) or path in (MSI_PATH, IMDS_PATH)
 
@@ -132,6 +139,15 @@ class IdentityApi:
         failure = self._check_client(form, tenant)
         if failure:
             return aad_error(401, "invalid_client", 7000215, failure)
+        if not self.emu.consented:
+            return aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'. "
+                "This can happen if the application has not been installed by the administrator of the tenant or "
+                "consented to by any user in the tenant.",
+            )
         lifetime, honest = self._lifetime("token", req.path)
         token, _ = self._issue(audience_from_scope(scope), self.emu.client_id, self.emu.app_object_id, lifetime)
         expires_in = lifetime - 1 if honest else 3599
@@ -196,6 +212,9 @@ class IdentityApi:
         if "client_assertion" in form:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
                 return f"client_assertion_type must be {ASSERTION_TYPE}."
+            federated = self._federated_assertion(form["client_assertion"])
+            if federated is not False:
+                return federated
             audiences = {
                 f"{base}/{t}/oauth2/v2.0/token"
                 for base in (self.emu.authority_url, self.emu.exchange_url)
@@ -209,6 +228,31 @@ class IdentityApi:
                 return f"Invalid client assertion: {exc}."
             return None
         return "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+
+    def _federated_assertion(self, assertion: str) -> str | bool | None:
+        """A managed identity's token as the assertion (workload identity federation): None when it is one of
+        the app's federated credentials, why not when it is not; False when it is no token of ours (a certificate
+        assertion, checked next)."""
+        try:
+            claims = self.emu.issuer.verify(assertion)
+        except TokenError as exc:
+            text = str(exc)
+            return (
+                f"AADSTS700024: Client assertion is not within its valid time range. {text}"
+                if "expired" in text
+                else False
+            )
+        if claims.get("aud") not in FEDERATION_AUDIENCES:
+            return (
+                "AADSTS700212: No matching federated identity record found for presented assertion audience "
+                f"'{claims.get('aud')}'."
+            )
+        if claims.get("sub") not in self.emu.federated_identities:
+            return (
+                "AADSTS70021: No matching federated identity record found for presented assertion. Assertion "
+                f"Issuer: '{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'."
+            )
+        return None
 
     def _lifetime(self, listener: str, path: str) -> tuple[int, bool]:
         fault = self.emu.faults.fire({"short_token_lifetime"}, listener=listener, path=path)
@@ -239,7 +283,13 @@ class IdentityApi:
                 principal = self.emu.tenant.principal
                 roles, wids = list(principal.get("roles") or []), list(principal.get("directory_roles") or [])
         return self.emu.issuer.issue(
-            audience=audience, app_id=app_id, object_id=object_id, roles=roles, wids=wids, lifetime=lifetime
+            audience=audience,
+            app_id=app_id,
+            object_id=object_id,
+            roles=roles,
+            wids=wids,
+            lifetime=lifetime,
+            tenant_id=self.emu.tenant_id,  # the tenant the request names (the home tenant for the MSI endpoint)
         )
 
     # ---- managed identity (plain http listener) -------------------------------------------------------------

@@ -67,6 +67,9 @@ KNOWN_KEYS = frozenset(
         "audit_search",
         "compliance",
         "exchange_rbac",
+        "tenants",
+        "generate_tenants",
+        "consented",
     }
 )
 # Behaviours of the real service the emulator copies by default (exchange-admin-api.md §10; emulator-spec.md
@@ -144,9 +147,33 @@ def load_scenario(source: dict[str, Any] | str | os.PathLike[str] | None = None)
         "exchange_rbac": _rbac_settings(raw.get("exchange_rbac"), organization),
     }
     scenario["accepted_domains"] = _accepted_domains(raw.get("accepted_domains"), organization, scenario["mailboxes"])
+    # More tenants behind the same Exchange, Entra ID and feed (emulator-spec.md "Many tenants"): scenarios of their
+    # own (without faults or quirks: those are the emulator's), expanded when first asked for.
+    scenario["tenants"] = [_guest(dict(g)) for g in raw.get("tenants") or []]
+    scenario["generate_tenants"] = dict(raw.get("generate_tenants") or {"count": 0})
+    scenario["consented"] = bool(raw.get("consented", True))
     if "description" in raw:
         scenario["description"] = raw["description"]
     return scenario
+
+
+def _guest(raw: dict[str, Any]) -> dict[str, Any]:
+    if not raw.get("tenant_id") or not raw.get("organization"):
+        raise ValueError("every entry of tenants needs its own tenant_id and organization")
+    shared = sorted(k for k in raw if k in ("faults", "quirks", "tenants", "generate_tenants"))
+    if shared:
+        raise ValueError(f"a guest tenant cannot set {', '.join(shared)}: they belong to the whole emulator")
+    return raw
+
+
+def generated_guests(spec: dict[str, Any], home_tenant: str) -> list[dict[str, Any]]:
+    """`generate_tenants: {"count": N, "template": {...}}`: N guest scenarios, ids uuid5 of the home tenant and i."""
+    template = dict(spec.get("template") or {})
+    guests = []
+    for i in range(int(spec.get("count", 0))):
+        tenant_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{home_tenant}/guest/{i}"))
+        guests.append({**template, "tenant_id": tenant_id, "organization": f"tenant{i:04d}.onmicrosoft.com"})
+    return guests
 
 
 def _accepted_domains(raw: Any, organization: str, mailboxes: list[dict[str, Any]]) -> list[str]:

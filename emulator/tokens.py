@@ -52,14 +52,15 @@ class TokenIssuer:
         wids: list[str],
         lifetime: int = 3600,
         extra: dict[str, Any] | None = None,
+        tenant_id: str | None = None,
     ) -> tuple[str, int]:
         """Return (JWT, exp). `lifetime` may be shortened by the short_token_lifetime fault; `extra` adds claims
         (a delegated token's idtyp, upn and scp)."""
         now = int(time.time())
         claims = {
             "aud": audience,
-            "iss": self.issuer,
-            "tid": self.tenant_id,
+            "iss": self.issuer if tenant_id is None else self.issuer.replace(self.tenant_id, tenant_id),
+            "tid": tenant_id or self.tenant_id,
             "appid": app_id,
             "azp": app_id,
             "oid": object_id,

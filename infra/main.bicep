@@ -46,6 +46,14 @@ param alertEmailAddresses array = []
 @description('Days Log Analytics keeps the telemetry.')
 param logRetentionDays int = 90
 
+@description('Many tenants: the client id of the multi-tenant app registration each customer tenant consents to. Set, the app signs in with EXO_AUTH_MODE=federated_identity (the identity is a federated credential of the app: no secret); empty, the managed identity itself (one tenant).')
+param multiTenantAppId string = ''
+
+@description('Most instances the queue fan-out may scale to. Each instance runs at most 6 tenants at once (host.json batchSize 4 + newBatchThreshold 2), one run per tenant, so Exchange throttling (per tenant and app) is never shared between runs; raise it with the number of tenants, within the storage account and the plan limits.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 10
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName, application: 'mailbox-audit-guard' }
 var evidenceContainerName = 'evidence'
@@ -117,6 +125,8 @@ module functionApp 'modules/function-app.bicep' = {
     watchSchedule: watchSchedule
     watchTableName: watchTableName
     watchContentTypes: watchContentTypes
+    multiTenantAppId: multiTenantAppId
+    maximumInstanceCount: maximumInstanceCount
   }
 }
 

@@ -110,6 +110,7 @@ class RunReport:
     tool_version: str = __version__
     activity: dict[str, Any] | None = None  # the activity watch's health and recent alerts, when a state exists
     permission_model: str | None = None  # EXO_PERMISSION_MODEL: role-group or entra-role (None: settings refused)
+    tenant_name: str | None = None  # the tenants register's name for the tenant (None: the single-tenant settings)
 
     @property
     def status(self) -> Status:

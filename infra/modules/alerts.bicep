@@ -1,5 +1,5 @@
-// Action group (e-mail) and the eleven log search alerts: six for the daily check and remediation, five for the
-// activity watch. Each query lives in infra/alerts/<name>.kql and is
+// Action group (e-mail) and the thirteen log search alerts: six for the daily check and remediation, five for the
+// activity watch, two for the many-tenant fan-out (a tenant in the poison queue; a registered tenant gone silent). Each query lives in infra/alerts/<name>.kql and is
 // loaded verbatim, so the text the tests validate is the text that gets deployed. Runbooks: infra/README.md.
 // Event rules look back twice their frequency so that late-ingested telemetry is still seen; autoMitigate
 // keeps one alert open (one e-mail) while rows keep matching, and resolves it afterwards.
@@ -226,3 +226,40 @@ module feedLag 'log-alert.bicep' = {
 }
 
 output actionGroupId string = actionGroup.id
+
+module tenantPoisoned 'log-alert.bicep' = {
+  name: 'alert-tenant-poisoned'
+  params: {
+    name: '${namePrefix}-tenant-poisoned'
+    displayName: 'A tenant failed five times and is in the poison queue'
+    description: 'The run of one registered tenant ended in Error on all five deliveries of its queue message, which is now in audit-tenants-poison (or watch-tenants-poison). That tenant is not being checked; the others are. Look up run_id in the exceptions and MailboxAuditCheckCompleted, fix the cause (usually consent or roles in that tenant), then move the message back or wait for the next dispatch.'
+    severity: 1
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/tenant-poisoned.kql')
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    dimensions: ['tenant_id', 'queue']
+  }
+}
+
+module tenantHeartbeat 'log-alert.bicep' = {
+  name: 'alert-tenant-heartbeat'
+  params: {
+    name: '${namePrefix}-tenant-heartbeat'
+    displayName: 'A registered tenant has no completed check for 25 hours'
+    description: 'The dispatcher announced this tenant of the register, but no daily check of it completed in the last 25 hours. Look for its message in audit-tenants (backlog) or audit-tenants-poison, and for its runs (MailboxAuditCheckCompleted with its tenant_id).'
+    severity: 1
+    location: location
+    tags: tags
+    scopeId: appInsightsId
+    actionGroupId: actionGroup.id
+    query: loadTextContent('../alerts/tenant-heartbeat.kql')
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    overrideQueryTimeRange: 'P2D'
+    dimensions: ['tenant_id']
+  }
+}

@@ -24,6 +24,12 @@ param watchSchedule string
 @description('Table of the watch state in the app storage account (the identity holds Storage Table Data Contributor).')
 param watchTableName string
 param watchContentTypes string
+@description('Client id of the multi-tenant app (federated_identity mode); empty: the managed identity signs in itself.')
+param multiTenantAppId string = ''
+@description('Most instances the queue fan-out scales to (see main.bicep).')
+param maximumInstanceCount int = 10
+
+var federated = !empty(multiTenantAppId)
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy is not offered for this Flex Consumption plan; one daily check tolerates a zone outage
@@ -75,8 +81,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'EXO_TENANT_ID', value: exoTenantId }
         { name: 'EXO_ORGANIZATION', value: exoOrganization }
         { name: 'EXO_CLOUD', value: exoCloud }
-        { name: 'EXO_AUTH_MODE', value: 'managed_identity' }
-        { name: 'EXO_CLIENT_ID', value: identityClientId }
+        { name: 'EXO_AUTH_MODE', value: federated ? 'federated_identity' : 'managed_identity' }
+        { name: 'EXO_CLIENT_ID', value: federated ? multiTenantAppId : identityClientId }
+        { name: 'EXO_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'AUDIT_SCHEDULE', value: auditSchedule }
         { name: 'AUDIT_MODE', value: auditMode }
         { name: 'EVIDENCE_CONTAINER', value: evidenceContainerName }
@@ -97,7 +104,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
-        maximumInstanceCount: 40
+        maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: 2048
       }
       runtime: {

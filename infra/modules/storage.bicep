@@ -73,6 +73,34 @@ resource evidenceContainer 'Microsoft.Storage/storageAccounts/blobServices/conta
   }
 }
 
+// The many-tenant fan-out (shared/runtime/fanout.py): its queues and their poison queues, and the tenants register.
+var fanoutQueues = [
+  'audit-tenants'
+  'audit-tenants-poison'
+  'watch-tenants'
+  'watch-tenants-poison'
+]
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource fanoutQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in fanoutQueues: {
+  parent: queues
+  name: queue
+}]
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource tenantsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tables
+  name: 'tenants'
+}
+
 resource dataAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in dataRoles: {
   name: guid(account.id, dataPrincipalId, role)
   scope: account

@@ -1,4 +1,5 @@
-// Azure Monitor workbook: compliance per control over time, latest status per control, last run per tenant, and for
+// Azure Monitor workbook: compliance per control over time, latest status per control, last run per tenant, a
+// tenant x control status grid (many tenants), and for
 // the activity watch the alerts per detection over time and the feed's lag.
 // The queries are loaded from infra/workbook/*.kql (validated by the tests like the alert queries).
 param location string
@@ -89,6 +90,37 @@ var content = {
         queryType: 0
         resourceType: 'microsoft.insights/components'
         visualization: 'table'
+      }
+    }
+    {
+      type: 3
+      name: 'tenant-control-grid'
+      content: {
+        version: 'KqlItem/1.0'
+        title: 'Tenants x controls: the latest status of every control in every tenant of the register'
+        query: loadTextContent('../workbook/tenant-control-grid.kql')
+        size: 0
+        timeContextFromParameter: timeRange
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+        gridSettings: {
+          formatters: [
+            {
+              columnMatch: '^(?!tenant_|last_checked).*'
+              formatter: 18
+              formatOptions: {
+                thresholdsOptions: 'icons'
+                thresholdsGrid: [
+                  { operator: '==', thresholdValue: 'Compliant', representation: 'success', text: '{0}' }
+                  { operator: '==', thresholdValue: 'NonCompliant', representation: '2', text: '{0}' }
+                  { operator: '==', thresholdValue: 'Error', representation: '4', text: '{0}' }
+                  { operator: 'Default', representation: 'Blank', text: '{0}' }
+                ]
+              }
+            }
+          ]
+        }
       }
     }
     {

@@ -92,6 +92,7 @@ class WatchReport:
     affected: dict[str, None] = field(default_factory=dict)  # controls to re-check, in the order alerts named them
     notes: list[str] = field(default_factory=list)  # for the reader of the text output (not in the JSON)
     canaries_seen: list[str] = field(default_factory=list)  # audit-pipeline canary records recognised (record ids)
+    tenant_name: str | None = None  # the tenants register's name for the tenant (None: single-tenant settings)
 
     @property
     def status(self) -> WatchStatus:

@@ -120,6 +120,12 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Compliance Data Administrator (either can delete them too)",
     )
     parser.add_argument(
+        "--tenant",
+        metavar="ID",
+        help="many tenants: prepare this customer tenant for the multi-tenant app (--principal-id its client id): "
+        "print the admin consent URL, then sign in to that tenant and grant there (idempotent)",
+    )
+    parser.add_argument(
         "--cloud",
         choices=tuple(CLOUDS),
         default=None,
@@ -129,12 +135,39 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def default_credential(cloud: Cloud) -> TokenCredential:
-    """The Azure CLI login first, then the DefaultAzureCredential chain (without the CLI a second time)."""
+def default_credential(cloud: Cloud, tenant_id: str | None = None) -> TokenCredential:
+    """The Azure CLI login first, then the DefaultAzureCredential chain (without the CLI a second time); with
+    `tenant_id` (--tenant), tokens of that tenant only."""
     from azure.identity import AzureCliCredential, ChainedTokenCredential, DefaultAzureCredential
 
-    options = {} if cloud.name == "global" else {"authority": cloud.authority}
-    return ChainedTokenCredential(AzureCliCredential(), DefaultAzureCredential(exclude_cli_credential=True, **options))
+    options: dict[str, Any] = {} if cloud.name == "global" else {"authority": cloud.authority}
+    if tenant_id is None:
+        return ChainedTokenCredential(
+            AzureCliCredential(), DefaultAzureCredential(exclude_cli_credential=True, **options)
+        )
+    chain = ChainedTokenCredential(
+        AzureCliCredential(tenant_id=tenant_id),
+        DefaultAzureCredential(exclude_cli_credential=True, additionally_allowed_tenants=[tenant_id], **options),
+    )
+    return _TenantCredential(chain, tenant_id)
+
+
+class _TenantCredential:
+    """A credential asking every token of one tenant (the customer's, not the signed-in account's home tenant)."""
+
+    def __init__(self, inner: Any, tenant_id: str) -> None:
+        self._inner, self._tenant_id = inner, tenant_id
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._inner.get_token(*scopes, tenant_id=self._tenant_id, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def consent_url(cloud: Cloud, tenant_id: str, app_id: str) -> str:
+    """The admin consent URL of the multi-tenant app in a customer tenant (the app's application permissions)."""
+    return f"{cloud.authority}/{tenant_id}/adminconsent?client_id={app_id}"
 
 
 def run_grant_permissions(
@@ -176,6 +209,7 @@ def _grant(
     cloud, graph_url = CLOUDS.get(target.cloud_name), target.graph_url
     retention = bool(getattr(args, "retention_policy", False))
     use = Use(args.exchange_roles) if args.exchange_roles else None
+    tenant_id = (getattr(args, "tenant", None) or "").strip().lower() or None
     report = GrantReport(
         requested_id=reference,
         read_only=args.read_only,
@@ -184,9 +218,14 @@ def _grant(
         retention_policy=retention,
         directory_role=use is None,
         dry_run=args.dry_run,
+        tenant_id=tenant_id,
+        consent_url=consent_url(cloud, tenant_id, reference) if cloud and tenant_id else None,
     )
     if target.problem is not None or cloud is None:
         report.error = target.problem
+    elif tenant_id is not None and not is_guid(tenant_id):
+        report.error = "--tenant must be the customer tenant's GUID."
+        report.consent_url = None
     elif not is_guid(reference):
         report.error = (
             "--principal-id must be a GUID: the identity's service principal object id (azd output "
@@ -195,7 +234,7 @@ def _grant(
     elif use is not None and args.read_only:
         report.error = "--read-only chooses an Entra role; with Exchange role groups use --exchange-roles check."
     else:
-        credential = credential or default_credential(cloud)
+        credential = credential or default_credential(cloud, tenant_id)
         client = GraphClient(graph_url, credential, cloud.graph_scope, session=session)
         report = grant_permissions(
             client,
@@ -206,6 +245,13 @@ def _grant(
             directory_role=use is None,
             dry_run=args.dry_run,
         )
+        if tenant_id is not None:
+            report.tenant_id, report.consent_url = tenant_id, consent_url(cloud, tenant_id, reference)
+            if report.principal is None and report.error:  # not consented yet: no service principal in the tenant
+                report.error += (
+                    f"\nIn a customer tenant the multi-tenant app's service principal exists only after an "
+                    f"administrator of that tenant consented: {report.consent_url} (then run this again)."
+                )
         if use is not None and report.principal is not None and report.results:
             report.exchange = _role_groups(
                 report.principal,

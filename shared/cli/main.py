@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared import __version__
@@ -18,6 +19,7 @@ from shared.cli.diagnose import add_diagnose_parser, run_diagnose
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from shared.cli.output import add_output_options, log_to_stderr, print_result
 from shared.cli.search import add_search_parser, run_search_command
+from shared.cli.tenants import add_all_tenants_options, add_tenant_option, run_all_tenants, select_tenant
 from shared.cli.watch import add_watch_parser, run_watch_command
 from shared.config.settings import ConfigError, Settings
 from shared.controls.registry import IMPLEMENTED_CONTROLS, REVERTIBLE_CONTROLS
@@ -26,6 +28,7 @@ from shared.evidence.html import render_html
 from shared.evidence.markdown import render_markdown
 from shared.model import Status
 from shared.runtime.service import execute
+from shared.runtime.tenants import RegisterError
 
 log = logging.getLogger("mailbox_audit_guard.cli")
 
@@ -50,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the activity watch's SQLite state: where the audit-pipeline canary is recorded, and what `report` "
         "shows in its activity section (default WATCH_STATE_PATH; the same file `watch --state` uses)",
     )
+    add_tenant_option(common)
     add_output_options(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("check", parents=[common], help="read and judge the controls (the original -Monitoring)")
+    check = commands.add_parser(
+        "check", parents=[common], help="read and judge the controls (the original -Monitoring)"
+    )
+    add_all_tenants_options(check)
     fix = commands.add_parser("remediate", parents=[common], help="fix what is non-compliant (-Remediation)")
     fix.add_argument("--dry-run", action="store_true", help="show what would change, write nothing (-WhatIf)")
     revert = commands.add_parser(
@@ -90,16 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     if args.command == "grant-permissions":  # needs no EXO_* settings
         return run_grant_permissions(args)
+    if getattr(args, "all_tenants", False):
+        if args.tenant:
+            return _fail(args, "--tenant and --all-tenants exclude each other", tenant_id=None)
+        _configure_logging(args.verbose, None, secrets_from=os.environ)
+        return run_all_tenants(args)
+    env: Mapping[str, str] = os.environ
+    tenant_name = None
+    if getattr(args, "tenant", None):
+        try:
+            tenant, env = select_tenant(os.environ, args.tenant)
+        except RegisterError as exc:
+            return _fail(args, str(exc), tenant_id=None)
+        tenant_name = tenant.name
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(env)
     except ConfigError as exc:
         if args.command == "watch":  # the watch's own Error document, naming the setting
             _configure_logging(args.verbose, None)
-            return run_watch_command(args)
+            return run_watch_command(args, env, tenant_name)
         return _fail(args, str(exc), tenant_id=None)
     _configure_logging(args.verbose, settings)
     if args.command == "watch":
-        return run_watch_command(args)
+        return run_watch_command(args, env, tenant_name)
     if args.command == "diagnose":
         return run_diagnose(args, settings)
     if args.command == "search":
@@ -129,6 +149,8 @@ def _main(args: argparse.Namespace) -> int:
     report = execute(
         command,
         trigger="cli",
+        env=env,
+        tenant_name=tenant_name,
         settings=settings,
         control_ids=control_ids,
         dry_run=getattr(args, "dry_run", False),
@@ -195,12 +217,16 @@ def _fail(args: argparse.Namespace, message: str, *, tenant_id: str | None) -> i
     return Status.ERROR.exit_code
 
 
-def _configure_logging(verbose: bool, settings: Settings | None) -> None:
-    """Diagnostics to stderr, secrets masked, for the rest of the process."""
+def _configure_logging(
+    verbose: bool, settings: Settings | None, *, secrets_from: Mapping[str, str] | None = None
+) -> None:
+    """Diagnostics to stderr, secrets masked, for the rest of the process (`secrets_from`: the environment's
+    secrets when there are no single-tenant settings, as for --all-tenants)."""
+    secrets = [(secrets_from or {}).get(name, "") for name in ("EXO_CLIENT_SECRET", "EXO_CERTIFICATE_PASSWORD")]
     # The token libraries log their own tracebacks for failures we already turn into a clear message.
     library = logging.WARNING if verbose else logging.CRITICAL
     log_to_stderr(
         {"": logging.WARNING, "mailbox_audit_guard": logging.INFO, "msal": library, "azure": library},
         handler_level=logging.INFO if verbose else logging.WARNING,
-        secrets=[settings.client_secret or "", settings.certificate_password or ""] if settings else [],
+        secrets=[settings.client_secret or "", settings.certificate_password or ""] if settings else secrets,
     )

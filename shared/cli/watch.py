@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from shared.activity.watch import WatchReport
 from shared.cli.output import add_output_options, print_result
+from shared.cli.tenants import add_tenant_option
 from shared.runtime.watch import run_watch
 
 EPILOG = """\
@@ -32,12 +34,16 @@ def add_watch_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATH",
         help="the watch's SQLite state file (default WATCH_STATE_PATH, else under $XDG_STATE_HOME or ~/.local/state)",
     )
+    add_tenant_option(parser)
     add_output_options(parser)
     return parser
 
 
-def run_watch_command(args: argparse.Namespace) -> int:
-    report = run_watch(trigger="cli", state_path=args.state)
+def run_watch_command(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None, tenant_name: str | None = None
+) -> int:
+    """One pass; `env`: a tenant's environment of the register (--tenant), else the process's."""
+    report = run_watch(trigger="cli", state_path=args.state, env=env, tenant_name=tenant_name)
     print_result(args.json, report.as_json(), render_text(report), error=report.error)
     return report.exit_code
 

@@ -20,6 +20,8 @@ class Cloud:
     audit_query_api: bool = False
     # The Security & Compliance (IPPS) admin API's global host (= its token audience); None: none known.
     compliance_host: str | None = "ps.compliance.protection.outlook.com"
+    # The audience of the managed identity's token that federated_identity mode presents as the client assertion.
+    federation_audience: str = "api://AzureADTokenExchange"
 
     @property
     def exchange_url(self) -> str:
@@ -97,6 +99,7 @@ CLOUDS: dict[str, Cloud] = {
         "graph.microsoft.us",
         "manage.office365.us",
         compliance_host="ps.compliance.protection.office365.us",
+        federation_audience="api://AzureADTokenExchangeUSGov",
     ),
     "dod": Cloud(
         "dod",
@@ -105,6 +108,7 @@ CLOUDS: dict[str, Cloud] = {
         "dod-graph.microsoft.us",
         "manage.protection.apps.mil",
         compliance_host="ps.compliance.protection.office365.us",
+        federation_audience="api://AzureADTokenExchangeUSGov",
     ),
     "china": Cloud(
         "china",
@@ -113,6 +117,7 @@ CLOUDS: dict[str, Cloud] = {
         "microsoftgraph.chinacloudapi.cn",
         "manage.office365.cn",
         compliance_host=None,
+        federation_audience="api://AzureADTokenExchangeChina",
     ),
 }
 # Every Management Activity API host Microsoft runs: an O365_MANAGEMENT_ENDPOINT naming one of these is that API's

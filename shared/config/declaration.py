@@ -28,13 +28,14 @@ Kind = Literal[
     "table name",
     "platform",
 ]
-Group = Literal["exchange", "app", "telemetry", "policy", "storage", "watch", "search", "host", "tools"]
+Group = Literal["exchange", "app", "telemetry", "policy", "tenants", "storage", "watch", "search", "host", "tools"]
 
 GROUPS: dict[Group, str] = {
     "exchange": "Exchange connection",
     "app": "the timer's mode and who may remediate",
     "telemetry": "telemetry",
-    "policy": "mailbox controls",
+    "policy": "mailbox controls (a tenant of the register may override these for itself)",
+    "tenants": 'many tenants: the tenants register and the queue fan-out (README "Many tenants")',
     "storage": "host storage and evidence archive",
     "watch": "the activity watch: the Office 365 Management Activity API feed and the detections (docs/detections.md)",
     "search": "`python -m shared search`: the audit log investigation search through Microsoft Graph "
@@ -82,10 +83,12 @@ SETTINGS: tuple[Setting, ...] = (
         "EXO_AUTH_MODE",
         "exchange",
         "choice",
-        "`managed_identity`, `certificate` or `secret`",
+        "`managed_identity`, `certificate`, `secret` or `federated_identity` (many tenants, no stored secret: the "
+        "managed identity's token for `api://AzureADTokenExchange` is the client assertion of the multi-tenant app "
+        "`EXO_CLIENT_ID` in each customer tenant)",
         "`managed_identity`",
         example="secret",
-        choices=("managed_identity", "certificate", "secret"),
+        choices=("managed_identity", "certificate", "secret", "federated_identity"),
     ),
     Setting(
         "EXO_PERMISSION_MODEL",
@@ -113,6 +116,14 @@ SETTINGS: tuple[Setting, ...] = (
         "client secret (secret mode; local development only)",
         secret=True,
         example="<client secret: local development only; use certificate or managed identity otherwise>",
+    ),
+    Setting(
+        "EXO_MANAGED_IDENTITY_CLIENT_ID",
+        "exchange",
+        "guid",
+        "`federated_identity` mode: the client id of the user-assigned managed identity whose token is the client "
+        "assertion (a federated credential of the app `EXO_CLIENT_ID`); empty: the system-assigned identity",
+        example=None,
     ),
     Setting("EXO_CERTIFICATE_PATH", "exchange", "path", "PEM with private key and certificate (certificate mode)"),
     Setting(
@@ -389,6 +400,24 @@ SETTINGS: tuple[Setting, ...] = (
         "accepted, 0.0001 to 168)",
         "`24`",
         example="24",
+    ),
+    Setting(
+        "AUDIT_TENANTS_FILE",
+        "tenants",
+        "path",
+        "the tenants register for the command line (JSON list of `tenant_id`, `organization`, `cloud`, "
+        '`display_name`, `settings`; see "Many tenants"): `--tenant ID` and `check --all-tenants` pick from it; '
+        "the Function App reads it too when set, instead of its table",
+        example=None,
+    ),
+    Setting(
+        "AUDIT_TENANTS_TABLE",
+        "tenants",
+        "table name",
+        "the Function App's tenants register: the table in the app's storage account (`AzureWebJobsStorage`); "
+        "absent or empty: the single tenant of the `EXO_*` settings, as before",
+        "`tenants`",
+        example=None,
     ),
     Setting(
         "WATCH_LEARNING_DAYS",

@@ -48,6 +48,7 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 DEFAULT_WATCH_TABLE = "MailboxAuditWatch"
 _TABLE = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 TABLE_RULES = "3-63 letters and digits, starting with a letter"
+DEFAULT_TENANTS_TABLE = "tenants"
 STATE_FILE = Path("mailbox-audit-guard") / "watch.sqlite3"
 MAX_FIRST_LOOKBACK_HOURS = 168  # the feed keeps content 7 days
 
@@ -88,6 +89,16 @@ class StorageSettings:
         return f"https://{self.account_name}.blob.core.windows.net" if self.account_name else None
 
     @property
+    def has_tables(self) -> bool:
+        """Whether these settings reach a Table service at all (a connection string may name only a blob endpoint)."""
+        if self.connection_string:
+            keys = {part.split("=", 1)[0].strip().lower() for part in self.connection_string.split(";") if "=" in part}
+            return bool(keys & {"tableendpoint", "usedevelopmentstorage"}) or (
+                "accountname" in keys and not keys & {"blobendpoint", "queueendpoint", "fileendpoint"}
+            )
+        return self.table_url is not None
+
+    @property
     def table_url(self) -> str | None:
         """The table endpoint of identity-based access (None with a connection string, no storage, or a blob
         endpoint on another cloud without `__tableServiceUri`)."""
@@ -116,6 +127,14 @@ class WatchStateSettings:
         if self.state_path is not None:
             return self.state_path
         return (self.state_home or Path.home() / ".local" / "state") / STATE_FILE
+
+
+@dataclass(frozen=True)
+class TenantsSettings:
+    """Where the tenants register is: a file (the command line; the Function App too when set), else the table."""
+
+    file: Path | None = None
+    table_name: str = DEFAULT_TENANTS_TABLE
 
 
 @dataclass(frozen=True)
@@ -168,6 +187,7 @@ class RunSettings:
     watch: WatchPolicy = field(default_factory=WatchPolicy)
     watch_state: WatchStateSettings = field(default_factory=WatchStateSettings)
     search: SearchSettings | None = None  # the command line's `search` (parsed here so a bad value is refused early)
+    tenants: TenantsSettings = field(default_factory=TenantsSettings)
 
 
 def parse_telemetry(env: Env, problems: dict[str, str]) -> TelemetrySettings:
@@ -275,6 +295,26 @@ def parse_watch_state(env: Env, problems: dict[str, str]) -> WatchStateSettings:
     )
 
 
+def parse_tenants_settings(env: Env, problems: dict[str, str]) -> TenantsSettings:
+    """Where the register is; problems named by variable (the file itself is read by shared.config.tenants)."""
+    table = env.get("AUDIT_TENANTS_TABLE") or DEFAULT_TENANTS_TABLE
+    if not _TABLE.fullmatch(table):
+        problems["AUDIT_TENANTS_TABLE"] = f"is not a valid table name ({TABLE_RULES})"
+        table = DEFAULT_TENANTS_TABLE
+    raw = env.get("AUDIT_TENANTS_FILE")
+    return TenantsSettings(file=Path(raw).expanduser() if raw else None, table_name=table)
+
+
+def tenants_for(env: Mapping[str, str]) -> TenantsSettings:
+    """The register's location alone (ConfigError names a bad setting): a deployment of many tenants needs no
+    EXO_TENANT_ID of its own."""
+    problems: dict[str, str] = {}
+    settings = parse_tenants_settings(Env(env), problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
 def parse_feed(env: Env, problems: dict[str, str], exchange: Settings | None) -> FeedSettings:
     """The feed settings (defaults from the connection settings' cloud and tenant); problems named by variable."""
     bad: dict[str, str] = {}
@@ -362,6 +402,7 @@ def load(
     watch = parse_watch(reader, problems)
     watch_state = parse_watch_state(reader, problems)
     search = parse_search(reader, problems, parsed_exchange)
+    tenants = parse_tenants_settings(reader, problems)
     if problems or parsed_exchange is None:
         raise ConfigError(problems)
     return RunSettings(
@@ -374,6 +415,7 @@ def load(
         watch=watch,
         watch_state=watch_state,
         search=search,
+        tenants=tenants,
     )
 
 

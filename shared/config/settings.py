@@ -18,7 +18,7 @@ from shared.config.clouds import CLOUDS, Cloud
 from shared.config.declaration import Env
 from shared.config.exception_register import ExceptionFileError, ExceptionRegister, load_register
 
-AUTH_MODES = ("managed_identity", "certificate", "secret")
+AUTH_MODES = ("managed_identity", "certificate", "secret", "federated_identity")
 PERMISSION_MODELS = ("role-group", "entra-role")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9-]{1,63}\.)+[a-zA-Z]{2,63}$")
@@ -97,6 +97,8 @@ class Settings:
     # The Security & Compliance admin API (audit-retention-policy): IPPS_ENDPOINT or the cloud's; None: none known.
     compliance_url: str | None = None
     permission_model: str = "entra-role"  # EXO_PERMISSION_MODEL: role-group or entra-role, for the evidence
+    # federated_identity: the user-assigned managed identity whose token is the client assertion (None: system).
+    managed_identity_client_id: str | None = None
 
     @property
     def token_scope(self) -> str:
@@ -137,8 +139,12 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
     client_id = get("EXO_CLIENT_ID")
     if client_id is not None and not _GUID.match(client_id):
         bad["EXO_CLIENT_ID"] = "must be an application (client) id GUID"
-    elif client_id is None and auth_mode in ("certificate", "secret"):
+    elif client_id is None and auth_mode in ("certificate", "secret", "federated_identity"):
         bad["EXO_CLIENT_ID"] = f"required with EXO_AUTH_MODE={auth_mode}: the app registration's client id"
+
+    assertion_identity = get("EXO_MANAGED_IDENTITY_CLIENT_ID")
+    if assertion_identity is not None and not _GUID.match(assertion_identity):
+        bad["EXO_MANAGED_IDENTITY_CLIENT_ID"] = "must be the user-assigned managed identity's client id GUID"
 
     client_secret = get("EXO_CLIENT_SECRET")
     if auth_mode == "secret" and client_secret is None:
@@ -206,6 +212,7 @@ def parse_exchange(env: Env, problems: dict[str, str]) -> Settings | None:
         run_deadline_seconds=run_deadline,
         compliance_url=compliance_url.rstrip("/") if compliance_url else None,
         permission_model=permission_model,
+        managed_identity_client_id=assertion_identity.lower() if assertion_identity else None,
     )
 
 

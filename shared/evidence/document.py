@@ -79,6 +79,8 @@ def run_document(report: RunReport, exit_code: int) -> dict[str, Any]:
         "not_run": [{"id": control_id, "reason": reason} for control_id, reason in report.not_run.items()],
         "requests_sent": report.requests_sent,
     }
+    if report.tenant_name is not None:
+        document["tenant_name"] = report.tenant_name
     if report.permission_model is not None:
         document["permission_model"] = {
             "model": report.permission_model,
@@ -99,7 +101,8 @@ def render_text(report: RunReport, exit_code: int) -> str:
     lines = [
         f"Mailbox Audit Guard {report.tool_version} · {report.command}"
         f"{' (dry run)' if report.dry_run else ''} · tenant {report.tenant_id}"
-        f"{f' ({report.organization})' if report.organization else ''}",
+        f"{f' ({report.organization})' if report.organization else ''}"
+        f"{f' · {report.tenant_name}' if report.tenant_name else ''}",
         "",
     ]
     rows = [("CONTROL", "STATUS", "EXPECTED", "ACTUAL")]

@@ -1,7 +1,10 @@
 """App-only tokens for Exchange Online (and, with another scope, the Management Activity API): managed identity
-(azure-identity), certificate or secret (msal).
+(azure-identity), certificate or secret (msal), or federated identity (msal, the managed identity's token as the
+client assertion of a multi-tenant app: no stored secret for any tenant).
 
-Tokens are cached until shortly before they expire. Nothing here logs or embeds a token or a secret.
+Tokens are cached until shortly before they expire; in federated_identity mode, per tenant and scope for the
+life of the process (one worker serves many tenants' runs), and the managed identity's assertion once for all
+tenants. Nothing here logs or embeds a token or a secret.
 """
 
 from __future__ import annotations
@@ -88,9 +91,10 @@ class _CachingProvider:
 class ManagedIdentityTokenProvider(_CachingProvider):
     """The Function App's managed identity, through azure-identity (IDENTITY_ENDPOINT / IDENTITY_HEADER or IMDS)."""
 
-    def __init__(self, scope: str, client_id: str | None) -> None:
+    def __init__(self, scope: str, client_id: str | None, client_id_setting: str = "EXO_CLIENT_ID") -> None:
         super().__init__(scope)
         self.client_id = client_id
+        self.client_id_setting = client_id_setting
         kind = f"user-assigned {client_id}" if client_id else "system-assigned"
         self.description = f"the {kind} managed identity"
         self._credential: Any = None
@@ -113,8 +117,8 @@ class ManagedIdentityTokenProvider(_CachingProvider):
         except (AzureError, ValueError, KeyError, TypeError) as exc:
             raise TokenError(
                 f"Could not get a token from {self.description} for {self.scope}: {first_line(exc)}. "
-                "Check that the Function App has this identity assigned (and EXO_CLIENT_ID names it when it is "
-                "user-assigned), or set EXO_AUTH_MODE=certificate/secret when running outside Azure."
+                f"Check that the Function App has this identity assigned (and {self.client_id_setting} names it when "
+                "it is user-assigned), or set EXO_AUTH_MODE=certificate/secret when running outside Azure."
             ) from None
         return token.token, float(token.expires_on)
 
@@ -202,6 +206,80 @@ class CredentialTokenProvider(_CachingProvider):
         return token.token, float(token.expires_on)
 
 
+class FederatedTokenProvider(MsalTokenProvider):
+    """The multi-tenant app `client_id` in one customer tenant, its client assertion the managed identity's token
+    for the cloud's token-exchange audience (a federated credential of the app): no secret is stored anywhere."""
+
+    def __init__(
+        self,
+        scope: str,
+        authority: str,
+        tenant_id: str,
+        client_id: str,
+        assertion: _CachingProvider,
+        permission: str = "the Exchange.ManageAsApp permission",
+    ) -> None:
+        self.assertion = assertion
+        super().__init__(
+            scope,
+            authority,
+            tenant_id,
+            client_id,
+            {"client_assertion": assertion.get_token},  # msal calls it for each token request: never stale
+            f"app {client_id} in tenant {tenant_id} (federated with {assertion.description})",
+            permission,
+        )
+
+    def _fetch(self) -> tuple[str, float]:
+        try:
+            self.assertion.get_token()  # first, so that its failure is named as such, not as the login service's
+        except TokenError as exc:
+            raise TokenError(f"No client assertion for {self.description}: {exc}") from None
+        return super()._fetch()
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[tuple[str, ...], _CachingProvider] = {}  # federated_identity: per (tenant, app, scope), per process
+
+
+def _shared(key: tuple[str, ...], make: Any) -> Any:
+    with _SHARED_LOCK:
+        provider = _SHARED.get(key)
+        if provider is None:
+            provider = _SHARED[key] = make()
+        return provider
+
+
+def forget_cached_tokens() -> None:
+    """Drop every process-wide provider (tests; a worker never needs to: tokens are refreshed before expiry)."""
+    with _SHARED_LOCK:
+        providers = list(_SHARED.values())
+        _SHARED.clear()
+    for provider in providers:
+        provider.close()
+
+
+def federated_provider(settings: Settings, scope: str, permission: str) -> FederatedTokenProvider:
+    """The tenant's provider of this process, made on first use; the assertion is shared by every tenant."""
+    assert settings.client_id is not None  # validated by the settings
+    audience = settings.cloud.federation_audience
+    mi = settings.managed_identity_client_id or ""
+    assertion = _shared(
+        ("assertion", audience, mi),
+        lambda: ManagedIdentityTokenProvider(
+            f"{audience}/.default", settings.managed_identity_client_id, "EXO_MANAGED_IDENTITY_CLIENT_ID"
+        ),
+    )
+    key = ("federated", settings.authority, settings.tenant_id, settings.client_id, scope, audience, mi)
+    provider: FederatedTokenProvider = _shared(
+        key,
+        lambda: FederatedTokenProvider(
+            scope, settings.authority, settings.tenant_id, settings.client_id, assertion, permission
+        ),
+    )
+    return provider
+
+
 def load_certificate_credential(path: str, password: str | None) -> dict[str, str]:
     """Read a PEM holding a private key and its certificate into msal's credential form (RS256 + x5t)."""
     from cryptography import x509
@@ -232,6 +310,8 @@ def token_provider_for(settings: Settings, scope: str | None = None, *, permissi
     permission = permission or "the Exchange.ManageAsApp permission"
     if settings.auth_mode == "managed_identity":
         return ManagedIdentityTokenProvider(scope, settings.client_id)
+    if settings.auth_mode == "federated_identity":
+        return federated_provider(settings, scope, permission)
     assert settings.client_id is not None  # validated by Settings.from_env
     if settings.auth_mode == "secret":
         return MsalTokenProvider(

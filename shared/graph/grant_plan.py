@@ -395,6 +395,8 @@ class GrantReport:
     results: list[GrantResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    tenant_id: str | None = None  # --tenant: the customer tenant this run prepares (multi-tenant app)
+    consent_url: str | None = None  # --tenant: where the customer's administrator consents to the app
 
     @property
     def all_errors(self) -> str | None:

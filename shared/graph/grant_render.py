@@ -28,6 +28,8 @@ def render_text(report: GrantReport) -> str:
         else report.requested_id
     )
     lines = [f"Granting Exchange Online and audit feed permissions to {who} via {report.graph_url}"]
+    if report.tenant_id is not None:
+        lines.insert(0, f"Customer tenant {report.tenant_id}: admin consent for the app, first: {report.consent_url}")
     # A failure's explanation goes to stderr (the CLI prints report.error); the line only says that it failed.
     lines += [f"  {r.grant.label}: {'FAILED' if r.outcome is Outcome.FAILED else r.message}" for r in report.results]
     lines += [f"Note: {note}" for note in report.notes]
@@ -87,6 +89,8 @@ def report_document(report: GrantReport) -> dict[str, Any]:
         "command": "grant-permissions",
         "graph_endpoint": report.graph_url,
         "requested_id": report.requested_id,
+        # --tenant only: the customer tenant and where its administrator consents to the multi-tenant app
+        **({"tenant_id": report.tenant_id, "consent_url": report.consent_url} if report.tenant_id else {}),
         "read_only": report.read_only,
         "search": report.search,
         "principal": None

@@ -1,7 +1,9 @@
 """The remediation endpoint's logic: who is calling, may they, what do they ask. Independent of Azure Functions.
 
 Authorisation has two layers: the function key (checked by the host) and the App Service authentication
-principal with the app role `MailboxAudit.Remediate`. `REMEDIATION_ALLOW_KEY_ONLY=true` drops the second layer.
+principal with the app role `MailboxAudit.Remediate` (every tenant) or `MailboxAudit.Remediate.<tenant id>` (that
+tenant of the register only). `REMEDIATION_ALLOW_KEY_ONLY=true` drops the second layer.
+With a tenants register the request names its tenant (`tenantId`); without one, it may name only EXO_TENANT_ID.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 
 import jsonschema
 
+from shared.config import loader
 from shared.config.settings import AppSettings, ConfigError
+from shared.config.tenants import Tenant
 from shared.controls.registry import IMPLEMENTED_CONTROLS, NOT_REMEDIABLE
 from shared.evidence.document import remediation_document
 from shared.model import RunReport
+from shared.runtime.tenants import RegisterError, load_register
 from shared.text import shorten
 
 log = logging.getLogger("mailbox_audit_guard.http")
@@ -46,6 +51,10 @@ REQUEST_SCHEMA: dict[str, Any] = {
             "uniqueItems": True,
         },
         "dryRun": {"type": "boolean"},
+        "tenantId": {
+            "type": "string",
+            "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        },
     },
 }
 _validator = jsonschema.Draft202012Validator(REQUEST_SCHEMA)
@@ -72,6 +81,8 @@ class Caller:
 class RemediationRequest:
     controls: tuple[str, ...]
     dry_run: bool
+    tenant_id: str | None = None  # as asked (lower case); None: the single tenant of the EXO_* settings
+    tenant: Tenant | None = None  # the tenants register's entry, when there is a register
 
 
 class HttpProblem(Exception):
@@ -141,9 +152,48 @@ def authorise(headers: Mapping[str, str], settings: AppSettings) -> Caller:
             "Sign in first: no authenticated caller (App Service authentication principal).",
             {"WWW-Authenticate": "Bearer"},
         )
-    if REMEDIATE_ROLE not in caller.roles:
+    if not any(role == REMEDIATE_ROLE or role.startswith(f"{REMEDIATE_ROLE}.") for role in caller.roles):
         raise HttpProblem(403, f"The caller lacks the app role {REMEDIATE_ROLE}.")
     return caller
+
+
+def tenant_role(tenant_id: str) -> str:
+    """The app role value that lets a caller remediate one tenant only (app role values allow dots)."""
+    return f"{REMEDIATE_ROLE}.{tenant_id}"
+
+
+def authorise_tenant(caller: Caller, tenant_id: str | None) -> None:
+    """403 unless the caller's roles cover the tenant: the global role, or that tenant's own role. The function key
+    alone (REMEDIATION_ALLOW_KEY_ONLY) covers every tenant, as it covers every control."""
+    if caller.via == "function-key":
+        return
+    own = tenant_role(tenant_id).lower() if tenant_id is not None else None
+    if REMEDIATE_ROLE in caller.roles or any(role.lower() == own for role in caller.roles):  # a GUID's case: either
+        return
+    if tenant_id is None:
+        raise HttpProblem(403, "The caller's app roles are limited to tenants; name one in tenantId.")
+    raise HttpProblem(403, f"The caller lacks the app role {REMEDIATE_ROLE} or {tenant_role(tenant_id)}.")
+
+
+def resolve_tenant(request: RemediationRequest, env: Mapping[str, str]) -> RemediationRequest:
+    """The request with its tenant of the register; 400 when it names none (or one not in it) while a register
+    exists, or names another tenant than EXO_TENANT_ID without one; 503 when the register cannot be read."""
+    try:
+        register = load_register(env, "http")
+    except (RegisterError, ConfigError) as exc:
+        raise HttpProblem(503, f"The tenants register cannot be read: {exc}") from None
+    if register is None:
+        if request.tenant_id is not None and request.tenant_id != loader.reported_tenant(env):
+            raise HttpProblem(400, "tenantId: this app serves only its configured tenant (EXO_TENANT_ID).")
+        return request
+    if request.tenant_id is None:
+        raise HttpProblem(400, "tenantId is required: this app serves the tenants of its register.")
+    tenant = register.find(request.tenant_id)
+    if tenant is None:
+        refused = register.refusal(request.tenant_id)
+        why = f"its register entry is refused ({refused.message})" if refused else "it is not in the tenants register"
+        raise HttpProblem(400, f"tenantId {request.tenant_id}: {why}.")
+    return RemediationRequest(request.controls, request.dry_run, request.tenant_id, tenant)
 
 
 def json_depth(document: Any) -> int:
@@ -183,12 +233,15 @@ def parse_request(body: bytes) -> RemediationRequest:
             400,
             f"Invalid request ({where}): {shorten(error.message, 200)}. "
             f'Expected {{"controls": [{", ".join(map(repr, REMEDIABLE))}], '
-            '"dryRun": true|false}, all optional; dryRun defaults to true.',
+            '"dryRun": true|false, "tenantId": "<tenant GUID>"}, all optional (tenantId required with a tenants '
+            "register); dryRun defaults to true.",
         )
+    tenant_id = document.get("tenantId")
     return RemediationRequest(
         controls=tuple(document.get("controls") or ()),  # none named: the run's default set (service.execute)
         # A bare POST only shows what would change: writing needs an explicit "dryRun": false.
         dry_run=bool(document.get("dryRun", True)),
+        tenant_id=tenant_id.lower() if isinstance(tenant_id, str) else None,
     )
 
 
@@ -209,6 +262,8 @@ def handle(
             raise HttpProblem(503, str(exc)) from None
         caller = authorise(headers, settings)
         request = parse_request(body)
+        authorise_tenant(caller, request.tenant_id)
+        request = resolve_tenant(request, env)
     except HttpProblem as problem:
         log.warning("Remediation request refused (%d): %s", problem.status, problem.message)
         return problem.status, {"error": problem.message}, problem.headers
@@ -227,6 +282,7 @@ def response_document(report: RunReport) -> dict[str, Any]:
         "run_id": report.run_id,
         "caller": report.caller,
         "tenant_id": report.tenant_id,
+        **({"tenant_name": report.tenant_name} if report.tenant_name else {}),
         "dry_run": report.dry_run,
         "status": str(report.status),
         "completed": completed,

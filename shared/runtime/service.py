@@ -41,7 +41,7 @@ from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
 
-ARCHIVED_TRIGGERS = ("timer", "http")  # the CLI writes its evidence where the person asks (`report --out`)
+ARCHIVED_TRIGGERS = ("timer", "http", "queue")  # the CLI writes its evidence where the person asks (`report --out`)
 
 LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually ends well within this
 
@@ -106,6 +106,7 @@ def execute(
     config: RunSettings | ConfigError | None = None,
     with_activity: bool = False,
     state_path: str | None = None,
+    tenant_name: str | None = None,
 ) -> RunReport:
     """Run check / remediate / revert for the configured tenant and report it everywhere it must go.
 
@@ -114,7 +115,7 @@ def execute(
     (after the remediation), so an unattended run still reports every control. `config`: the run's settings (or
     their refusal) when the caller has loaded them already; otherwise they are loaded from `env` here.
     `with_activity`: add the activity watch's health and recent alerts from its state (`state_path` for the CLI)
-    to the evidence, when the watch has left a state.
+    to the evidence, when the watch has left a state. `tenant_name`: the tenants register's name for the tenant.
     """
     env = os.environ if env is None else env
     config = loader.try_load(env, exchange=settings) if config is None else config
@@ -135,6 +136,7 @@ def execute(
         dry_run=dry_run,
         caller=caller,
         permission_model=loaded.exchange.permission_model if loaded else None,
+        tenant_name=tenant_name,
     )
     try:
         if not isinstance(config, RunSettings):
@@ -227,27 +229,35 @@ def _state_for(
         return None, f"the activity watch's state could not be opened: {exc}"
 
 
-def daily_run(env: Mapping[str, str] | None = None) -> RunReport:
+def daily_run(
+    env: Mapping[str, str] | None = None,
+    *,
+    config: RunSettings | ConfigError | None = None,
+    trigger: str = "timer",
+    tenant_name: str | None = None,
+) -> RunReport:
     """The timer's job: check every control; with AUDIT_MODE=remediate, fix what is safe unattended.
 
-    Never a revert. An invalid AUDIT_MODE (or any bad setting) makes an Error run that names it.
+    Never a revert. An invalid AUDIT_MODE (or any bad setting) makes an Error run that names it. `config`: one
+    tenant's settings of the register (the queue-triggered run, `trigger` "queue"), else loaded from `env`.
     """
     env = os.environ if env is None else env
-    config = loader.try_load(env)
+    config = loader.try_load(env) if config is None else config
     if isinstance(config, RunSettings) and config.app.audit_mode == "remediate":
         safe = list(UNATTENDED_CONTROLS)
         rest = [cid for cid in IMPLEMENTED_CONTROLS if cid not in safe]
         return execute(
             "remediate",
-            trigger="timer",
+            trigger=trigger,
             env=env,
             control_ids=safe,
-            caller="timer:daily_audit_check",
+            caller="timer:daily_audit_check" if trigger == "timer" else "queue:tenant_audit_check",
             also_check=rest,
             config=config,
             with_activity=True,
+            tenant_name=tenant_name,
         )
-    return execute("check", trigger="timer", env=env, config=config, with_activity=True)
+    return execute("check", trigger=trigger, env=env, config=config, with_activity=True, tenant_name=tenant_name)
 
 
 def archive_run(report: RunReport, storage: StorageSettings) -> list[str]:

@@ -32,6 +32,9 @@ CONTROL_RESULT = "MailboxAuditControlResult"
 REMEDIATION = "MailboxAuditRemediation"
 ACTIVITY_ALERT = "MailboxActivityAlert"
 WATCH_COMPLETED = "MailboxActivityWatchCompleted"
+TENANT_EXPECTED = "MailboxAuditTenantExpected"  # the dispatcher: this registered tenant's run is due
+MESSAGE_REJECTED = "MailboxAuditQueueMessageRejected"  # a queue message that names no tenant of the register
+TENANT_POISONED = "MailboxAuditTenantPoisoned"  # a tenant's run failed on its last delivery: to the poison queue
 ERROR_DIMENSION_CHARS = 1000
 FLUSH_TIMEOUT_SECONDS = 4.0
 SAMPLE_SIZE = 10
@@ -129,7 +132,7 @@ def findings_sample(details: Mapping[str, object], tenant_id: str, *, include_id
 
 def emit_run(report: RunReport, *, include_identities: bool = False, pseudonym_key: str | None = None) -> None:
     """Send one run's events: a result per control, one per remediation, and the completion event last."""
-    common = {"run_id": report.run_id, "tenant_id": report.tenant_id}
+    common = {"run_id": report.run_id, "tenant_id": report.tenant_id, "tenant_name": report.tenant_name}
     for result in report.controls:
         control = BY_ID.get(result.control_id)
         _event(
@@ -185,6 +188,7 @@ def emit_activity_alert(
     trigger: str,
     include_identities: bool = False,
     pseudonym_key: str | None = None,
+    tenant_name: str | None = None,
 ) -> None:
     """One new alert of the activity watch (sent once: the alert id was claimed in the watch state)."""
 
@@ -198,6 +202,7 @@ def emit_activity_alert(
         {
             "run_id": run_id,
             "tenant_id": tenant_id,
+            "tenant_name": tenant_name,
             "alert_id": alert.id,
             "detection": alert.detection,
             "severity": alert.severity,
@@ -230,6 +235,7 @@ def emit_activity_watch(report: WatchReport) -> None:
         {
             "run_id": report.run_id,
             "tenant_id": report.tenant_id,
+            "tenant_name": report.tenant_name,
             "status": report.status,
             "trigger": report.trigger,
             "tool_version": __version__,
@@ -237,6 +243,11 @@ def emit_activity_watch(report: WatchReport) -> None:
         },
         measurements,
     )
+
+
+def emit_fanout(name: str, dimensions: Mapping[str, object]) -> None:
+    """One event of the queue fan-out (TENANT_EXPECTED, MESSAGE_REJECTED, TENANT_POISONED; docs/telemetry.md)."""
+    _event(name, dimensions)
 
 
 def emit_exception(message: str, *, run_id: str, tenant_id: str | None, command: str) -> None:

@@ -45,6 +45,7 @@ MIN_RECHECK_SECONDS = 60.0
 PASS_REQUEST_BUDGET = DEFAULT_REQUEST_BUDGET - 100  # the pass stops between requests before the client would refuse
 TIMER_CALLER = "timer:activity_watch"
 CLI_CALLER = "cli:watch"
+QUEUE_CALLER = "queue:tenant_activity_watch"
 
 
 def run_watch(
@@ -54,6 +55,7 @@ def run_watch(
     state_path: str | None = None,
     config: RunSettings | ConfigError | None = None,
     pass_seconds: float | None = None,
+    tenant_name: str | None = None,
 ) -> WatchReport:
     """One pass for the configured tenant, reported everywhere it must go. Never raises for a tenant, feed or
     state problem: those make an Error report (with the progress made before them), an exception in telemetry and
@@ -65,7 +67,9 @@ def run_watch(
     telemetry_settings = loaded.telemetry if loaded else loader.telemetry_for(env)
     telemetry.configure(telemetry_settings)
     report = WatchReport(
-        tenant_id=loaded.exchange.tenant_id if loaded else loader.reported_tenant(env), trigger=trigger
+        tenant_id=loaded.exchange.tenant_id if loaded else loader.reported_tenant(env),
+        trigger=trigger,
+        tenant_name=tenant_name,
     )
     try:
         if not isinstance(config, RunSettings):
@@ -77,7 +81,7 @@ def run_watch(
         _record_failure(report, "could not start")
         return _publish(report, telemetry_settings)
     limit = config.exchange.run_deadline_seconds
-    seconds = min(limit, pass_seconds or (TIMER_PASS_SECONDS if trigger == "timer" else limit))
+    seconds = min(limit, pass_seconds or (TIMER_PASS_SECONDS if trigger in ("timer", "queue") else limit))
     with contextlib.closing(store):
         try:
             _watch(report, config, store, seconds, telemetry_settings)
@@ -143,6 +147,7 @@ def _watch(
                     trigger=report.trigger,
                     include_identities=telemetry_settings.include_identities,
                     pseudonym_key=telemetry_settings.pseudonym_key,
+                    tenant_name=report.tenant_name,
                 )
 
         watch_pass(
@@ -229,10 +234,10 @@ def _recheck(report: WatchReport, config: RunSettings, seconds: float) -> None:
     """Re-check the controls the tampering alerts named, through the check run's engine; with AUDIT_MODE=remediate
     the safe ones are fixed unattended first (the others only checked: a person decides)."""
     controls = list(report.affected)
-    caller = TIMER_CALLER if report.trigger == "timer" else CLI_CALLER
+    caller = {"timer": TIMER_CALLER, "queue": QUEUE_CALLER}.get(report.trigger, CLI_CALLER)
     deadline = min(config.exchange.run_deadline_seconds, seconds)
     run_config = replace(config, exchange=replace(config.exchange, run_deadline_seconds=deadline))
-    trigger = report.trigger if report.trigger in ("timer", "http", "cli") else "cli"
+    trigger = report.trigger if report.trigger in ("timer", "http", "cli", "queue") else "cli"
     safe = [cid for cid in controls if cid in UNATTENDED_CONTROLS] if config.app.audit_mode == "remediate" else []
     rest = [cid for cid in controls if cid not in safe]
     log.warning("Watch %s: tampering alert(s): re-checking %s", report.run_id, ", ".join(controls))

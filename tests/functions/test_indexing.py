@@ -20,8 +20,35 @@ def functions():
     return {fn.get_function_name(): fn for fn in app.get_functions()}
 
 
-def test_exactly_the_three_functions(functions):
-    assert set(functions) == {"daily_audit_check", "activity_watch", "remediate"}
+def test_exactly_our_functions(functions):
+    """The single-tenant three, and the many-tenant fan-out: two dispatch timers and two queue triggers."""
+    assert set(functions) == {
+        "daily_audit_check",
+        "activity_watch",
+        "remediate",
+        "daily_audit_dispatch",
+        "tenant_audit_check",
+        "activity_watch_dispatch",
+        "tenant_activity_watch",
+    }
+
+
+def test_the_fan_out_binds_its_queues_through_the_identity_based_storage_connection(functions):
+    for dispatcher, worker, queue in (
+        ("daily_audit_dispatch", "tenant_audit_check", "audit-tenants"),
+        ("activity_watch_dispatch", "tenant_activity_watch", "watch-tenants"),
+    ):
+        raw = [json.loads(b) for b in functions[dispatcher].get_raw_bindings()]
+        [out] = [b for b in raw if b["type"] == "queue"]
+        assert (out["direction"], out["queueName"], out["connection"]) == ("OUT", queue, "AzureWebJobsStorage")
+        [trigger] = [json.loads(b) for b in functions[worker].get_raw_bindings()]
+        assert (trigger["type"], trigger["queueName"], trigger["connection"]) == (
+            "queueTrigger",
+            queue,
+            "AzureWebJobsStorage",
+        )
+    [timer] = [json.loads(b) for b in functions["daily_audit_dispatch"].get_raw_bindings() if "timerTrigger" in b]
+    assert (timer["schedule"], timer["runOnStartup"]) == ("%AUDIT_SCHEDULE%", False)
 
 
 def test_parameter_names_equal_binding_names(functions):

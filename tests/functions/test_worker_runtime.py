@@ -76,9 +76,17 @@ def test_the_pinned_worker_starts_on_this_python(indexed):
     assert "HttpUri" not in init["capabilities"]  # no HTTP streaming: the classic request/response binding
 
 
-def test_the_worker_indexes_exactly_our_three_functions(indexed):
+def test_the_worker_indexes_exactly_our_functions(indexed):
     functions = by_name(indexed)
-    assert set(functions) == {"daily_audit_check", "activity_watch", "remediate"}
+    assert set(functions) == {
+        "daily_audit_check",
+        "activity_watch",
+        "remediate",
+        "daily_audit_dispatch",
+        "tenant_audit_check",
+        "activity_watch_dispatch",
+        "tenant_activity_watch",
+    }
     assert indexed["metadata"]["result"] == {"status": SUCCESS}
     assert indexed["metadata"]["use_default_metadata_indexing"] is False  # the worker indexed, not function.json
     for name, fn in functions.items():

@@ -11,6 +11,8 @@ Azure Monitor set-up) is the installed runtime's code. Usage:
        python -m tests.functions.worker_host timer [--past-due]
        python -m tests.functions.worker_host watch [--past-due]
        python -m tests.functions.worker_host http METHOD BODY_FILE HEADERS_JSON
+       python -m tests.functions.worker_host dispatch | watch-dispatch          (the fan-out timers)
+       python -m tests.functions.worker_host queue FUNCTION BODY_FILE DEQUEUE_COUNT  (a queue-triggered function)
 Prints one JSON line: what the worker answered to each message.
 """
 
@@ -282,10 +284,19 @@ async def converse(argv: list[str]) -> dict[str, Any]:
             )
             answer["load"][name] = loaded.to_json()
         if argv[0] != "index":
-            timers = {"timer": "daily_audit_check", "watch": "activity_watch"}
-            name, parameter = (
-                (timers[argv[0]], timer_binding(argv)) if argv[0] in timers else ("remediate", http_binding(argv))
-            )
+            timers = {
+                "timer": "daily_audit_check",
+                "watch": "activity_watch",
+                "dispatch": "daily_audit_dispatch",
+                "watch-dispatch": "activity_watch_dispatch",
+            }
+            metadata_in: dict[str, Any] = {}
+            if argv[0] in timers:
+                name, parameter = timers[argv[0]], timer_binding(argv)
+            elif argv[0] == "queue":
+                name, parameter, metadata_in = argv[1], *queue_binding(argv)
+            else:
+                name, parameter = "remediate", http_binding(argv)
             invocation = await worker.invocation_request(
                 WorkerRequest(
                     "invocation_request",
@@ -294,7 +305,7 @@ async def converse(argv: list[str]) -> dict[str, Any]:
                             invocation_id=str(uuid.uuid4()),
                             function_id=functions[name].function_id,
                             input_data=[parameter],
-                            trigger_metadata={},
+                            trigger_metadata=metadata_in,
                             trace_context=RpcTraceContext(
                                 trace_parent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
                             ),
@@ -313,6 +324,19 @@ def timer_binding(argv: list[str]) -> Message:
     """The timer trigger's payload as the host sends it: JSON with the schedule status and IsPastDue."""
     payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": "--past-due" in argv}
     return ParameterBinding(name="timer", data=TypedData(json=json.dumps(payload)))
+
+
+def queue_binding(argv: list[str]) -> tuple[Message, dict[str, Any]]:
+    """A queue trigger's message as the host delivers it: the decoded text, and the message's metadata (the host
+    sends DequeueCount as JSON, the ids as strings)."""
+    body, dequeue_count = Path(argv[2]).read_text(), int(argv[3])
+    metadata = {
+        "Id": TypedData(string=str(uuid.uuid4())),
+        "DequeueCount": TypedData(json=json.dumps(dequeue_count)),
+        "PopReceipt": TypedData(string="AgAAAAMAAAAAAAAA"),
+        "InsertionTime": TypedData(json=json.dumps("2026-01-05T06:00:00+00:00")),
+    }
+    return ParameterBinding(name="msg", data=TypedData(string=body)), metadata
 
 
 def http_binding(argv: list[str]) -> Message:

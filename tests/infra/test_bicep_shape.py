@@ -17,6 +17,10 @@ API_VERSIONS = {
     "Microsoft.Storage/storageAccounts": "2023-05-01",
     "Microsoft.Storage/storageAccounts/blobServices": "2023-05-01",
     "Microsoft.Storage/storageAccounts/blobServices/containers": "2023-05-01",
+    "Microsoft.Storage/storageAccounts/queueServices": "2023-05-01",
+    "Microsoft.Storage/storageAccounts/queueServices/queues": "2023-05-01",
+    "Microsoft.Storage/storageAccounts/tableServices": "2023-05-01",
+    "Microsoft.Storage/storageAccounts/tableServices/tables": "2023-05-01",
     "Microsoft.OperationalInsights/workspaces": "2023-09-01",
     "Microsoft.Insights/components": "2020-02-02",
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
@@ -49,6 +53,8 @@ ALERTS = {
     "watchFailed": ("../alerts/watch-failed.kql", 2),
     "watchHeartbeat": ("../alerts/watch-heartbeat.kql", 1),
     "feedLag": ("../alerts/feed-lag.kql", 2),
+    "tenantPoisoned": ("../alerts/tenant-poisoned.kql", 1),
+    "tenantHeartbeat": ("../alerts/tenant-heartbeat.kql", 1),
 }
 # The activity watch's rules: (evaluationFrequency, windowSize, dimensions). Event rules look back twice their
 # frequency; the high alert is evaluated every 5 minutes and split down to the alert, so each one is an e-mail.
@@ -70,8 +76,24 @@ APP_SETTINGS = {
     "EXO_TENANT_ID": "exoTenantId",
     "EXO_ORGANIZATION": "exoOrganization",
     "EXO_CLOUD": "exoCloud",
-    "EXO_AUTH_MODE": "managed_identity",
-    "EXO_CLIENT_ID": "identityClientId",
+    # Many tenants: with a multi-tenant app id, federated_identity (the identity is the app's credential).
+    "EXO_AUTH_MODE": {
+        "operator": {
+            "type": "conditional",
+            "operands": {
+                "condition": "federated",
+                "true_value": "federated_identity",
+                "false_value": "managed_identity",
+            },
+        }
+    },
+    "EXO_CLIENT_ID": {
+        "operator": {
+            "type": "conditional",
+            "operands": {"condition": "federated", "true_value": "multiTenantAppId", "false_value": "identityClientId"},
+        }
+    },
+    "EXO_MANAGED_IDENTITY_CLIENT_ID": "identityClientId",
     "AUDIT_SCHEDULE": "auditSchedule",
     "AUDIT_MODE": "auditMode",
     "EVIDENCE_CONTAINER": "evidenceContainerName",
@@ -399,3 +421,15 @@ def test_workbook_shows_controls_over_time_and_last_run_per_tenant(bicep: dict[s
     assert queries["activity-feed-lag"]["visualization"] == "timechart"
     assert loaded_file(queries["canary-latency"]["query"]) == "../workbook/canary-latency.kql"
     assert queries["canary-latency"]["visualization"] == "timechart"
+    assert loaded_file(queries["tenant-control-grid"]["query"]) == "../workbook/tenant-control-grid.kql"
+
+
+def test_the_fan_out_has_its_queues_its_poison_queues_and_the_tenants_table(bicep: dict[str, dict[str, Any]]) -> None:
+    text = (INFRA / "modules/storage.bicep").read_text()
+    for queue in ("audit-tenants", "audit-tenants-poison", "watch-tenants", "watch-tenants-poison"):
+        assert f"'{queue}'" in text
+    assert resources(bicep, "modules/storage.bicep")["tenantsTable"]["config"]["name"] == "tenants"
+    scale = resources(bicep, "modules/function-app.bicep")["site"]["config"]["properties"]["functionAppConfig"]
+    assert scale["scaleAndConcurrency"]["maximumInstanceCount"] == "maximumInstanceCount"
+    assert bicep["main.bicep"]["parameters"]["maximumInstanceCount"]["default"] == 10
+    assert bicep["main.bicep"]["parameters"]["multiTenantAppId"]["default"] == ""

@@ -88,7 +88,7 @@ def test_heartbeat_returns_a_row_only_when_the_last_completed_check_is_old_or_mi
     query = compact((INFRA / "alerts" / "heartbeat.kql").read_text())
     scalar = re.search(
         r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxAuditCheckCompleted\" "
-        r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
+        r"\| where tostring\(customDimensions\.trigger\) in \(\"timer\", \"queue\"\) "
         r"\| summarize max\(timestamp\)\);",
         query,
     )
@@ -106,7 +106,7 @@ def test_watch_heartbeat_returns_a_row_only_when_the_last_timer_pass_is_old_or_m
     query = compact((INFRA / "alerts" / "watch-heartbeat.kql").read_text())
     scalar = re.search(
         r"let (\w+) = toscalar\( customEvents \| where name == \"MailboxActivityWatchCompleted\" "
-        r"\| where tostring\(customDimensions\.trigger\) == \"timer\" "
+        r"\| where tostring\(customDimensions\.trigger\) in \(\"timer\", \"queue\"\) "
         r"\| summarize max\(timestamp\)\);",
         query,
     )
@@ -181,3 +181,12 @@ def test_activity_alerts_carry_every_column_the_rule_splits_by_and_the_runbook_r
     for column in ("tenant_id", "detection", "alert_id", "actor", "mailbox", "operation", "country", "record_time"):
         assert f"{column} = tostring(customDimensions.{column})" in query, f"{alert}.kql lost the column {column}"
     assert "trigger" not in query.split("| where", 1)[1].split("| project")[0], "a manual pass's alerts count too"
+
+
+def test_the_tenant_grid_has_one_column_per_control_of_the_registry() -> None:
+    from shared.controls.registry import IMPLEMENTED_CONTROLS
+
+    query = (INFRA / "workbook" / "tenant-control-grid.kql").read_text()
+    columns = re.findall(r"\['([a-z-]+)'\] = take_anyif\(status, control_id == \"([a-z-]+)\"\)", query)
+    assert [column for column, _ in columns] == list(IMPLEMENTED_CONTROLS)
+    assert all(column == control for column, control in columns)

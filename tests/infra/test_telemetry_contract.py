@@ -21,6 +21,7 @@ EVENT_NAME = re.compile(r'\bname\s*==\s*"(\w+)"')
 DIMENSION = re.compile(r"customDimensions\.(\w+)")
 MEASUREMENT = re.compile(r"customMeasurements\.(\w+)")
 WATCH_EVENTS = {"MailboxActivityAlert", "MailboxActivityWatchCompleted"}
+FANOUT_EVENTS = {"MailboxAuditTenantExpected", "MailboxAuditQueueMessageRejected", "MailboxAuditTenantPoisoned"}
 
 
 def documented_events() -> dict[str, tuple[set[str], set[str]]]:
@@ -54,6 +55,7 @@ def test_the_contract_table_was_read() -> None:
         "MailboxAuditControlResult",
         "MailboxAuditRemediation",
         *WATCH_EVENTS,
+        *FANOUT_EVENTS,
     }
     assert {"run_id", "tenant_id", "status", "command"} <= events["MailboxAuditCheckCompleted"][0]
     assert documented_exception_dimensions() == {"run_id", "tenant_id", "command"}
@@ -66,6 +68,7 @@ def test_the_watch_contract_is_the_one_the_issue_names() -> None:
         {
             "run_id",
             "tenant_id",
+            "tenant_name",
             "alert_id",
             "detection",
             "severity",
@@ -79,7 +82,7 @@ def test_the_watch_contract_is_the_one_the_issue_names() -> None:
         set(),
     )
     dimensions, measurements = events["MailboxActivityWatchCompleted"]
-    assert dimensions == {"run_id", "tenant_id", "status", "trigger", "tool_version", "error"}
+    assert dimensions == {"run_id", "tenant_id", "tenant_name", "status", "trigger", "tool_version", "error"}
     assert measurements == {
         "records_processed",
         "records_duplicate",
@@ -166,9 +169,55 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         time.sleep(1.1)  # listings take whole seconds
         run_cli(emu, *watch, env=telemetry_env, keep_telemetry=True)  # an alert, and its re-check
         run_cli(emu, *watch, env={**telemetry_env, "WATCH_CONTENT_TYPES": "bogus"}, keep_telemetry=True)  # Error
+        fan_out(emu, env, tmp_path_factory.mktemp("tenants") / "tenants.json")
         collect(emu)
     seen["_values"] = {f"{k}={v}" for k, vs in values.items() for v in vs}
     return seen
+
+
+FAN_OUT = """
+from shared.runtime import fanout
+messages = fanout.dispatch("check")
+fanout.run_message("check", messages[0], 1)
+fanout.run_message("check", "not json", 1)
+try:
+    fanout.run_message("check", messages[1], fanout.MAX_DEQUEUE_COUNT)
+except fanout.TenantRunFailed:
+    pass
+else:
+    raise SystemExit("the refused tenant's last delivery did not fail")
+"""
+
+
+def fan_out(emu: object, env: dict[str, str], register: Path) -> None:
+    """The many-tenant fan-out in a child process (the exporter's globals are per process): a dispatch, a tenant's
+    queue run, a bad message, and the last delivery of a tenant whose sign-in is refused (poisoned)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.tenant import TENANT_ID
+
+    register.write_text(
+        json.dumps(
+            [
+                {"tenant_id": TENANT_ID, "organization": "contoso.onmicrosoft.com", "display_name": "Contoso"},
+                {"tenant_id": "99999999-9999-9999-9999-999999999999", "organization": "fabrikam.onmicrosoft.com"},
+            ]
+        )
+    )
+    child_env = {**env, "AUDIT_TENANTS_FILE": str(register)}
+    child_env.pop("AzureWebJobsStorage", None)  # no evidence archive here
+    result = subprocess.run(
+        [sys.executable, "-c", FAN_OUT],
+        cwd=REPO,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.e2e

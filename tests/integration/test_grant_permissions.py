@@ -495,3 +495,27 @@ def test_retention_policy_also_assigns_compliance_data_administrator_once_and_wa
     assert len(emu.graph_writes()) == 1  # the app roles were in place; the second run posts nothing
     plain = grant(emu, "--principal-id", principal, "--read-only", "--json")
     assert "Compliance Data Administrator" not in [name for name, _ in plain.outcomes()]
+
+
+def test_tenant_prepares_one_customer_tenant_for_the_multi_tenant_app_idempotently(start_emulator, grant):
+    emu = start_emulator()
+    first = grant(emu, "--principal-id", emu.client_id, "--tenant", emu.tenant_id.upper(), "--json")
+    assert first.code == 0, first.err
+    url = f"https://login.microsoftonline.com/{emu.tenant_id}/adminconsent?client_id={emu.client_id}"
+    assert (first.document["tenant_id"], first.document["consent_url"]) == (emu.tenant_id, url)
+    assert first.document["principal"]["app_id"] == emu.client_id
+    again = grant(emu, "--principal-id", emu.client_id, "--tenant", emu.tenant_id, "--json")
+    assert again.code == 0, again.err
+    assert {outcome for _, outcome in again.outcomes()} == {"AlreadyAssigned"}  # idempotent: nothing new
+    assert all(r.path.startswith("/v1.0/") for r in emu.graph_requests)  # Graph only
+
+
+def test_tenant_without_consent_names_the_consent_url_and_a_bad_tenant_sends_nothing(start_emulator, grant):
+    emu = start_emulator()
+    run = grant(emu, "--principal-id", UNKNOWN, "--tenant", emu.tenant_id, "--json")
+    assert run.code == 2
+    assert f"{emu.tenant_id}/adminconsent?client_id={UNKNOWN}" in run.err
+    before = len(emu.graph_requests)
+    bad = grant(emu, "--principal-id", emu.client_id, "--tenant", "contoso", "--json")
+    assert bad.code == 2 and "--tenant must be" in bad.err
+    assert len(emu.graph_requests) == before

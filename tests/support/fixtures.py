@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.exchange.auth import forget_cached_tokens
 from tests.support.tenant import scenario
 
 _real_getaddrinfo = socket.getaddrinfo
@@ -49,6 +50,7 @@ def start_emulator() -> Iterator[Callable[..., Any]]:
     yield start
     for emu in started:
         emu.stop()
+    forget_cached_tokens()  # federated_identity keeps tokens per process: none may outlive its emulator
 
 
 @pytest.fixture
@@ -66,6 +68,7 @@ def make_emulator() -> Iterator[Callable[..., Any]]:
     yield make
     for emu in started:
         emu.stop()
+    forget_cached_tokens()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Real tools for the evidence report tests: Azurite (local Blob and Table Storage) and headless Chromium.
+"""Real tools for the evidence report tests: Azurite (local Blob, Table and Queue Storage) and headless Chromium.
 
 A `pytest_plugins` module: its `azurite` fixture serves every test that needs the app's blob storage, its
 `azurite_tables` fixture those that need its Table Storage (the activity watch's state).
@@ -81,6 +81,11 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
+        if self.service == "queue":
+            return (
+                f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+                f"QueueEndpoint=http://127.0.0.1:{self.port}/{DEV_ACCOUNT};"
+            )
         return table_connection_string(self.port) if self.service == "table" else connection_string(self.port)
 
     def stop(self) -> None:
@@ -145,6 +150,14 @@ def start_azurite(workdir: Path, timeout: float = 30, service: str = "blob") -> 
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """One Azurite for the session (each test uses its own container)."""
     server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_queues(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite Queue service for the session (each test uses its own queues)."""
+    server = start_azurite(tmp_path_factory.mktemp("azurite-queues"), service="queue")
     yield server
     server.stop()
 
