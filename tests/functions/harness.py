@@ -12,6 +12,20 @@ from typing import Any
 from tests.support.cli import clean_env
 from tests.support.tenant import REPO
 
+# The functions function_app.py must define: the single-tenant three and the many-tenant fan-out (two dispatch
+# timers, two queue triggers). Written out here, not read from the app, so a lost or extra function fails.
+OUR_FUNCTIONS = frozenset(
+    {
+        "daily_audit_check",
+        "activity_watch",
+        "remediate",
+        "daily_audit_dispatch",
+        "tenant_audit_check",
+        "activity_watch_dispatch",
+        "tenant_activity_watch",
+    }
+)
+
 HERMETIC_TELEMETRY = {
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
     "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.functions.harness import events, function_env
+from tests.functions.harness import OUR_FUNCTIONS, events, function_env
 from tests.functions.test_http_remediation import AUTHORISED, EASY_AUTH, NON_COMPLIANT, ORG_ONLY
 from tests.support.tenant import REPO, scenario, tenant_traffic
 
@@ -78,15 +78,7 @@ def test_the_pinned_worker_starts_on_this_python(indexed):
 
 def test_the_worker_indexes_exactly_our_functions(indexed):
     functions = by_name(indexed)
-    assert set(functions) == {
-        "daily_audit_check",
-        "activity_watch",
-        "remediate",
-        "daily_audit_dispatch",
-        "tenant_audit_check",
-        "activity_watch_dispatch",
-        "tenant_activity_watch",
-    }
+    assert set(functions) == OUR_FUNCTIONS
     assert indexed["metadata"]["result"] == {"status": SUCCESS}
     assert indexed["metadata"]["use_default_metadata_indexing"] is False  # the worker indexed, not function.json
     for name, fn in functions.items():

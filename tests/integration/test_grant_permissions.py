@@ -24,6 +24,7 @@ from emulator import Emulator, Fault
 from shared.cli.grant_permissions import add_grant_permissions_parser, run_grant_permissions
 from tests.emulator.support import Exo, secret_token
 from tests.integration.helpers import bearer_tokens
+from tests.support.admin_sign_in import Run
 from tests.support.cli import clean_env
 from tests.support.tenant import REPO, scenario
 
@@ -33,20 +34,6 @@ MANAGEMENT_APP_ID = "c5393580-f805-4401-95e8-94b7a6ef2fc2"
 EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 UNKNOWN = "11111111-2222-3333-4444-555555555555"
-
-
-class Run:
-    """One in-process run: exit code, stdout, stderr (and the JSON document when --json was given)."""
-
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def document(self) -> dict[str, Any]:
-        return json.loads(self.out)
-
-    def outcomes(self) -> list[tuple[str, str]]:
-        return [(a["name"], a["outcome"]) for a in self.document["assignments"]]
 
 
 @pytest.fixture

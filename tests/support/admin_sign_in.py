@@ -38,12 +38,18 @@ print(json.dumps({{"accessToken": token["access_token"], "expires_on": int(time.
 
 
 class Run:
+    """One in-process grant-permissions run: exit code, stdout, stderr (and the JSON document when --json was given)."""
+
     def __init__(self, code: int, out: str, err: str) -> None:
         self.code, self.out, self.err = code, out, err
 
     @property
     def document(self) -> dict[str, Any]:
         return json.loads(self.out)
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        """(name, outcome) per Graph assignment."""
+        return [(a["name"], a["outcome"]) for a in self.document["assignments"]]
 
     def steps(self, part: str = "exchange_roles") -> list[tuple[str, str]]:
         """(cmdlet, outcome) per step of one role group part: `exchange_roles` or `compliance_roles`."""
