@@ -40,6 +40,21 @@ param auditMode string = 'report'
 @description('Client id of the Entra app registration that protects POST /api/remediate (App Service authentication). Empty: no Easy Auth.')
 param remediationClientId string = ''
 
+@allowed(['entra-role', 'role-group'])
+@description('The permission model the identity holds, stated in every evidence report: EXO_PERMISSION_MODEL.')
+param permissionModel string = 'entra-role'
+
+@description('The canary mailbox of the audit-pipeline control (empty: that control is not run): AUDIT_CANARY_MAILBOX.')
+param canaryMailbox string = ''
+
+@allowed(['custom-attribute', 'audit-property'])
+@description('How the canary is written: AUDIT_CANARY_WRITE (audit-property stays inside the Audit Logs role).')
+param canaryWrite string = 'custom-attribute'
+
+@allowed(['true', 'false'])
+@description('Run the opt-in audit-retention-policy control: AUDIT_RETENTION_POLICY_CHECK.')
+param retentionPolicyCheck string = 'false'
+
 @description('E-mail addresses that receive every alert.')
 param alertEmailAddresses array = []
 
@@ -127,6 +142,10 @@ module functionApp 'modules/function-app.bicep' = {
     watchContentTypes: watchContentTypes
     multiTenantAppId: multiTenantAppId
     maximumInstanceCount: maximumInstanceCount
+    permissionModel: permissionModel
+    canaryMailbox: canaryMailbox
+    canaryWrite: canaryWrite
+    retentionPolicyCheck: retentionPolicyCheck
   }
 }
 

@@ -28,6 +28,11 @@ param watchContentTypes string
 param multiTenantAppId string = ''
 @description('Most instances the queue fan-out scales to (see main.bicep).')
 param maximumInstanceCount int = 10
+@description('EXO_PERMISSION_MODEL, AUDIT_CANARY_MAILBOX, AUDIT_CANARY_WRITE, AUDIT_RETENTION_POLICY_CHECK (see main.bicep).')
+param permissionModel string = 'entra-role'
+param canaryMailbox string = ''
+param canaryWrite string = 'custom-attribute'
+param retentionPolicyCheck string = 'false'
 
 var federated = !empty(multiTenantAppId)
 
@@ -90,6 +95,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'WATCH_SCHEDULE', value: watchSchedule }
         { name: 'WATCH_TABLE_NAME', value: watchTableName }
         { name: 'WATCH_CONTENT_TYPES', value: watchContentTypes }
+        { name: 'EXO_PERMISSION_MODEL', value: permissionModel }
+        { name: 'AUDIT_CANARY_MAILBOX', value: canaryMailbox }
+        { name: 'AUDIT_CANARY_WRITE', value: canaryWrite }
+        { name: 'AUDIT_RETENTION_POLICY_CHECK', value: retentionPolicyCheck }
       ]
     }
     functionAppConfig: {

@@ -98,7 +98,9 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=[str(use) for use in Use],
         default=None,
         metavar="check|remediate",
-        help="least privilege: an Exchange role group for the identity instead of an Entra role (default: check)",
+        help="least privilege: an Exchange role group for the identity instead of an Entra role (the value defaults "
+        "to check; WITHOUT this flag the broad Entra role Exchange Administrator, or Global Reader with --read-only, "
+        "is assigned)",
     )
     model.add_argument(
         "--entra-role",

@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     fix = commands.add_parser("remediate", parents=[common], help="fix what is non-compliant (-Remediation)")
     fix.add_argument("--dry-run", action="store_true", help="show what would change, write nothing (-WhatIf)")
     revert = commands.add_parser(
-        "revert", parents=[common], help="switch organisation-wide auditing OFF again (-Revert); dangerous"
+        "revert",
+        parents=[common],
+        help="switch organisation-wide auditing OFF again (-Revert); dangerous",
+        description="Switch organisation-wide auditing OFF again. --control accepts only the revertible controls: "
+        f"{', '.join(REVERTIBLE_CONTROLS)} (default org-audit-enabled).",
     )
     revert.add_argument(
         "--confirm", required=True, metavar="TENANT_ID", help="the tenant id again, to prove you mean this tenant"

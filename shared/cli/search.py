@@ -36,7 +36,7 @@ missing, the tool version, the SHA-256 of the records file). The window is searc
 the query's record limit is halved down to GRAPH_AUDIT_MIN_SLICE_MINUTES, records are de-duplicated by id.
 Times are ISO 8601, UTC unless they carry an offset (2026-05-01T08:00:00Z, 2026-05-01T10:00+02:00, now).
 --mailbox matches the mailbox owner (MailboxOwnerUPN) of mailbox records, on the records received (Graph has no
-such filter: combine it with --user or --operation to keep the query small).
+such filter: combine it with --record-type or --operation to keep the query small).
 Needs the Microsoft Graph application permission AuditLogsQuery.Read.All for the app's identity (EXO_* settings):
 `python -m shared grant-permissions --principal-id <id> --search`. Global service only (no US Government or
 21Vianet API). Exit codes: 0 complete export, 2 anything else (incomplete, interrupted, refused, error)."""

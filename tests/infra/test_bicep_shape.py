@@ -100,6 +100,10 @@ APP_SETTINGS = {
     "WATCH_SCHEDULE": "watchSchedule",
     "WATCH_TABLE_NAME": "watchTableName",
     "WATCH_CONTENT_TYPES": "watchContentTypes",
+    "EXO_PERMISSION_MODEL": "permissionModel",
+    "AUDIT_CANARY_MAILBOX": "canaryMailbox",
+    "AUDIT_CANARY_WRITE": "canaryWrite",
+    "AUDIT_RETENTION_POLICY_CHECK": "retentionPolicyCheck",
 }
 
 SECRET_NAME = re.compile(r"secret|password|passwd|pwd|token|key(?!vault)|sas|credential|cert", re.IGNORECASE)
