@@ -221,7 +221,11 @@ def _grant(
         directory_role=use is None,
         dry_run=args.dry_run,
         tenant_id=tenant_id,
-        consent_url=consent_url(cloud, tenant_id, reference) if cloud and tenant_id else None,
+        consent_url=(
+            consent_url(cloud, tenant_id, reference)
+            if cloud and tenant_id and is_guid(tenant_id) and is_guid(reference)
+            else None  # never a URL built from input that was not checked
+        ),
     )
     if target.problem is not None or cloud is None:
         report.error = target.problem
@@ -235,6 +239,10 @@ def _grant(
         )
     elif use is not None and args.read_only:
         report.error = "--read-only chooses an Entra role; with Exchange role groups use --exchange-roles check."
+    elif tenant_id is not None and (
+        wrong := _wrong_tenant(credential or default_credential(cloud, tenant_id), cloud.graph_scope, tenant_id)
+    ):
+        report.error = wrong
     else:
         credential = credential or default_credential(cloud, tenant_id)
         client = GraphClient(graph_url, credential, cloud.graph_scope, session=session)
@@ -272,6 +280,24 @@ def _grant(
     return report
 
 
+def _tenant_mismatch(signed_in: str, expected: str) -> str:
+    return (
+        f"The sign-in is for tenant {signed_in}, not --tenant {expected}: nothing was sent. Sign in to the customer "
+        f"tenant (`az login --tenant {expected}`); a managed identity in the chain signs in to its own tenant only."
+    )
+
+
+def _wrong_tenant(credential: TokenCredential, scope: str, expected: str) -> str | None:
+    """Why the credential cannot act in `expected` (its token is for another tenant, or none came), else None:
+    checked before anything is read or written there, so a grant never lands in the provider's own tenant."""
+    try:
+        token = credential.get_token(scope).token
+    except Exception as exc:  # the credential chain's own errors: named by type, never with their text (secrets)
+        return f"No sign-in token for tenant {expected} ({type(exc).__name__}); run `az login --tenant {expected}`."
+    signed_in = str(unverified_claims(token).get("tid") or "").lower()
+    return None if signed_in == expected else _tenant_mismatch(signed_in or "unknown", expected)
+
+
 def _role_groups(
     principal: Principal,
     use: Use,
@@ -301,6 +327,9 @@ def _role_groups(
     user = str(claims.get("upn") or claims.get("preferred_username") or "") or None
     if not is_guid(tenant_id):
         return failed("The sign-in token names no tenant (tid); sign in with `az login --tenant <tenant id>`.")
+    expected = (getattr(args, "tenant", None) or "").strip().lower()
+    if expected and tenant_id.lower() != expected:
+        return failed(_tenant_mismatch(tenant_id, expected))
     # Delegated sessions route by the caller (exchange-admin-api.md §2.2).
     anchor = f"UPN:{user}" if user else None
     if endpoint == COMPLIANCE:

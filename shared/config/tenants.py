@@ -24,6 +24,8 @@ from shared.config.declaration import BY_NAME, SETTINGS, Env
 FIELDS = ("tenant_id", "organization", "cloud", "display_name", "settings")
 # What a tenant may set for itself: the audit policy, nothing that reaches a credential, an endpoint or storage.
 OVERRIDABLE = tuple(setting.name for setting in SETTINGS if setting.group == "policy")
+TENANT_OWN = frozenset({"AUDIT_EXCEPTIONS_FILE", *(name for name in OVERRIDABLE if name.startswith("AUDIT_CANARY_"))})
+CLOUD_ENDPOINTS = ("EXO_ENDPOINT", "IPPS_ENDPOINT", "EXO_AUTHORITY", "O365_MANAGEMENT_ENDPOINT", "GRAPH_ENDPOINT")
 MAX_FILE_BYTES = 4 * 1024 * 1024  # thousands of tenants
 MAX_TENANTS = 10_000
 MAX_NAME_LENGTH = 256
@@ -54,9 +56,14 @@ class Tenant:
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
         """The environment a run for this tenant is loaded from (one loader for every tenant): the deployment's,
         with this tenant's identity and policy overrides."""
-        env = {**base, **self.settings, "EXO_TENANT_ID": self.tenant_id, "EXO_ORGANIZATION": self.organization}
+        # What names one tenant's own objects is never inherited from the deployment: its written exceptions match
+        # mailboxes by name and its canary is one tenant's mailbox; each tenant's entry names its own.
+        env = {key: value for key, value in base.items() if key not in TENANT_OWN}
+        env.update({**self.settings, "EXO_TENANT_ID": self.tenant_id, "EXO_ORGANIZATION": self.organization})
         if self.cloud is not None:
             env["EXO_CLOUD"] = self.cloud
+            for key in CLOUD_ENDPOINTS:  # the deployment's hosts belong to its own cloud; the tenant's are derived
+                env.pop(key, None)
         return env
 
     def as_dict(self) -> dict[str, Any]:

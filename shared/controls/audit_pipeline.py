@@ -119,6 +119,11 @@ def ledger(state: WatchState, tenant: str) -> list[Canary]:
     return sorted((entry for entry in entries if entry is not None), key=lambda canary: canary.written)
 
 
+def damaged_entries(state: WatchState, tenant: str) -> tuple[str, ...]:
+    """The ledger keys whose entry is unreadable: the verdict must not let an older canary stand in for them."""
+    return tuple(key for key, text in state.values(tenant, LEDGER_PREFIX).items() if Canary.from_json(text) is None)
+
+
 def matches(canary: Canary, operation: str, object_id: str, parameter: str | None) -> bool:
     """Is this ExchangeAdmin record (operation, ObjectId, the value of the canary's parameter) the canary's write?
 
@@ -165,6 +170,7 @@ class PipelineSnapshot:
     feed_read_until: datetime | None = None  # the watch's checkpoint for Audit.Exchange
     unread_blobs: tuple[datetime, ...] = ()  # contentCreated of Audit.Exchange blobs the watch could not read yet
     write_mode: str = "custom-attribute"
+    damaged: tuple[str, ...] = ()  # ledger keys whose entry could not be read (each names its write time)
 
 
 def read_audit_pipeline(context: RunContext) -> PipelineSnapshot:
@@ -212,6 +218,7 @@ def read_audit_pipeline(context: RunContext) -> PipelineSnapshot:
             state.put_value(tenant, canary.key, canary.as_json())
         _forget_old(state, tenant, [*known, canary])
         canaries = tuple(ledger(state, tenant))
+        damaged = damaged_entries(state, tenant)
         read_until = state.checkpoint(tenant, FEED_CONTENT_TYPE)
         unread = tuple(blob.created for blob in state.failures(tenant) if blob.content_type == FEED_CONTENT_TYPE)
     except Exception as exc:
@@ -223,6 +230,7 @@ def read_audit_pipeline(context: RunContext) -> PipelineSnapshot:
         written=canary,
         feed_read_until=read_until,
         unread_blobs=unread,
+        damaged=damaged,
     )
 
 
@@ -309,6 +317,19 @@ def evaluate_audit_pipeline(snapshot: PipelineSnapshot, policy: AuditPolicy | No
             details,
         )
     canary = max(decided, key=lambda item: item.written)
+    # Keys sort by write time (`Canary.key`): a damaged entry written after the deciding canary may have been the
+    # newer verdict, so nothing older may stand in for it (fail closed).
+    if newer := [key for key in snapshot.damaged if key > canary.key]:
+        return ControlResult(
+            ID,
+            Status.ERROR,
+            expected,
+            "unreadable",
+            f"The canary ledger holds {len(newer)} damaged entr{'y' if len(newer) == 1 else 'ies'} newer than the last "
+            f"judged canary ({', '.join(newer[:3])}), so the newest result is unknown; remove the damaged entry from "
+            "the watch state (the next canaries are judged as usual).",
+            details,
+        )
     deadline = canary.deadline(hours)
     details |= {
         "judged_canary_written_at": _time(canary.written),

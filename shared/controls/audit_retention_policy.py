@@ -149,7 +149,9 @@ def parse_policy(row: Mapping[str, Any]) -> RetentionPolicy | str:
         return f"policy '{name}': RetentionDuration {duration!r} is not one of {', '.join(DURATION_DAYS)}"
     lists: list[tuple[str, ...]] = []
     for key in ("RecordTypes", "Operations", "UserIds"):
-        value = _strings(row.get(key), name, key)
+        if key not in row:  # absent is not "all": read as all, a one-user policy would cover everyone
+            return f"policy '{name}': {key} is missing from the answer, so its scope is unknown"
+        value = _strings(row[key], name, key)
         if isinstance(value, str):
             return value
         lists.append(value)

@@ -145,7 +145,9 @@ class ExchangeState:
     groups: Mapping[str, GroupState | None]
 
 
-MEMBER_KEYS = ("ObjectId", "ExternalDirectoryObjectId", "Identity", "Name", "AppId", "Guid")
+# Identifiers only (Identity as the app's pointer names it): a display Name can be shared by another member, which
+# must not count as the app.
+MEMBER_KEYS = ("ObjectId", "ExternalDirectoryObjectId", "Identity", "AppId", "Guid")
 
 
 def _ids(row: Mapping[str, Any]) -> set[str]:

@@ -136,7 +136,9 @@ class Exporter:
                 json.dump(manifest, handle, indent=2)
                 handle.write("\n")
         except OSError as exc:
+            # Without its manifest the export is no evidence: never complete, never exit 0.
             manifest["error"] = f"--out: cannot write the manifest: {exc.strerror or type(exc).__name__}"
+            manifest.update(complete=False, status="error", exit_code=2)
 
     def _run_slice(self, window: Window, splittable: bool) -> SliceResult:
         result = SliceResult(window)

@@ -138,6 +138,9 @@ def execute(
         permission_model=loaded.exchange.permission_model if loaded else None,
         tenant_name=tenant_name,
     )
+    if dry_run and CANARY_CONTROL in checked_only:  # the canary is a write; a dry run writes nothing
+        checked_only = tuple(cid for cid in checked_only if cid != CANARY_CONTROL)
+        report.not_run[CANARY_CONTROL] = "a dry run writes nothing, and the canary is a write"
     try:
         if not isinstance(config, RunSettings):
             raise config  # any bad setting fails the run visibly, each named
@@ -213,6 +216,8 @@ def execute(
             state.close()
     if with_activity:
         report.activity = activity_section(config, trigger, state_path)
+    order = {control_id: index for index, control_id in enumerate(IMPLEMENTED_CONTROLS)}
+    report.not_run = dict(sorted(report.not_run.items(), key=lambda item: order.get(item[0], len(order))))
     return _publish(report, telemetry_settings, storage)
 
 

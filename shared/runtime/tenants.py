@@ -101,4 +101,14 @@ def row_entry(row: Mapping[str, Any]) -> dict[str, Any]:
 def tenant_config(env: Mapping[str, str], tenant: Tenant) -> RunSettings | ConfigError:
     """The tenant's run settings: the deployment's, with the tenant's identity and policy overrides, through the
     one loader (a refusal is returned, for the run to report)."""
-    return loader.try_load(tenant.environment(env))
+    config = loader.try_load(tenant.environment(env))
+    # A managed identity's token is for its own tenant (the deployment's) only: sent for another, it is the wrong one.
+    foreign = tenant.tenant_id != loader.reported_tenant(env)
+    if isinstance(config, RunSettings) and config.exchange.auth_mode == "managed_identity" and foreign:
+        return ConfigError(
+            {
+                "EXO_AUTH_MODE": "managed_identity signs in to the identity's own tenant only; with a tenants "
+                "register use federated_identity (or certificate) for the other tenants"
+            }
+        )
+    return config

@@ -164,3 +164,18 @@ def test_without_a_canary_mailbox_the_control_is_not_run_and_says_why(start_emul
         [reason] = [item["reason"] for item in document["not_run"] if item["id"] == "audit-pipeline"]
         assert "AUDIT_CANARY_MAILBOX is not set" in reason
     assert canary_writes(emu) == []
+
+
+def test_a_dry_run_writes_no_canary_and_says_so(start_emulator, tmp_path):
+    emu = start_emulator(tenant())
+    state = tmp_path / "watch.sqlite3"
+    result = run_cli(
+        emu, "remediate", "--dry-run", "--json", "--state", str(state), auth_mode=AS_PRODUCT, env=env()
+    )  # fmt: skip
+    document = cli_json(result)
+    [reason] = [item["reason"] for item in document["not_run"] if item["id"] == "audit-pipeline"]
+    assert "dry run writes nothing" in reason
+    assert emu.writes() == [] and canary_writes(emu) == []
+    # A real remediation still checks (and so writes) the canary: only the dry run is spared.
+    run_cli(emu, "remediate", "--json", "--state", str(state), auth_mode=AS_PRODUCT, env=env())
+    assert [call.cmdlet for call in emu.invocations() if call.cmdlet == "Set-Mailbox"]

@@ -506,3 +506,14 @@ def test_tenant_without_consent_names_the_consent_url_and_a_bad_tenant_sends_not
     bad = grant(emu, "--principal-id", emu.client_id, "--tenant", "contoso", "--json")
     assert bad.code == 2 and "--tenant must be" in bad.err
     assert len(emu.graph_requests) == before
+
+
+def test_tenant_refuses_a_sign_in_for_another_tenant_before_anything_is_read_there(start_emulator, grant):
+    emu = start_emulator()
+    customer = "9f9f9f9f-1111-2222-3333-444455556666"  # the credential signs in to the emulator's own tenant
+    before = len(emu.graph_requests)
+    run = grant(emu, "--principal-id", emu.client_id, "--tenant", customer, "--json")
+    assert run.code == 2
+    assert f"not --tenant {customer}" in run.err and emu.tenant_id in run.err
+    assert len(emu.graph_requests) == before  # nothing read, nothing granted in the provider's own tenant
+    assert emu.graph_writes() == []

@@ -149,3 +149,47 @@ def test_report_takes_the_tenant_too(start_emulator, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["tenant_name"] == "Contoso"
+
+
+FABRIKAM = "9f9f9f9f-1111-2222-3333-444455556666"
+HOME = "0b5c1c1e-1111-2222-3333-444455556666"
+
+
+def test_a_tenant_never_inherits_another_tenants_exceptions_canary_or_cloud_hosts():
+    from shared.config.tenants import Tenant
+
+    base = {
+        "EXO_TENANT_ID": HOME,
+        "AUDIT_EXCEPTIONS_FILE": "/etc/contoso-exceptions.json",  # names contoso's mailboxes
+        "AUDIT_CANARY_MAILBOX": "canary@contoso.com",
+        "AUDIT_CANARY_WRITE": "audit-property",
+        "EXO_ENDPOINT": "https://outlook.office365.com",
+        "MAILBOX_AUDIT_BASELINE": "cis",
+    }
+    plain = Tenant(FABRIKAM, "fabrikam.onmicrosoft.com").environment(base)
+    assert "AUDIT_EXCEPTIONS_FILE" not in plain and "AUDIT_CANARY_MAILBOX" not in plain
+    assert "AUDIT_CANARY_WRITE" not in plain
+    assert plain["MAILBOX_AUDIT_BASELINE"] == "cis" and plain["EXO_ENDPOINT"] == "https://outlook.office365.com"
+    own = Tenant(
+        FABRIKAM,
+        "fabrikam.onmicrosoft.com",
+        cloud="gcchigh",
+        settings={"AUDIT_EXCEPTIONS_FILE": "/etc/fabrikam.json", "AUDIT_CANARY_MAILBOX": "canary@fabrikam.com"},
+    ).environment(base)
+    assert own["AUDIT_EXCEPTIONS_FILE"] == "/etc/fabrikam.json"
+    assert own["AUDIT_CANARY_MAILBOX"] == "canary@fabrikam.com"
+    assert "EXO_ENDPOINT" not in own  # the commercial host never carries a GCC High tenant's token
+    assert own["EXO_CLOUD"] == "gcchigh"
+
+
+def test_a_managed_identity_is_refused_for_any_tenant_but_its_own():
+    from shared.config.loader import RunSettings
+    from shared.config.settings import ConfigError
+    from shared.config.tenants import Tenant
+    from shared.runtime.tenants import tenant_config
+
+    base = {"EXO_TENANT_ID": HOME, "EXO_AUTH_MODE": "managed_identity", "EXO_ORGANIZATION": "contoso.onmicrosoft.com"}
+    refused = tenant_config(base, Tenant(FABRIKAM, "fabrikam.onmicrosoft.com"))
+    assert isinstance(refused, ConfigError) and "EXO_AUTH_MODE" in refused.problems
+    assert "federated_identity" in refused.problems["EXO_AUTH_MODE"]
+    assert isinstance(tenant_config(base, Tenant(HOME, "contoso.onmicrosoft.com")), RunSettings)

@@ -197,3 +197,14 @@ def test_the_control_is_never_fixed_and_runs_only_with_a_canary_mailbox():
     assert CONTROL.not_run is not None
     assert "AUDIT_CANARY_MAILBOX" in (CONTROL.not_run(AuditPolicy()) or "")
     assert CONTROL.not_run(replace(AuditPolicy(), canary=CanarySettings(mailbox="canary@contoso.com"))) is None
+
+
+def test_a_damaged_ledger_entry_newer_than_the_judged_canary_is_an_error_never_the_older_verdict():
+    seen = T0 + timedelta(minutes=30)
+    judged = canary(seen=seen)
+    newer_key = f"canary:{(T0 + timedelta(hours=26)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}:ffff"
+    older_key = f"canary:{(T0 - timedelta(hours=26)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}:0000"
+    later = T0 + timedelta(hours=27)
+    assert evaluate_audit_pipeline(snapshot(judged, now=later, damaged=(older_key,))).status is Status.COMPLIANT
+    result = evaluate_audit_pipeline(snapshot(judged, now=later, damaged=(older_key, newer_key)))
+    assert result.status is Status.ERROR and "damaged" in result.message and newer_key in result.message

@@ -145,6 +145,16 @@ def test_no_policy_is_noncompliant_against_the_cisa_year_but_compliant_against_1
         {"Name": "x", "Enabled": True, "Priority": 1, "RetentionDuration": "TenYears", "UserIds": [{"a": 1}]},
         {"Enabled": True, "Priority": 1, "RetentionDuration": "TenYears"},
         {"Name": "x", "Priority": 1, "RetentionDuration": "TenYears"},
+        # A scope field the answer left out is unknown, not "all" (a one-user TenYears policy must not count).
+        {
+            "Name": "x",
+            "Enabled": True,
+            "Priority": 1,
+            "RetentionDuration": "TenYears",
+            "RecordTypes": [],
+            "Operations": [],
+        },
+        {"Name": "x", "Enabled": True, "Priority": 1, "RetentionDuration": "TenYears", "UserIds": [], "Operations": []},
     ],
 )
 def test_an_unreadable_policy_fails_closed(broken):

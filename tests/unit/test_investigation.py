@@ -175,3 +175,14 @@ def test_the_manifest_says_complete_only_when_nothing_is_missing_and_interrupted
     manifest = build_manifest(state)
     assert (manifest["status"], manifest["complete"], manifest["exit_code"]) == ("interrupted", False, 2)
     assert manifest["missing"][0]["reason"] == "not run: the export was interrupted"
+
+
+def test_an_export_whose_manifest_cannot_be_written_is_never_complete(tmp_path):
+    from shared.investigation.export import Exporter
+
+    exporter = Exporter.__new__(Exporter)  # only the manifest writer is exercised: no client is needed
+    exporter.out_dir = tmp_path / "gone"  # the directory vanished (or the disk is full): the write fails
+    manifest = {"complete": True, "status": "complete", "exit_code": 0, "error": None}
+    exporter._write_manifest(manifest)
+    assert manifest["complete"] is False and manifest["status"] == "error" and manifest["exit_code"] == 2
+    assert "cannot write the manifest" in manifest["error"]

@@ -10,6 +10,7 @@ from shared.graph.role_groups_plan import (
     ExchangeState,
     GroupState,
     Use,
+    is_member,
     plan_role_groups,
     role_group,
 )
@@ -138,3 +139,9 @@ def test_a_retention_403_names_the_purview_role_and_both_ways_to_grant_it():
     text = f"{error} {error.hint}"
     assert "Purview role Organization Configuration is missing" in text
     assert "--exchange-roles check --retention-policy" in text and "Compliance Data Administrator" in text
+
+
+def test_a_member_that_only_shares_the_apps_display_name_is_not_the_app():
+    namesake = GroupState(("View-Only Configuration",), ({"Name": APP.display_name, "Identity": "someone-else"},))
+    assert not is_member(namesake, APP, POINTER)
+    assert is_member(GroupState((), ({"ExternalDirectoryObjectId": APP.object_id},)), APP, POINTER)
