@@ -1,7 +1,7 @@
 """`python -m shared grant-permissions`: give the managed identity what Exchange Online needs, through Graph.
 
 The arguments, the sign-in and the output; the work is shared/graph/grant.py, the plan shared/graph/grant_plan.py.
-Exit 0 when all assignments (three, four with --search) are in place, 2 on any error. Needs no EXO_* setting.
+Exit 0 when all assignments are in place, 2 on any error. Needs no EXO_TENANT_ID or credential setting.
 With --exchange-roles the Exchange role group part (shared/graph/role_groups.py) runs after the Graph part.
 """
 
@@ -74,7 +74,8 @@ def add_grant_permissions_parser(subparsers: Any) -> argparse.ArgumentParser:
         "grant-permissions",
         help="give the managed identity the Exchange Online and audit feed permissions (Microsoft Graph)",
         description="Assign the Exchange.ManageAsApp app role, an Entra role and the ActivityFeed.Read app role to "
-        "the identity, through Microsoft Graph. Idempotent. Needs no EXO_* setting.",
+        "the identity, through Microsoft Graph. Idempotent. Needs no EXO_TENANT_ID or credential setting (EXO_CLOUD, "
+        "EXO_ENDPOINT, IPPS_ENDPOINT and AUDIT_CANARY_* are read when set).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
