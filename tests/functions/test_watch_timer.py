@@ -92,3 +92,37 @@ def test_without_storage_the_timer_is_an_error_pass_with_an_exception(start_emul
     [exception] = exceptions(emu)
     assert exception["properties"]["run_id"] == completed["properties"]["run_id"]
     assert [r for r in emu.requests if r.listener == "manage"] == []
+
+
+DEADLINE = 20.0  # the canary's maximum delay here: room for two child processes on a loaded machine
+
+
+def test_the_daily_timer_writes_the_canary_the_watch_timer_sees_it_and_the_next_daily_run_is_compliant(
+    start_emulator, table_storage
+):
+    canary = {"Name": "canary", "UserPrincipalName": "canary@contoso.com", "RecipientTypeDetails": "SharedMailbox"}
+    emu = start_emulator(scenario(mailboxes=[{"Name": "ann", "UserPrincipalName": "ann@contoso.com"}, canary]))
+    storage = {
+        **table_storage,
+        "AUDIT_CANARY_MAILBOX": "canary@contoso.com",
+        "AUDIT_CANARY_MAX_DELAY_HOURS": str(DEADLINE / 3600),  # seconds stand in for a day
+    }
+    assert run_timer(emu, function="watch", **storage).returncode == 0  # subscriptions started
+    written = time.monotonic()
+    assert run_timer(emu, **storage).returncode == 0  # first daily run: writes a canary, not yet proven
+    first = [e for e in events(emu, "MailboxAuditControlResult") if e["properties"]["control_id"] == "audit-pipeline"]
+    assert [e["properties"]["status"] for e in first] == ["Error"]
+    [write] = [
+        call for call in emu.invocations("Set-Mailbox") if "CustomAttribute15" in call.body["CmdletInput"]["Parameters"]
+    ]
+    assert write.body["CmdletInput"]["Parameters"]["Identity"] == "canary@contoso.com"
+
+    time.sleep(1.1)
+    assert run_timer(emu, function="watch", **storage).returncode == 0  # the watch (Table state) sees the record
+    assert events(emu, "MailboxActivityAlert") == []  # the product's own canary is no alert
+    time.sleep(max(0.0, written + DEADLINE + 1 - time.monotonic()))  # past the canary's deadline: it is decided
+    assert run_timer(emu, **storage).returncode == 0
+    results = [e for e in events(emu, "MailboxAuditControlResult") if e["properties"]["control_id"] == "audit-pipeline"]
+    assert results[-1]["properties"]["status"] == "Compliant", results[-1]
+    completed = events(emu, "MailboxAuditCheckCompleted")[-1]  # the latency the workbook tile charts
+    assert completed["measurements"]["canary_latency_minutes"] >= 0
