@@ -6,7 +6,8 @@ A second run finds every assignment and sends no POST. Graph's errors become adm
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from shared.graph.client import GraphClient
 from shared.graph.errors import GraphAuthError, GraphError
@@ -65,48 +66,50 @@ def find_principal(client: GraphClient, reference: str, notes: list[str]) -> Pri
     return found
 
 
-def find_exchange(client: GraphClient) -> tuple[str, str]:
-    """(object id, Exchange.ManageAsApp role id) of the Office 365 Exchange Online service principal."""
+def _find_resource(client: GraphClient, app_id: str, step: Step, missing: str) -> Mapping[str, Any]:
+    """The service principal of a Microsoft API (`id`, `appRoles`) by its app id; GrantError naming `missing` when
+    the tenant has none (404), the step's explanation for any other Graph error."""
     try:
-        exchange = client.get(f"/servicePrincipals(appId='{EXCHANGE_APP_ID}')", {"$select": "id,appId,appRoles"})
+        return client.get(f"/servicePrincipals(appId='{app_id}')", {"$select": "id,appId,appRoles"})
     except GraphError as exc:
         if exc.status == 404:
-            raise GrantError(
-                f"The {EXCHANGE_DISPLAY_NAME} service principal ({EXCHANGE_APP_ID}) does not exist in "
-                "this tenant: it has no Exchange Online, or you signed in to another tenant. Nothing "
-                "was assigned."
-            ) from None
-        raise GrantError(explain(Step.FIND_EXCHANGE, exc)) from None
+            raise GrantError(f"{missing} Nothing was assigned.") from None
+        raise GrantError(explain(step, exc)) from None
+
+
+def find_exchange(client: GraphClient) -> tuple[str, str]:
+    """(object id, Exchange.ManageAsApp role id) of the Office 365 Exchange Online service principal."""
+    exchange = _find_resource(
+        client,
+        EXCHANGE_APP_ID,
+        Step.FIND_EXCHANGE,
+        f"The {EXCHANGE_DISPLAY_NAME} service principal ({EXCHANGE_APP_ID}) does not exist in this tenant: it has no "
+        "Exchange Online, or you signed in to another tenant.",
+    )
     return str(exchange.get("id", "")).lower(), manage_as_app_role_id(exchange)
 
 
 def find_management(client: GraphClient) -> tuple[str, str]:
     """(object id, ActivityFeed.Read role id) of the Office 365 Management APIs service principal."""
-    try:
-        management = client.get(f"/servicePrincipals(appId='{MANAGEMENT_APP_ID}')", {"$select": "id,appId,appRoles"})
-    except GraphError as exc:
-        if exc.status == 404:
-            raise GrantError(
-                f"The {MANAGEMENT_DISPLAY_NAME} service principal ({MANAGEMENT_APP_ID}) does not exist in this "
-                "tenant (the activity watch reads the audit feed through it), or you signed in to another tenant. "
-                f"An administrator can add it: `az ad sp create --id {MANAGEMENT_APP_ID}`; then run this command "
-                "again. Nothing was assigned."
-            ) from None
-        raise GrantError(explain(Step.FIND_MANAGEMENT, exc)) from None
+    management = _find_resource(
+        client,
+        MANAGEMENT_APP_ID,
+        Step.FIND_MANAGEMENT,
+        f"The {MANAGEMENT_DISPLAY_NAME} service principal ({MANAGEMENT_APP_ID}) does not exist in this tenant (the "
+        "activity watch reads the audit feed through it), or you signed in to another tenant. An administrator can "
+        f"add it: `az ad sp create --id {MANAGEMENT_APP_ID}`; then run this command again.",
+    )
     return str(management.get("id", "")).lower(), activity_feed_read_role_id(management)
 
 
 def find_graph(client: GraphClient) -> tuple[str, str]:
     """(object id, AuditLogsQuery.Read.All role id) of the Microsoft Graph service principal (for --search)."""
-    try:
-        graph = client.get(f"/servicePrincipals(appId='{GRAPH_APP_ID}')", {"$select": "id,appId,appRoles"})
-    except GraphError as exc:
-        if exc.status == 404:
-            raise GrantError(
-                f"The {GRAPH_DISPLAY_NAME} service principal ({GRAPH_APP_ID}) was not found: you signed in to "
-                "another tenant? Nothing was assigned."
-            ) from None
-        raise GrantError(explain(Step.FIND_GRAPH, exc)) from None
+    graph = _find_resource(
+        client,
+        GRAPH_APP_ID,
+        Step.FIND_GRAPH,
+        f"The {GRAPH_DISPLAY_NAME} service principal ({GRAPH_APP_ID}) was not found: you signed in to another tenant?",
+    )
     return str(graph.get("id", "")).lower(), audit_logs_query_role_id(graph)
 
 
