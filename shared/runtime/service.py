@@ -5,6 +5,7 @@ The timer, the HTTP function and the CLI all come through `execute`, so they beh
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -36,12 +37,11 @@ from shared.exchange.compliance import (
 from shared.exchange.errors import ComplianceUnavailable
 from shared.model import RunReport, Status
 from shared.runtime import telemetry
-from shared.runtime.state import activity_section, open_store
+from shared.runtime.state import CLOUD_TRIGGERS, activity_section, open_store
 from shared.runtime.tenant_lock import TenantLockError, TenantWriteLock
 
 log = logging.getLogger("mailbox_audit_guard.service")
 
-ARCHIVED_TRIGGERS = ("timer", "http", "queue")  # the CLI writes its evidence where the person asks (`report --out`)
 
 LOCK_WAIT_SECONDS = 90.0  # a concurrent remediation of the same tenant usually ends well within this
 
@@ -154,19 +154,20 @@ def execute(
     exchange = client
     compliance = ComplianceConnection(lambda: open_compliance_client(settings, exchange.run_deadline))
     state, state_problem = _state_for(config, trigger, state_path, (*controls, *checked_only))
+    # The checks of this run (all of them, or those only checked after a remediation) share one set of arguments.
+    check = functools.partial(
+        run_check,
+        client,
+        settings.tenant_id,
+        policy=policy,
+        trigger=trigger,
+        compliance=compliance,
+        state=state,
+        state_problem=state_problem,
+    )
     try:
         if command == "check":
-            report = run_check(
-                client,
-                settings.tenant_id,
-                controls,
-                policy=policy,
-                trigger=trigger,
-                report=report,
-                compliance=compliance,
-                state=state,
-                state_problem=state_problem,
-            )
+            report = check(controls, report=report)
         else:
             blob_service = archive.blob_service(config.storage, retry_total=1) if trigger != "cli" else None
             try:
@@ -188,17 +189,7 @@ def execute(
                 if blob_service is not None:
                     blob_service.close()
             if checked_only:
-                report = run_check(
-                    client,
-                    settings.tenant_id,
-                    checked_only,
-                    policy=policy,
-                    trigger=trigger,
-                    report=report,
-                    compliance=compliance,
-                    state=state,
-                    state_problem=state_problem,
-                )
+                report = check(checked_only, report=report)
     except (TenantLockError, archive.ArchiveError) as exc:
         report.controls = [
             error_result(control_id, f"nothing was written: {exc}") for control_id in controls + checked_only
@@ -312,7 +303,8 @@ def _publish(report: RunReport, settings: TelemetrySettings, storage: StorageSet
         report.status,
         f" (failed: {', '.join(report.failed_controls)})" if report.failed_controls else "",
     )
-    if report.trigger in ARCHIVED_TRIGGERS and storage is not None:  # None: the storage settings are refused
+    # The Function App archives its runs; the CLI writes its evidence where the person asks (`report --out`).
+    if report.trigger in CLOUD_TRIGGERS and storage is not None:  # None: the storage settings are refused
         archive_run(report, storage)
     try:
         telemetry.emit_run(report, include_identities=settings.include_identities, pseudonym_key=settings.pseudonym_key)
