@@ -52,12 +52,11 @@ def alert_detail(alert: Alert, raised: datetime) -> dict[str, Any]:
 def record_alerts(store: StateStore, tenant: str, alerts: Sequence[Alert], raised: datetime) -> None:
     """Keep the details of newly claimed alerts (call after the claim: only new alerts are kept)."""
     for alert in alerts:
-        text = json.dumps(alert_detail(alert, raised), ensure_ascii=False, separators=(",", ":"))
+        detail = alert_detail(alert, raised)
+        text = json.dumps(detail, ensure_ascii=False, separators=(",", ":"))
         if len(text.encode("utf-8")) > VALUE_MAX_BYTES:  # a huge message: keep the alert, shorten its text
-            shortened = alert_detail(alert, raised)
-            shortened["message"] = shortened["message"][:2000] + " …"
-            shortened["record_ids"] = shortened["record_ids"][:10]
-            text = json.dumps(shortened, ensure_ascii=False, separators=(",", ":"))
+            detail |= {"message": detail["message"][:2000] + " …", "record_ids": detail["record_ids"][:10]}
+            text = json.dumps(detail, ensure_ascii=False, separators=(",", ":"))
         store.put_value(tenant, alert_key(alert.id, raised), text)
 
 
